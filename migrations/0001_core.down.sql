@@ -1,0 +1,6 @@
+DROP TABLE IF EXISTS usage_daily;
+DROP TABLE IF EXISTS latest_readings;
+DROP TABLE IF EXISTS series;
+DROP TABLE IF EXISTS equipment;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS users;

@@ -1,0 +1,181 @@
+use std::time::Duration;
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use tokio_postgres::error::SqlState;
+
+use super::{DependencyReport, Outcome};
+use crate::config::Config;
+use crate::kafka::client_config;
+use crate::store::{Store, migrate};
+
+const STACK_HINT: &str = "start the local stack with `scripts/stack up`";
+
+fn fail(problem: impl Into<String>, fix: impl Into<String>) -> Outcome {
+    Outcome::Fail { problem: problem.into(), fix: fix.into() }
+}
+
+pub async fn database(config: &Config) -> DependencyReport {
+    let target = config.database.url.redacted();
+    let outcome = match Store::dedicated(&config.database).await {
+        Err(err) => database_failure(&err),
+        Ok(client) => match (client.query_one("SHOW server_version", &[]).await, migrate::current_version(&client).await) {
+            (Ok(row), Ok(version)) => {
+                let server: String = row.get(0);
+                let latest = migrate::latest_version();
+                if version < latest {
+                    fail(
+                        format!("PostgreSQL {server} answers, but the schema is at version {version} of {latest}"),
+                        "run `manifold migrate`",
+                    )
+                } else {
+                    Outcome::Ok { detail: format!("PostgreSQL {server}, schema version {version}") }
+                }
+            }
+            (Err(err), _) | (_, Err(crate::store::StoreError::Query { source: err, .. })) => {
+                fail(format!("connected, but a query failed: {err}"), "check the role's privileges on the database")
+            }
+            (_, Err(err)) => fail(format!("connected, but a query failed: {err}"), "check the database server's log"),
+        },
+    };
+    DependencyReport { dependency: "postgres", target, outcome }
+}
+
+fn database_failure(err: &crate::store::StoreError) -> Outcome {
+    use crate::store::StoreError;
+    let source = match err {
+        StoreError::Query { source, .. } => Some(source),
+        _ => None,
+    };
+    let code = source.and_then(|s| s.code());
+    match code {
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => fail(
+            "authentication failed",
+            "check the user and password in DATABASE_URL (or database.url)",
+        ),
+        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => fail(
+            "the database does not exist",
+            "create it (`createdb NAME`) or point DATABASE_URL at an existing database",
+        ),
+        Some(c) => fail(format!("the server refused the connection ({})", c.code()), "see the database server's log"),
+        None => fail(
+            format!("cannot connect: {err}"),
+            format!("{STACK_HINT}, or set DATABASE_URL to a reachable PostgreSQL"),
+        ),
+    }
+}
+
+pub async fn kafka(config: &Config) -> DependencyReport {
+    let target = config.kafka.brokers.clone();
+    let timeout = Duration::from_millis(config.kafka.request_timeout_ms.min(5_000));
+    let mut client = client_config(&config.kafka);
+    // One failed connection is enough to know; don't let librdkafka retry for the whole timeout.
+    client.set("log_level", "3");
+    let outcome = match client.create::<AdminClient<DefaultClientContext>>() {
+        Err(err) => fail(format!("client configuration rejected: {err}"), "fix the kafka.client.* properties"),
+        Ok(admin) => {
+            let wanted: Vec<String> = config.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
+            let metadata = tokio::task::spawn_blocking(move || {
+                admin.inner().fetch_metadata(None, timeout).map(|m| {
+                    let brokers = m.brokers().len();
+                    let present: Vec<String> = m.topics().iter().map(|t| t.name().to_owned()).collect();
+                    (brokers, present)
+                })
+            })
+            .await;
+            match metadata {
+                Ok(Ok((brokers, present))) => {
+                    let missing: Vec<&String> = wanted.iter().filter(|t| !present.contains(t)).collect();
+                    if missing.is_empty() {
+                        Outcome::Ok { detail: format!("{brokers} broker(s), all {} topics present", wanted.len()) }
+                    } else {
+                        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                        fail(format!("{brokers} broker(s) answer, but topics are missing: {}", names.join(", ")), "run `manifold topics create`")
+                    }
+                }
+                Ok(Err(err)) => fail(
+                    format!("no broker answered within {} ms: {err}", timeout.as_millis()),
+                    format!("{STACK_HINT}, or set KAFKA_BROKERS; for SASL/TLS set kafka.client.* properties"),
+                ),
+                Err(join) => fail(format!("the metadata request failed: {join}"), "report this as a bug"),
+            }
+        }
+    };
+    DependencyReport { dependency: "kafka", target, outcome }
+}
+
+fn http_client(timeout_ms: u64) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().timeout(Duration::from_millis(timeout_ms)).build()
+}
+
+pub async fn schema_registry(config: &Config) -> DependencyReport {
+    let base = config.schema_registry.url.trim_end_matches('/').to_owned();
+    let url = format!("{base}/subjects");
+    let outcome = match http_client(config.schema_registry.timeout_ms) {
+        Err(err) => fail(format!("cannot build an HTTP client: {err}"), "check the TLS setup of this machine"),
+        Ok(http) => match http.get(&url).send().await {
+            Err(err) => fail(
+                format!("cannot reach it: {}", without_url(&err)),
+                format!("{STACK_HINT}, or set SCHEMA_REGISTRY_URL to a Confluent-compatible registry"),
+            ),
+            Ok(response) if response.status().is_success() => match response.json::<Vec<String>>().await {
+                Ok(subjects) => Outcome::Ok { detail: format!("Confluent API answers, {} subject(s)", subjects.len()) },
+                Err(_) => fail(
+                    "answers, but not with the Confluent subjects list",
+                    "point SCHEMA_REGISTRY_URL at the Confluent-compatible API (Apicurio: …/apis/ccompat/v7)",
+                ),
+            },
+            Ok(response) => fail(
+                format!("GET /subjects answered HTTP {}", response.status()),
+                "point SCHEMA_REGISTRY_URL at the Confluent-compatible API (Apicurio: …/apis/ccompat/v7)",
+            ),
+        },
+    };
+    DependencyReport { dependency: "schema-registry", target: base, outcome }
+}
+
+pub async fn gnn_service(config: &Config) -> DependencyReport {
+    let Some(url) = config.gnn.service_url.clone() else {
+        return DependencyReport {
+            dependency: "gnn-service",
+            target: "-".into(),
+            outcome: Outcome::Skipped { detail: "not configured; windows are scored in process".into() },
+        };
+    };
+    let outcome = match http_client(config.gnn.timeout_ms) {
+        Err(err) => fail(format!("cannot build an HTTP client: {err}"), "check the TLS setup of this machine"),
+        // Any HTTP answer proves the service is there; its scoring route takes POSTs only.
+        Ok(http) => match http.get(&url).send().await {
+            Ok(response) => Outcome::Ok { detail: format!("answers (HTTP {})", response.status().as_u16()) },
+            Err(err) => fail(format!("cannot reach it: {}", without_url(&err)), "start the GNN service or unset GNN_SERVICE_URL"),
+        },
+    };
+    DependencyReport { dependency: "gnn-service", target: url, outcome }
+}
+
+/// reqwest errors repeat the URL, which the report already shows.
+fn without_url(err: &reqwest::Error) -> String {
+    let mut text = err.without_url_ref().to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    text
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        if self.is_timeout() {
+            "timed out".into()
+        } else if self.is_connect() {
+            "connection failed".into()
+        } else {
+            "request failed".into()
+        }
+    }
+}

@@ -1,0 +1,88 @@
+use anyhow::Context;
+use chrono::Utc;
+
+use super::{Command, Format, MigrateDirection, TopicsAction};
+use crate::config::Config;
+use crate::kafka::topics::{self, TopicOutcome};
+use crate::store::maintenance::Maintenance;
+use crate::store::{Store, migrate};
+use crate::telemetry::Metrics;
+
+pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
+    match command {
+        Command::Migrate { direction } => migrate_cmd(direction.unwrap_or(MigrateDirection::Up), &config).await,
+        Command::Topics { action: TopicsAction::Create } => topics_create(&config).await,
+        Command::Check { format } => check(&config, format).await,
+        Command::Maintain { once } => maintain(&config, once).await,
+    }
+}
+
+async fn migrate_cmd(direction: MigrateDirection, config: &Config) -> anyhow::Result<i32> {
+    let mut client = Store::dedicated(&config.database)
+        .await
+        .with_context(|| format!("connecting to {}", config.database.url))?;
+    match direction {
+        MigrateDirection::Up => {
+            let report = migrate::up(&mut client).await?;
+            println!("schema at version {} (applied: {:?})", report.version, report.changed);
+            // Readings need a partition for today before anything can be written.
+            let maintenance = Maintenance::new(config.database.clone(), config.storage.clone(), Metrics::new());
+            let pass = maintenance.run_once(Utc::now()).await?;
+            println!(
+                "readings partitions: {} created, {} dropped, {} deferred",
+                pass.partitions.created.len(),
+                pass.partitions.dropped.len(),
+                pass.partitions.deferred.len()
+            );
+        }
+        MigrateDirection::Down { steps, all } => {
+            let report = migrate::down(&mut client, if all { usize::MAX } else { steps }).await?;
+            println!("schema at version {} (reverted: {:?})", report.version, report.changed);
+        }
+        MigrateDirection::Status => {
+            let version = migrate::current_version(&client).await?;
+            println!("schema at version {version}; this binary knows up to {}", migrate::latest_version());
+        }
+    }
+    Ok(0)
+}
+
+async fn topics_create(config: &Config) -> anyhow::Result<i32> {
+    let report = topics::create(&config.kafka, &config.topics).await?;
+    for topic in &report {
+        match topic.outcome {
+            TopicOutcome::Created { partitions } => println!("created  {} ({partitions} partitions)", topic.name),
+            TopicOutcome::Exists { partitions } if topic.partition_mismatch() => println!(
+                "exists   {} with {partitions} partitions, config says {}: left as is (adding partitions moves keys)",
+                topic.name, topic.configured_partitions
+            ),
+            TopicOutcome::Exists { partitions } => println!("exists   {} ({partitions} partitions)", topic.name),
+        }
+    }
+    Ok(0)
+}
+
+async fn check(config: &Config, format: Format) -> anyhow::Result<i32> {
+    let reports = crate::check::run(config).await;
+    match format {
+        Format::Text => print!("{}", crate::check::render_text(&reports)),
+        Format::Json => println!("{}", serde_json::to_string(&reports)?),
+    }
+    Ok(if reports.iter().any(|r| r.is_failure()) { 1 } else { 0 })
+}
+
+async fn maintain(config: &Config, once: bool) -> anyhow::Result<i32> {
+    let maintenance = Maintenance::new(config.database.clone(), config.storage.clone(), Metrics::new());
+    if once {
+        let report = maintenance.run_once(Utc::now()).await?;
+        println!("{}", serde_json::json!({
+            "created": report.partitions.created,
+            "dropped": report.partitions.dropped,
+            "deferred": report.partitions.deferred,
+            "pruned_rows": report.pruned_rows,
+        }));
+    } else {
+        maintenance.run(crate::shutdown::on_signals()).await;
+    }
+    Ok(0)
+}

@@ -1,0 +1,198 @@
+//! One typed configuration: `config/default.toml`, an optional file, then environment overrides.
+
+mod load;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+pub use load::{ConfigError, Sources};
+pub use secret::{DatabaseUrl, KafkaClientProperties, Secret};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub env: Environment,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub api: ApiConfig,
+    pub gnn: GnnConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Test,
+    Staging,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub retention_days: u32,
+    pub future_skew_hours: u32,
+    pub aux_retention_days: u32,
+    pub maintenance_interval_seconds: u64,
+    pub lock_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub request_timeout_ms: u64,
+    #[serde(default)]
+    pub client: KafkaClientProperties,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub batches: TopicConfig,
+    pub dead_letters: TopicConfig,
+    pub windows_ready: TopicConfig,
+    pub scores: TopicConfig,
+}
+
+impl TopicsConfig {
+    /// The four topics of the design, each with its role for messages and reports.
+    pub fn all(&self) -> [(&'static str, &TopicConfig); 4] {
+        [
+            ("batches", &self.batches),
+            ("dead_letters", &self.dead_letters),
+            ("windows_ready", &self.windows_ready),
+            ("scores", &self.scores),
+        ]
+    }
+
+    pub fn partitions_of(&self, topic: &TopicConfig) -> i32 {
+        topic.partitions.unwrap_or(self.partitions)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    pub name: String,
+    /// Overrides `topics.partitions` for this topic.
+    pub partitions: Option<i32>,
+    pub retention_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub secret_key: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GnnConfig {
+    pub service_url: Option<String>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+const DEVELOPMENT_SECRET: &str = "development-only-secret-key-change-me";
+
+impl Config {
+    /// Loads the layered configuration; `env` is the process environment (or a test's map).
+    pub fn load(sources: &Sources, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let config: Config = load::layered(sources, env)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Cross-field rules that a type alone cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, why: String| Err(ConfigError::Invalid { key: key.to_owned(), why });
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be at least 1".into());
+        }
+        if self.storage.retention_days == 0 {
+            return invalid("storage.retention_days", "must be at least 1".into());
+        }
+        if self.storage.maintenance_interval_seconds == 0 {
+            return invalid("storage.maintenance_interval_seconds", "must be at least 1".into());
+        }
+        if self.topics.replication_factor < 1 {
+            return invalid("topics.replication_factor", "must be at least 1".into());
+        }
+        let mut names = Vec::new();
+        for (role, topic) in self.topics.all() {
+            if self.topics.partitions_of(topic) < 1 {
+                return invalid(&format!("topics.{role}.partitions"), "must be at least 1".into());
+            }
+            if topic.name.trim().is_empty() {
+                return invalid(&format!("topics.{role}.name"), "must not be empty".into());
+            }
+            if names.contains(&topic.name) {
+                return invalid(
+                    &format!("topics.{role}.name"),
+                    format!("topic {:?} is already used by another role", topic.name),
+                );
+            }
+            names.push(topic.name.clone());
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return invalid("kafka.brokers", "must name at least one broker".into());
+        }
+        for (key, url) in [
+            ("schema_registry.url", Some(&self.schema_registry.url)),
+            ("gnn.service_url", self.gnn.service_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && reqwest::Url::parse(url).is_err()
+            {
+                return invalid(key, format!("{url:?} is not a URL"));
+            }
+        }
+        if self.env == Environment::Production && self.api.secret_key.expose() == DEVELOPMENT_SECRET {
+            return invalid("api.secret_key", "production needs its own SECRET_KEY".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,36 @@
+//! Kafka clients built from one configuration, and topic administration.
+
+pub mod topics;
+
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka client configuration rejected: {0}")]
+    Config(String),
+    #[error("{context}: {source}")]
+    Client {
+        context: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("topic {topic}: {message}")]
+    Topic { topic: String, message: String },
+}
+
+/// The settings every manifold client shares; pass-through properties are applied last so an
+/// operator can override anything (SASL, TLS, timeouts) without a code change.
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("client.id", "manifold")
+        .set("socket.timeout.ms", config.request_timeout_ms.to_string())
+        .set("broker.address.family", "v4");
+    for (key, value) in config.client.iter() {
+        client.set(key, value);
+    }
+    client
+}

@@ -1,0 +1,12 @@
+//! manifold: the data plane of a hydraulic-diagnostics service.
+//!
+//! Flow: `codec → ingest → store → window → infer`, with `api` beside them. This crate is the
+//! library; `main.rs` only parses the command line and calls [`cli::run`].
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod kafka;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;

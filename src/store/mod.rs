@@ -1,0 +1,109 @@
+//! PostgreSQL: the pool, migrations, partition maintenance and (in later layers) the writers.
+
+pub mod maintenance;
+pub mod migrate;
+mod partitions;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use crate::config::DatabaseConfig;
+
+pub use migrate::{MigrationReport, StorageEngine};
+
+/// Errors of the storage layer. SQLSTATE codes that mean something to callers become variants.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL: {0}")]
+    Url(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("timed out waiting for a lock: {0}")]
+    LockTimeout(String),
+    #[error("{context}: {source}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("migration {version} ({name}): {message}")]
+    Migration { version: i32, name: &'static str, message: String },
+}
+
+impl StoreError {
+    /// Wraps a driver error, mapping the SQLSTATE codes callers act on.
+    pub fn query(context: &'static str, source: tokio_postgres::Error) -> Self {
+        match source.code() {
+            Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(context.to_owned()),
+            Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::LockTimeout(context.to_owned()),
+            None if source.is_closed() || source.as_db_error().is_none() => {
+                StoreError::Unavailable(format!("{context}: {source}"))
+            }
+            _ => StoreError::Query { context, source },
+        }
+    }
+
+    /// True when retrying later may succeed (outage, lock contention), as opposed to bad SQL or data.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::LockTimeout(_))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}
+
+/// The shared connection pool. Statements are prepared once per connection (`prepare_cached`).
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Builds the pool; connections are opened lazily, so this succeeds while the database is down.
+    pub fn new(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        let pg = pg_config(config.url.expose(), Duration::from_millis(config.connect_timeout_ms))?;
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .build()
+            .map_err(|err| StoreError::Url(err.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A connection outside the pool, for sessions that hold state (advisory locks, LISTEN,
+    /// DETACH … CONCURRENTLY, which cannot run inside a transaction block).
+    pub async fn dedicated(config: &DatabaseConfig) -> Result<tokio_postgres::Client, StoreError> {
+        let pg = pg_config(config.url.expose(), Duration::from_millis(config.connect_timeout_ms))?;
+        let (client, connection) = pg.connect(NoTls).await.map_err(|err| StoreError::query("connect", err))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "dedicated database connection closed");
+            }
+        });
+        Ok(client)
+    }
+}
+
+fn pg_config(url: &str, connect_timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
+    let mut pg: tokio_postgres::Config = url.parse().map_err(|err: tokio_postgres::Error| StoreError::Url(err.to_string()))?;
+    pg.connect_timeout(connect_timeout);
+    if pg.get_application_name().is_none() {
+        pg.application_name("manifold");
+    }
+    Ok(pg)
+}

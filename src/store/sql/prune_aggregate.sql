@@ -1,0 +1,1 @@
+DELETE FROM readings_1m WHERE bucket < $1
