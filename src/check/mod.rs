@@ -42,16 +42,21 @@ pub async fn run(config: &Config) -> Vec<DependencyReport> {
     vec![database, kafka, registry, gnn]
 }
 
-/// One line per dependency, aligned, for people.
+/// A block per dependency, aligned, for people.
 pub fn render_text(reports: &[DependencyReport]) -> String {
+    const INDENT: &str = "                      ";
     let mut out = String::new();
     for report in reports {
-        let (status, text) = match &report.outcome {
-            Outcome::Ok { detail } => ("OK", detail.clone()),
-            Outcome::Skipped { detail } => ("SKIP", detail.clone()),
-            Outcome::Fail { problem, fix } => ("FAIL", format!("{problem}\n{:24}fix: {fix}", "")),
+        let status = match report.outcome {
+            Outcome::Ok { .. } => "OK",
+            Outcome::Skipped { .. } => "SKIP",
+            Outcome::Fail { .. } => "FAIL",
         };
-        out.push_str(&format!("{:<16}{:<8}{}  ({})\n", report.dependency, status, text, report.target));
+        out.push_str(&format!("{:<16}{:<6}{}\n", report.dependency, status, report.target));
+        match &report.outcome {
+            Outcome::Ok { detail } | Outcome::Skipped { detail } => out.push_str(&format!("{INDENT}{detail}\n")),
+            Outcome::Fail { problem, fix } => out.push_str(&format!("{INDENT}{problem}\n{INDENT}fix: {fix}\n")),
+        }
     }
     out
 }

@@ -19,26 +19,25 @@ pub async fn database(config: &Config) -> DependencyReport {
     let target = config.database.url.redacted();
     let outcome = match Store::dedicated(&config.database).await {
         Err(err) => database_failure(&err),
-        Ok(client) => match (client.query_one("SHOW server_version", &[]).await, migrate::current_version(&client).await) {
-            (Ok(row), Ok(version)) => {
-                let server: String = row.get(0);
-                let latest = migrate::latest_version();
-                if version < latest {
-                    fail(
-                        format!("PostgreSQL {server} answers, but the schema is at version {version} of {latest}"),
-                        "run `manifold migrate`",
-                    )
-                } else {
-                    Outcome::Ok { detail: format!("PostgreSQL {server}, schema version {version}") }
-                }
-            }
-            (Err(err), _) | (_, Err(crate::store::StoreError::Query { source: err, .. })) => {
-                fail(format!("connected, but a query failed: {err}"), "check the role's privileges on the database")
-            }
-            (_, Err(err)) => fail(format!("connected, but a query failed: {err}"), "check the database server's log"),
-        },
+        Ok(client) => schema_state(&client).await,
     };
     DependencyReport { dependency: "postgres", target, outcome }
+}
+
+async fn schema_state(client: &tokio_postgres::Client) -> Outcome {
+    let server = match client.query_one("SHOW server_version", &[]).await {
+        Ok(row) => row.get::<_, String>(0),
+        Err(err) => return fail(format!("connected, but a query failed: {err}"), "check the role's privileges"),
+    };
+    let latest = migrate::latest_version();
+    match migrate::current_version(client).await {
+        Ok(version) if version >= latest => Outcome::Ok { detail: format!("PostgreSQL {server}, schema version {version}") },
+        Ok(version) => fail(
+            format!("PostgreSQL {server} answers, but the schema is at version {version} of {latest}"),
+            "run `manifold migrate`",
+        ),
+        Err(err) => fail(format!("connected, but reading the schema version failed: {err}"), "check the role's privileges"),
+    }
 }
 
 fn database_failure(err: &crate::store::StoreError) -> Outcome {

@@ -137,10 +137,23 @@ fn set(root: &mut Table, path: &[String], raw: &str) -> Result<(), String> {
         Some(Value::Float(_)) => Value::Float(raw.trim().parse().map_err(|_| format!("expected a number, got {raw:?}"))?),
         Some(Value::Boolean(_)) => Value::Boolean(raw.trim().parse().map_err(|_| format!("expected true or false, got {raw:?}"))?),
         Some(Value::Table(_)) => return Err("is a section; set its keys instead".into()),
-        _ => Value::String(raw.to_owned()),
+        Some(_) => Value::String(raw.to_owned()),
+        // A key without a default (an optional one): take the TOML reading of the text.
+        None => infer(raw),
     };
     table.insert(last.clone(), typed);
     Ok(())
+}
+
+fn infer(raw: &str) -> Value {
+    let trimmed = raw.trim();
+    if let Ok(i) = trimmed.parse::<i64>() {
+        Value::Integer(i)
+    } else if let Ok(b) = trimmed.parse::<bool>() {
+        Value::Boolean(b)
+    } else {
+        Value::String(raw.to_owned())
+    }
 }
 
 fn unknown_field(message: &str) -> Option<&str> {

@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` and `make test`. Both bring the local stack up
+# themselves (installing what is missing), so they work on a fresh Debian machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+STACK := scripts/stack
+MANIFOLD := target/debug/manifold
+# Every recipe line sees the stack's connection settings unless the caller set their own.
+WITH_STACK = eval "$$($(STACK) env --keep)" &&
+
+.PHONY: demo test build stack-up stack-down stack-status lint
+
+build:
+	cargo build --bin manifold
+
+stack-up:
+	$(STACK) up
+
+stack-down:
+	$(STACK) down
+
+stack-status:
+	$(STACK) status
+
+demo: stack-up build
+	$(WITH_STACK) $(MANIFOLD) migrate
+	$(WITH_STACK) $(MANIFOLD) topics create
+	$(WITH_STACK) $(MANIFOLD) check
+
+test: stack-up
+	$(WITH_STACK) cargo test --all-targets
+
+lint:
+	cargo clippy --all-targets -- -D warnings

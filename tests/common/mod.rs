@@ -1,0 +1,54 @@
+//! Shared test helpers: every test gets its own database and topic names, so tests run in parallel
+//! against the one local stack (`scripts/stack up`; `make test` starts it).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use manifold::config::{Config, Sources};
+
+/// The stack's connection settings, from the environment `scripts/stack env` exports.
+pub fn stack_env() -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for (var, default) in [
+        ("DATABASE_URL", "postgres://manifold:manifold@127.0.0.1:55432/manifold"),
+        ("KAFKA_BROKERS", "127.0.0.1:59092"),
+        ("SCHEMA_REGISTRY_URL", "http://127.0.0.1:58081/apis/ccompat/v7"),
+    ] {
+        env.insert(var.to_owned(), std::env::var(var).unwrap_or_else(|_| default.to_owned()));
+    }
+    env.insert("ENV".into(), "test".into());
+    env
+}
+
+/// A short id unique to this test run, for database, topic and group names.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or_default())
+}
+
+/// Creates an empty database of its own and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin_url = stack_env()["DATABASE_URL"].clone();
+    let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("the test stack's PostgreSQL must be up (make test starts it): {e}"));
+    tokio::spawn(connection);
+    let name = unique("mt");
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("DATABASE_URL ends in /dbname");
+    format!("{base}/{name}")
+}
+
+/// Config for a test: the stack's settings plus the given overrides (variable name → value).
+pub fn config_with(overrides: &[(&str, &str)]) -> Config {
+    let mut env = stack_env();
+    for (k, v) in overrides {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Config::load(&Sources::default(), &env).expect("test config loads")
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
