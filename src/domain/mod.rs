@@ -1,0 +1,12 @@
+//! Validated domain types. Constructors check their input, so code that holds one of these
+//! never sees invalid data.
+
+mod batch;
+mod error;
+mod ids;
+mod topology;
+
+pub use batch::{BatchLimits, RawBatch, RawSeries, Reading, SensorBatch, Series};
+pub use error::{DomainError, RejectKind};
+pub use ids::{ComponentId, SensorId, SystemId};
+pub use topology::{Component, Connection, Sensor, Topology};
