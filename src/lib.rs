@@ -4,6 +4,7 @@
 //! library; `main.rs` only parses the command line and calls [`cli::run`].
 
 pub mod check;
+pub mod codec;
 pub mod domain;
 pub mod cli;
 pub mod config;

@@ -1,0 +1,132 @@
+//! Wire formats: Avro in the Confluent framing (magic byte 0, 4-byte schema id, body) with a
+//! schema registry, and JSON with the same fields for simple devices. Content is detected per
+//! message.
+
+mod avro;
+pub mod registry;
+pub mod schemas;
+
+use apache_avro::types::Value;
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+
+pub use avro::{batch_from_value, batch_to_value};
+
+use crate::config::SchemaRegistryConfig;
+use crate::domain::{BatchLimits, DomainError, RawBatch, RejectKind, SensorBatch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The message is bad: it goes to the dead letters with this reason.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// The registry could not be asked (down, slow): retry, never dead-letter.
+    #[error("schema registry unavailable: {0}")]
+    Unavailable(String),
+    #[error("cannot encode: {0}")]
+    Encode(String),
+}
+
+fn registry_settings(config: &SchemaRegistryConfig) -> Result<SrSettings, CodecError> {
+    SrSettings::new_builder(config.url.trim_end_matches('/').to_owned())
+        .set_timeout(std::time::Duration::from_millis(config.timeout_ms))
+        .build()
+        .map_err(|e| CodecError::Unavailable(e.error))
+}
+
+/// Decodes sensor batches. Writer schemas are fetched once per schema id and cached by the
+/// registry client; fields are then read by name, so any compatible writer version decodes.
+pub struct BatchDecoder {
+    avro: AvroDecoder,
+    limits: BatchLimits,
+}
+
+impl BatchDecoder {
+    pub fn new(registry: &SchemaRegistryConfig, limits: BatchLimits) -> Result<Self, CodecError> {
+        Ok(Self { avro: AvroDecoder::new(registry_settings(registry)?), limits })
+    }
+
+    pub async fn decode(&self, payload: Option<&[u8]>) -> Result<SensorBatch, CodecError> {
+        let raw = self.decode_raw(payload).await?;
+        Ok(SensorBatch::parse(raw, &self.limits)?)
+    }
+
+    pub async fn decode_raw(&self, payload: Option<&[u8]>) -> Result<RawBatch, CodecError> {
+        let bytes = payload.unwrap_or_default();
+        match bytes.first() {
+            None => Err(malformed("the message has no value").into()),
+            Some(0) => {
+                let decoded = self.avro.decode(Some(bytes)).await.map_err(registry_error)?;
+                Ok(batch_from_value(decoded.value)?)
+            }
+            Some(_) => decode_json(bytes),
+        }
+    }
+}
+
+/// JSON batches: the fields of the Avro schema, with times as microseconds or RFC 3339 text.
+pub fn decode_json(bytes: &[u8]) -> Result<RawBatch, CodecError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            format!("JSON batch does not match the schema: {e}")
+        } else {
+            "neither Confluent-framed Avro (magic byte 0) nor a JSON object".to_owned()
+        };
+        malformed(&what).into()
+    })
+}
+
+fn malformed(message: &str) -> DomainError {
+    DomainError::new(RejectKind::Malformed, "value", message)
+}
+
+fn registry_error(err: SRCError) -> CodecError {
+    if err.retriable {
+        return CodecError::Unavailable(err.error);
+    }
+    let text = match &err.cause {
+        Some(cause) => format!("{}: {cause}", err.error),
+        None => err.error.clone(),
+    };
+    // A schema the registry does not have is the message's fault; bytes that don't match the
+    // writer schema are malformed.
+    let kind = if text.contains("schema") && (text.contains("not found") || text.contains("40403") || text.contains("raw schema")) {
+        RejectKind::UnknownSchema
+    } else {
+        RejectKind::Malformed
+    };
+    CodecError::Rejected(DomainError::new(kind, "value", text))
+}
+
+/// Encodes records in the Confluent framing, registering the bundled schema under
+/// `<topic>-value` on first use (the registry returns the existing id when it is there); the
+/// schema id is cached per subject after that.
+pub struct RecordEncoder {
+    avro: AvroEncoder,
+    strategy: SubjectNameStrategy,
+}
+
+impl RecordEncoder {
+    pub fn new(registry: &SchemaRegistryConfig, topic: &str, schema: &str) -> Result<Self, CodecError> {
+        let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
+        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_owned(), false, supplied);
+        Ok(Self { avro: AvroEncoder::new(registry_settings(registry)?), strategy })
+    }
+
+    /// An encoder for sensor batches on `topic`.
+    pub fn for_batches(registry: &SchemaRegistryConfig, topic: &str) -> Result<Self, CodecError> {
+        Self::new(registry, topic, schemas::SENSOR_BATCH)
+    }
+
+    pub async fn encode(&self, value: Value) -> Result<Vec<u8>, CodecError> {
+        self.avro.encode_value(value, &self.strategy).await.map_err(|e| {
+            if e.retriable { CodecError::Unavailable(e.error) } else { CodecError::Encode(e.error) }
+        })
+    }
+
+    pub async fn encode_batch(&self, batch: &RawBatch) -> Result<Vec<u8>, CodecError> {
+        self.encode(batch_to_value(batch)).await
+    }
+}
