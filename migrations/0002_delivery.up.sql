@@ -32,7 +32,9 @@ CREATE TABLE dead_letters (
     error_kind       text NOT NULL,
     error_message    text NOT NULL,
     system_id        text,
-    batch_id         text
+    batch_id         text,
+    -- Set by `manifold dlq replay` when the message was sent to the input topic again.
+    replayed_at      timestamptz
 );
 CREATE INDEX dead_letters_time ON dead_letters (received_at);
 CREATE INDEX dead_letters_kind ON dead_letters (error_kind, received_at);

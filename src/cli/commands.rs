@@ -14,6 +14,10 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Topics { action: TopicsAction::Create } => topics_create(&config).await,
         Command::Check { format } => check(&config, format).await,
         Command::Maintain { once } => maintain(&config, once).await,
+        Command::Ingest => super::pipeline::ingest(config).await,
+        Command::Schemas { action: super::SchemasAction::Register } => super::pipeline::register_schemas(&config).await,
+        Command::Simulate(args) => super::pipeline::simulate(&config, args).await,
+        Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
     }
 }
 

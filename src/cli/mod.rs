@@ -2,6 +2,7 @@
 //! or operation failed, 2 bad usage or configuration.
 
 mod commands;
+mod pipeline;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Consume sensor batches into the database (with the outbox relay and maintenance) until stopped.
+    Ingest,
+    /// Avro schema registry administration.
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+    /// Virtual devices replaying the UCI hydraulic rig into the input topic.
+    Simulate(SimulateArgs),
+    /// Inspect and replay dead letters.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Storage maintenance: create partitions ahead, drop expired ones, prune old rows.
     Maintain {
         /// One pass, then exit (default: repeat every storage.maintenance_interval_seconds).
@@ -66,6 +81,57 @@ pub enum MigrateDirection {
 pub enum TopicsAction {
     /// Create the four topics with the configured partitions and retention (idempotent).
     Create,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemasAction {
+    /// Register every bundled schema under `<topic>-value` (idempotent).
+    Register,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// A directory in the UCI layout (profile.txt + one file per sensor); default: the sample.
+    #[arg(long, default_value = crate::sim::SAMPLE_DATA)]
+    pub data: PathBuf,
+    /// Number of systems (devices), one rig each.
+    #[arg(long, default_value_t = 1)]
+    pub systems: usize,
+    /// System ids are PREFIX-0, PREFIX-1, …
+    #[arg(long, default_value = "rig")]
+    pub prefix: String,
+    /// Load cycles (60 s each) per system.
+    #[arg(long, default_value_t = 10)]
+    pub cycles: usize,
+    /// Real time × N, or "max" for as fast as possible (a backfill whose event times end now).
+    #[arg(long, default_value = "max")]
+    pub speed: String,
+    /// Make every N-th message a bad one (garbage, NaN, out of range, unknown sensor).
+    #[arg(long)]
+    pub bad_every: Option<usize>,
+    #[arg(long, value_enum, default_value_t = crate::sim::WireFormat::Avro)]
+    pub format: crate::sim::WireFormat,
+    /// First data row to replay.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// Counts by reason and the newest examples.
+    List {
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Send dead letters (not replayed yet) to the input topic again, e.g. after a fix.
+    Replay {
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -19,6 +19,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
+    pub ingest: IngestConfig,
+    pub relay: RelayConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub api: ApiConfig,
     pub gnn: GnnConfig,
@@ -70,16 +72,18 @@ pub struct TopicsConfig {
     pub dead_letters: TopicConfig,
     pub windows_ready: TopicConfig,
     pub scores: TopicConfig,
+    pub relay_position: TopicConfig,
 }
 
 impl TopicsConfig {
-    /// The four topics of the design, each with its role for messages and reports.
-    pub fn all(&self) -> [(&'static str, &TopicConfig); 4] {
+    /// The four topics of the design and the relay's position topic, each with its role.
+    pub fn all(&self) -> [(&'static str, &TopicConfig); 5] {
         [
             ("batches", &self.batches),
             ("dead_letters", &self.dead_letters),
             ("windows_ready", &self.windows_ready),
             ("scores", &self.scores),
+            ("relay_position", &self.relay_position),
         ]
     }
 
@@ -95,6 +99,35 @@ pub struct TopicConfig {
     /// Overrides `topics.partitions` for this topic.
     pub partitions: Option<i32>,
     pub retention_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub group_id: String,
+    pub chunk_max_readings: usize,
+    pub chunk_max_delay_ms: u64,
+    pub max_batch_readings: usize,
+    pub bad_readings: BadReadingsPolicy,
+    pub queued_max_kbytes: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadReadingsPolicy {
+    RejectBatch,
+    StoreValid,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    pub transactional_id: String,
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +206,12 @@ impl Config {
                 );
             }
             names.push(topic.name.clone());
+        }
+        if self.ingest.chunk_max_readings < self.ingest.max_batch_readings.min(1) || self.ingest.chunk_max_readings == 0 {
+            return invalid("ingest.chunk_max_readings", "must be at least 1".into());
+        }
+        if self.ingest.retry_initial_ms == 0 || self.ingest.retry_max_ms < self.ingest.retry_initial_ms {
+            return invalid("ingest.retry_max_ms", "needs 0 < retry_initial_ms <= retry_max_ms".into());
         }
         if self.kafka.brokers.trim().is_empty() {
             return invalid("kafka.brokers", "must name at least one broker".into());

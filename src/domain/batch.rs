@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{DomainError, RejectKind, SensorId, SystemId};
 
-const MAX_BATCH_ID_LEN: usize = 128;
+const MAX_BATCH_ID_LEN: usize = 160;
 
 /// The fields of `schemas/sensor_batch.avsc`. Times are microseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

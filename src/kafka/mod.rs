@@ -34,3 +34,18 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     }
     client
 }
+
+/// An idempotent producer with the Java-compatible partitioner, so a system's key lands on the
+/// same partition whichever client produced it.
+pub fn producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    let mut client = client_config(config);
+    client
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "10")
+        .set("compression.type", "lz4");
+    for (key, value) in config.client.iter() {
+        client.set(key, value);
+    }
+    client.create().map_err(|e| KafkaError::Config(e.to_string()))
+}

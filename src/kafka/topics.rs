@@ -1,4 +1,5 @@
-//! `manifold topics create`: the four topics of the design, idempotently.
+//! `manifold topics create`: the four topics of the design and the relay's position topic,
+//! idempotently.
 
 use std::time::Duration;
 
@@ -46,10 +47,12 @@ pub async fn create(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result<Vec<To
         .all()
         .iter()
         .zip(&retention)
-        .map(|((_, topic), (_, retention_ms))| {
+        .map(|((role, topic), (_, retention_ms))| {
+            // The relay position is a latest-value log: compaction keeps the newest per key.
+            let cleanup = if *role == "relay_position" { "compact" } else { "delete" };
             NewTopic::new(&topic.name, topics.partitions_of(topic), TopicReplication::Fixed(topics.replication_factor))
                 .set("retention.ms", retention_ms)
-                .set("cleanup.policy", "delete")
+                .set("cleanup.policy", cleanup)
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));

@@ -48,6 +48,13 @@ const MIGRATIONS: &[Migration] = &[
             include_str!("../../migrations/0003_readings.timescale.down.sql"),
         )),
     },
+    Migration {
+        version: 4,
+        name: "equipment_notify",
+        up: include_str!("../../migrations/0004_equipment_notify.up.sql"),
+        down: include_str!("../../migrations/0004_equipment_notify.down.sql"),
+        timescale: None,
+    },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.

@@ -1,8 +1,19 @@
 //! PostgreSQL: the pool, migrations, partition maintenance and (in later layers) the writers.
 
+mod dead_letters;
+mod equipment;
+pub mod ingest;
+mod outbox;
 pub mod maintenance;
 pub mod migrate;
+mod offsets;
 mod partitions;
+mod pgtime;
+
+pub use dead_letters::{DeadLetterExample, ReasonCount, StoredLetter};
+pub use equipment::{SeriesMeta, SystemMeta};
+pub use outbox::OutboxEvent;
+pub use pgtime::PgTimestamp;
 
 use std::time::Duration;
 

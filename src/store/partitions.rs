@@ -130,7 +130,7 @@ async fn create(client: &Client, name: &str, day: NaiveDate, table_exists: bool)
         "ALTER TABLE readings ATTACH PARTITION {name} FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')"
     );
     client.batch_execute(&attach).await.map_err(|e| StoreError::query("attach a readings partition", e))?;
-    tracing::info!(partition = name, "readings partition created");
+    tracing::debug!(partition = name, "readings partition created");
     Ok(())
 }
 
@@ -147,7 +147,7 @@ async fn drop_expired(client: &Client, name: &str, partition: &Existing) -> Resu
         .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
         .await
         .map_err(|e| StoreError::query("drop a readings partition", e))?;
-    tracing::info!(partition = name, "expired readings partition dropped");
+    tracing::debug!(partition = name, "expired readings partition dropped");
     Ok(())
 }
 

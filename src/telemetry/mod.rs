@@ -1,6 +1,7 @@
 //! Logs (tracing) and metrics (one Prometheus registry shared by every component).
 
 mod metrics;
+pub mod ops;
 
 use std::io::IsTerminal;
 
@@ -8,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
-pub use metrics::Metrics;
+pub use metrics::{Metrics, register};
 
 /// Installs the global subscriber. Logs go to stderr so that commands can print reports on stdout.
 /// `RUST_LOG`, when set, wins over the configured level.
@@ -24,7 +25,7 @@ pub fn init_logging(config: &TelemetryConfig) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second init (tests, embedding) keeps the first subscriber; that is not an error worth failing on.
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(true).try_init()
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
     } else {
         builder.try_init()
     };

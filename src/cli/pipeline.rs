@@ -1,0 +1,101 @@
+//! Subcommands of the data path: ingest, schemas, simulate, dlq.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use rdkafka::producer::FutureRecord;
+
+use super::{DlqAction, Format, SimulateArgs};
+use crate::codec::registry;
+use crate::config::Config;
+use crate::sim::{self, SimulateOptions};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+pub async fn ingest(config: Config) -> anyhow::Result<i32> {
+    crate::ingest::run(config, Metrics::new(), crate::shutdown::on_signals()).await?;
+    Ok(0)
+}
+
+pub async fn register_schemas(config: &Config) -> anyhow::Result<i32> {
+    for registered in registry::register_all(&config.schema_registry, &config.topics).await? {
+        println!("{}  id {}", registered.subject, registered.id);
+    }
+    Ok(0)
+}
+
+pub async fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<i32> {
+    let speed = match args.speed.as_str() {
+        "max" => None,
+        text => Some(text.parse::<f64>().ok().filter(|s| *s > 0.0).context("--speed takes a positive number or \"max\"")?),
+    };
+    let options = SimulateOptions {
+        data: args.data,
+        systems: args.systems,
+        system_prefix: args.prefix,
+        cycles: args.cycles,
+        speed,
+        bad_every: args.bad_every,
+        format: args.format,
+        offset: args.offset,
+    };
+    let report = sim::run(config, &options).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(0)
+}
+
+pub async fn dlq(config: &Config, action: DlqAction) -> anyhow::Result<i32> {
+    let store = Store::new(&config.database)?;
+    match action {
+        DlqAction::List { reason, limit, format } => {
+            let summary = store.dead_letter_summary().await?;
+            let examples = store.dead_letter_examples(reason.as_deref(), limit).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::json!({ "reasons": summary, "newest": examples }));
+                return Ok(0);
+            }
+            println!("{:<18}{:>10}{:>10}  newest", "reason", "total", "pending");
+            for r in &summary {
+                println!("{:<18}{:>10}{:>10}  {}", r.reason, r.total, r.pending, r.newest.to_rfc3339());
+            }
+            println!();
+            for e in &examples {
+                println!(
+                    "#{} {} {} system={} batch={} p{}@{}\n    {}",
+                    e.id,
+                    e.received_at.to_rfc3339(),
+                    e.reason,
+                    e.system_id.as_deref().unwrap_or("-"),
+                    e.batch_id.as_deref().unwrap_or("-"),
+                    e.partition,
+                    e.offset,
+                    e.message
+                );
+            }
+        }
+        DlqAction::Replay { reason } => {
+            let producer = crate::kafka::producer(&config.kafka)?;
+            let topic = &config.topics.batches.name;
+            let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::no_length() } else { indicatif::ProgressBar::hidden() };
+            let (mut after, mut replayed) = (0, 0u64);
+            loop {
+                let letters = store.dead_letters_to_replay(reason.as_deref(), after, 500).await?;
+                let Some(last) = letters.last() else { break };
+                after = last.id;
+                for letter in &letters {
+                    let mut record = FutureRecord::to(topic).payload(letter.value.as_deref().unwrap_or_default());
+                    if let Some(key) = &letter.key {
+                        record = record.key(key.as_slice());
+                    }
+                    producer.send(record, std::time::Duration::from_secs(30)).await.map_err(|(e, _)| e)?;
+                    bar.inc(1);
+                }
+                let ids: Vec<i64> = letters.iter().map(|l| l.id).collect();
+                replayed += store.mark_replayed(&ids).await?;
+            }
+            bar.finish_and_clear();
+            println!("{}", serde_json::json!({ "replayed": replayed }));
+        }
+    }
+    Ok(0)
+}

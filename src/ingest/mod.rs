@@ -1,0 +1,92 @@
+//! `manifold ingest`: sensor batches from Kafka into PostgreSQL, exactly once, with dead
+//! letters, the outbox relay and storage maintenance in the same process.
+
+mod consumer;
+mod metadata;
+mod metrics;
+mod pending;
+mod service;
+pub mod validate;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use metadata::MetadataCache;
+pub use metrics::IngestMetrics;
+pub use service::{IngestHealth, IngestService};
+
+use crate::codec::BatchDecoder;
+use crate::config::Config;
+use crate::domain::BatchLimits;
+use crate::relay::Relay;
+use crate::store::maintenance::Maintenance;
+use crate::store::{Store, migrate};
+use crate::telemetry::{Metrics, ops};
+
+/// How long running work may take to finish after a shutdown signal.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs ingest, relay, maintenance and the operations listener until `shutdown`.
+/// Consumers drain first; the listener stops last.
+pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = Store::new(&config.database)?;
+    let engine = {
+        let client = store.client().await?;
+        migrate::storage_engine(&client).await?.ok_or_else(|| anyhow::anyhow!("the schema is not migrated: run `manifold migrate`"))?
+    };
+    let cache = MetadataCache::default();
+    cache.reload_all(&store).await?;
+    let health = Arc::new(IngestHealth::default());
+    let ingest_metrics = IngestMetrics::new(&metrics);
+    let service = IngestService {
+        store: store.clone(),
+        engine,
+        decoder: BatchDecoder::new(&config.schema_registry, BatchLimits { max_readings: config.ingest.max_batch_readings })?,
+        cache: cache.clone(),
+        validator: validate::Validator {
+            max_future_us: i64::from(config.storage.future_skew_hours) * 3_600_000_000,
+            retention_us: i64::from(config.storage.retention_days) * 86_400_000_000,
+            policy: config.ingest.bad_readings,
+        },
+        metrics: ingest_metrics,
+        health: health.clone(),
+        config: config.ingest.clone(),
+        kafka: config.kafka.clone(),
+        topic: config.topics.batches.name.clone(),
+    };
+
+    let workers = shutdown.child_token();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(cache.listen(store.clone(), config.database.clone(), workers.clone()));
+    tasks.spawn(Relay::new(&config, store.clone()).run(workers.clone()));
+    tasks.spawn(Maintenance::new(config.database.clone(), config.storage.clone(), metrics.clone()).run(workers.clone()));
+    let ingest_token = workers.clone();
+    tasks.spawn(async move {
+        if let Err(err) = service.run(ingest_token.clone()).await {
+            tracing::error!(error = %err, "ingest failed");
+            ingest_token.cancel();
+        }
+    });
+
+    let listener_token = CancellationToken::new();
+    let readiness: ops::Readiness = Arc::new(move || {
+        if health.outage.load(Ordering::Relaxed) { Err("paused: the database or the schema registry is unavailable".into()) } else { Ok(()) }
+    });
+    let (bound, listener) = ops::serve(config.ingest.listen, metrics, readiness, listener_token.clone()).await?;
+    tracing::info!(listen = %bound, "ingest operations listener up");
+
+    workers.cancelled().await;
+    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("shutdown deadline passed; abandoning unfinished work (stored offsets keep it safe)");
+        tasks.abort_all();
+    }
+    listener_token.cancel();
+    let _ = listener.await;
+    Ok(())
+}
+

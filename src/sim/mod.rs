@@ -1,0 +1,162 @@
+//! `manifold simulate`: virtual devices replaying the UCI hydraulic rig, one system each.
+
+mod dataset;
+pub mod rig;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::FutureRecord;
+use serde::Serialize;
+
+pub use dataset::{Conditions, Cycle, DatasetError, load};
+
+use crate::codec::RecordEncoder;
+use crate::config::Config;
+use crate::domain::{RawBatch, RawSeries, SystemId};
+use crate::kafka::producer;
+use crate::store::Store;
+
+/// The sample committed with the repository, so a clone without ../shared can run the demo.
+pub const SAMPLE_DATA: &str = "data/uci-sample";
+const CYCLE_US: i64 = 60_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WireFormat {
+    Avro,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    pub data: PathBuf,
+    pub systems: usize,
+    pub system_prefix: String,
+    pub cycles: usize,
+    /// Real time × speed; None: as fast as possible (a backfill whose event times end now).
+    pub speed: Option<f64>,
+    /// Every n-th message is a bad one (rotating through the kinds of bad input).
+    pub bad_every: Option<usize>,
+    pub format: WireFormat,
+    /// First dataset row to replay (rows wrap around).
+    pub offset: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct SimulateReport {
+    pub batches: u64,
+    pub readings: u64,
+    pub bad: u64,
+}
+
+pub fn system_id(prefix: &str, index: usize) -> String {
+    format!("{prefix}-{index}")
+}
+
+/// The readings of one cycle of one system as a batch; event times start at `start_us`.
+pub fn cycle_batch(system: &str, cycle: &Cycle, start_us: i64) -> RawBatch {
+    let series = rig::RIG_SENSORS
+        .iter()
+        .zip(&cycle.series)
+        .map(|((sensor, ..), values)| RawSeries { sensor_id: (*sensor).into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: values.clone() })
+        .collect();
+    RawBatch { batch_id: Some(format!("{system}-{start_us}")), system_id: system.into(), produced_at: Some(chrono::Utc::now().timestamp_micros()), series }
+}
+
+/// Creates each simulated system's equipment (owned by the simulator user) when missing.
+pub async fn ensure_equipment(store: &Store, prefix: &str, systems: usize) -> anyhow::Result<()> {
+    let owner = store.ensure_user("simulator@manifold.local", "Device simulator").await?;
+    let topology = rig::rig_topology().validate()?;
+    for i in 0..systems {
+        let id = system_id(prefix, i);
+        if store.load_system(&id).await?.is_none() {
+            store.put_equipment(owner, &SystemId::parse(&id)?, &format!("UCI hydraulic rig #{i}"), &topology).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A bad message of the `n`-th kind, for `system` (the simulator's dead-letter drill):
+/// garbage bytes, a NaN, a value out of range, or an unknown sensor.
+async fn bad_message(n: u64, system: &str, start_us: i64, cycle: &Cycle, encoder: &RecordEncoder, format: WireFormat) -> anyhow::Result<Vec<u8>> {
+    let mut batch = cycle_batch(system, cycle, start_us);
+    batch.batch_id = Some(format!("{system}-{start_us}-bad{n}"));
+    match n % 4 {
+        0 => return Ok(b"\x07not a batch".to_vec()),
+        // JSON has no NaN; a JSON device's equivalent mistake is a negative pressure.
+        1 if format == WireFormat::Avro => batch.series[0].values[0] = f64::NAN,
+        1 => batch.series[0].values[0] = -1.0,
+        2 => batch.series[1].values[3] = 1e9,
+        _ => batch.series[2].sensor_id = "PS99".into(),
+    }
+    encode(&batch, encoder, format).await
+}
+
+async fn encode(batch: &RawBatch, encoder: &RecordEncoder, format: WireFormat) -> anyhow::Result<Vec<u8>> {
+    Ok(match format {
+        WireFormat::Avro => encoder.encode_batch(batch).await?,
+        WireFormat::Json => serde_json::to_vec(batch)?,
+    })
+}
+
+pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<SimulateReport> {
+    let cycles = load(&options.data)?;
+    anyhow::ensure!(!cycles.is_empty(), "no cycles in {}", options.data.display());
+    let store = Store::new(&config.database)?;
+    ensure_equipment(&store, &options.system_prefix, options.systems).await?;
+    let topic = config.topics.batches.name.clone();
+    let encoder = RecordEncoder::for_batches(&config.schema_registry, &topic)?;
+    let producer = producer(&config.kafka)?;
+
+    let now = chrono::Utc::now().timestamp_micros();
+    let aligned_now = now - now.rem_euclid(CYCLE_US);
+    let first_start = match options.speed {
+        Some(speed) if speed <= 1.0 => aligned_now,
+        _ => aligned_now - options.cycles as i64 * CYCLE_US,
+    };
+    let total = (options.cycles * options.systems) as u64;
+    let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
+    let mut report = SimulateReport::default();
+    let started = Instant::now();
+    let mut deliveries = Vec::new();
+    for c in 0..options.cycles {
+        let start_us = first_start + c as i64 * CYCLE_US;
+        if let Some(speed) = options.speed {
+            let due = started + Duration::from_secs_f64(c as f64 * 60.0 / speed.max(1e-6));
+            tokio::time::sleep_until(due.into()).await;
+        }
+        for s in 0..options.systems {
+            let system = system_id(&options.system_prefix, s);
+            let cycle = &cycles[(options.offset + c + s * 7) % cycles.len()];
+            let n = report.batches + report.bad + 1;
+            let payload = match options.bad_every {
+                Some(every) if every > 0 && n % every as u64 == 0 => {
+                    report.bad += 1;
+                    bad_message(report.bad, &system, start_us, cycle, &encoder, options.format).await?
+                }
+                _ => {
+                    let batch = cycle_batch(&system, cycle, start_us);
+                    report.batches += 1;
+                    report.readings += batch.series.iter().map(|s| s.values.len() as u64).sum::<u64>();
+                    encode(&batch, &encoder, options.format).await?
+                }
+            };
+            let record = FutureRecord::to(&topic).key(system.as_bytes()).payload(&payload);
+            let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
+            deliveries.push(delivery);
+            bar.inc(1);
+        }
+        // Bound the messages in flight, and surface delivery errors early.
+        if deliveries.len() >= 1000 || options.speed.is_some() {
+            for delivery in deliveries.drain(..) {
+                delivery.await?.map_err(|(e, _)| e)?;
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}

@@ -1,0 +1,1 @@
+COPY readings (time, series_id, value) FROM STDIN (FORMAT binary)
