@@ -49,7 +49,7 @@ async fn down_reverts_step_by_step_and_up_restores_the_schema() {
 
     let one = migrate::down(&mut client, 1).await.unwrap();
     assert_eq!(one.changed, vec![migrate::latest_version()]);
-    assert!(!existing_tables(&client).await.contains(&"readings".to_owned()));
+    assert_eq!(one.version, migrate::latest_version() - 1);
 
     let all = migrate::down(&mut client, usize::MAX).await.unwrap();
     assert_eq!(all.version, 0);

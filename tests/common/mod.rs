@@ -52,3 +52,5 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     tokio::spawn(connection);
     client
 }
+
+pub mod pipeline;
