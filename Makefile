@@ -12,8 +12,10 @@ WITH_STACK = eval "$$($(STACK) env --keep)" &&
 build:
 	cargo build --bin manifold
 
+# MANIFOLD_NO_STACK=1 skips the local stack: point DATABASE_URL, KAFKA_BROKERS and
+# SCHEMA_REGISTRY_URL at existing services instead.
 stack-up:
-	$(STACK) up
+	@if [ -z "$${MANIFOLD_NO_STACK:-}" ]; then $(STACK) up; fi
 
 stack-down:
 	$(STACK) down

@@ -109,6 +109,8 @@ pub struct IngestConfig {
     pub chunk_max_delay_ms: u64,
     pub max_batch_readings: usize,
     pub bad_readings: BadReadingsPolicy,
+    pub session_timeout_ms: u64,
+    pub instance_id: Option<String>,
     pub queued_max_kbytes: u64,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,

@@ -77,7 +77,11 @@ pub fn create(
         .set("isolation.level", "read_committed")
         .set("queued.max.messages.kbytes", ingest.queued_max_kbytes.to_string())
         .set("fetch.max.bytes", "8388608")
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        .set("session.timeout.ms", ingest.session_timeout_ms.to_string());
+    if let Some(instance) = &ingest.instance_id {
+        config.set("group.instance.id", instance);
+    }
     for (key, value) in kafka.client.iter() {
         config.set(key, value);
     }

@@ -10,6 +10,7 @@ use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
 pub struct TestPipeline {
+    producer: rdkafka::producer::FutureProducer,
     pub config: Config,
     pub prefix: String,
     pub db_url: String,
@@ -33,12 +34,16 @@ impl TestPipeline {
             ("MANIFOLD__INGEST__LISTEN".into(), "127.0.0.1:0".into()),
             ("MANIFOLD__INGEST__CHUNK_MAX_DELAY_MS".into(), "50".into()),
             ("MANIFOLD__INGEST__RETRY_MAX_MS".into(), "1000".into()),
+            ("MANIFOLD__INGEST__SESSION_TIMEOUT_MS".into(), "6000".into()),
             ("MANIFOLD__RELAY__TRANSACTIONAL_ID".into(), format!("{prefix}-relay")),
             ("MANIFOLD__RELAY__POLL_INTERVAL_MS".into(), "50".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let config = super::config_with(&pairs);
+        if std::env::var_os("MANIFOLD_TEST_LOG").is_some() {
+            manifold::telemetry::init_logging(&config.telemetry);
+        }
         let mut client = super::connect(&db_url).await;
         manifold::store::migrate::up(&mut client).await.expect("migrate");
         manifold::store::maintenance::Maintenance::new(config.database.clone(), config.storage.clone(), manifold::telemetry::Metrics::new())
@@ -46,7 +51,8 @@ impl TestPipeline {
             .await
             .expect("partitions");
         topics::create(&config.kafka, &config.topics).await.expect("topics");
-        TestPipeline { config, prefix, db_url, env }
+        let producer = manifold::kafka::producer(&config.kafka).expect("producer");
+        TestPipeline { producer, config, prefix, db_url, env }
     }
 
     pub fn store(&self) -> Store {
@@ -72,8 +78,7 @@ impl TestPipeline {
     }
 
     pub async fn produce(&self, key: &str, payload: &[u8]) {
-        let producer = manifold::kafka::producer(&self.config.kafka).unwrap();
-        producer
+        self.producer
             .send(FutureRecord::to(&self.config.topics.batches.name).key(key).payload(payload), Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
