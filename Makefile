@@ -29,7 +29,7 @@ demo: stack-up build
 	$(WITH_STACK) $(MANIFOLD) check
 
 test: stack-up
-	$(WITH_STACK) cargo test --all-targets
+	$(WITH_STACK) MANIFOLD_PYTHON="$$(scripts/python-env)" cargo test --all-targets
 
 lint:
 	cargo clippy --all-targets -- -D warnings
