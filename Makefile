@@ -24,9 +24,7 @@ stack-status:
 	$(STACK) status
 
 demo: stack-up build
-	$(WITH_STACK) $(MANIFOLD) migrate
-	$(WITH_STACK) $(MANIFOLD) topics create
-	$(WITH_STACK) $(MANIFOLD) check
+	scripts/demo
 
 test: stack-up
 	$(WITH_STACK) MANIFOLD_PYTHON="$$(scripts/python-env)" cargo test --all-targets
