@@ -29,6 +29,8 @@ use crate::kafka::KafkaError;
 use crate::store::ingest::{Chunk, ChunkOutcome, DeadLetter, WriteError, write_chunk};
 use crate::store::{StorageEngine, Store, StoreError};
 
+const SEEK_RETRY: Duration = Duration::from_millis(50);
+
 /// What the health endpoint reports about ingest.
 #[derive(Default)]
 pub struct IngestHealth {
@@ -70,6 +72,8 @@ struct Loop {
     stalled: Option<Stalled>,
     /// Set while paused for an outage: when to try again, and the current back-off.
     retry_at: Option<Instant>,
+    /// Partitions whose seek failed (a seek right after an assignment may: librdkafka #3959).
+    seek_retry_at: Option<Instant>,
     backoff: Duration,
 }
 
@@ -89,6 +93,7 @@ impl IngestService {
             pending: Pending::default(),
             stalled: None,
             retry_at: None,
+            seek_retry_at: None,
             backoff: Duration::from_millis(self.config.retry_initial_ms),
         };
         let max_delay = Duration::from_millis(self.config.chunk_max_delay_ms);
@@ -102,6 +107,11 @@ impl IngestService {
                 _ = shutdown.cancelled() => break,
                 Some(event) = events.recv() => self.on_rebalance(&mut state, event).await,
                 _ = sleep_until(retry_at.into()), if state.retry_at.is_some() => self.retry(&mut state).await,
+                _ = sleep_until(state.seek_retry_at.unwrap_or(far).into()), if state.seek_retry_at.is_some() => {
+                    state.seek_retry_at = None;
+                    let waiting: Vec<i32> = state.partitions.iter().filter(|(_, s)| !s.ready).map(|(p, _)| *p).collect();
+                    self.reseek(&mut state, &waiting).await;
+                }
                 _ = sleep_until(flush_at.into()), if state.retry_at.is_none() && !state.pending.is_empty() => {
                     self.flush(&mut state).await;
                 }
@@ -164,10 +174,12 @@ impl IngestService {
             }
         }
         if !failed.is_empty() {
-            return self.enter_outage(state, Transient::Registry(format!("seek failed for partitions {failed:?}")));
+            tracing::debug!(?failed, "seek not possible yet; retrying shortly");
+            state.seek_retry_at = Some(Instant::now() + SEEK_RETRY);
         }
         if state.retry_at.is_none() {
-            consumer::resume(&state.consumer, &self.topic, partitions);
+            let ready: Vec<i32> = partitions.iter().copied().filter(|p| !failed.contains(p)).collect();
+            consumer::resume(&state.consumer, &self.topic, &ready);
         }
     }
 

@@ -1,0 +1,90 @@
+//! Per-reading cost of the ingest hot path: decode (Avro and JSON), validate, and COPY-encode.
+//! Throughput is in readings, so criterion reports readings/s for each step.
+//!
+//! cargo bench --bench hot_path
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use apache_avro::Schema;
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use manifold::codec::{batch_from_value, batch_to_value, decode_json, schemas};
+use manifold::config::BadReadingsPolicy;
+use manifold::domain::{BatchLimits, SensorBatch};
+use manifold::ingest::validate::{Validator, Verdict};
+use manifold::sim::{self, rig::RIG_SENSORS};
+use manifold::store::{PgTimestamp, SeriesMeta, SystemMeta};
+use tokio_postgres::types::{ToSql, Type};
+
+fn rig_batch() -> manifold::domain::RawBatch {
+    let cycles = sim::load(std::path::Path::new(sim::SAMPLE_DATA)).expect("sample data");
+    sim::cycle_batch("rig-0", &cycles[0], chrono::Utc::now().timestamp_micros() - 120_000_000)
+}
+
+fn rig_meta() -> SystemMeta {
+    let sensors = RIG_SENSORS
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _, _, _, min, max, _))| ((*id).to_owned(), SeriesMeta { series_id: i as i32 + 1, min: *min, max: *max }))
+        .collect::<HashMap<_, _>>();
+    SystemMeta { owner_id: uuid::Uuid::nil(), sensors }
+}
+
+#[allow(deprecated)] // the registry client decodes with this same one-call reader
+fn bench(c: &mut Criterion) {
+    let raw = rig_batch();
+    let readings = raw.series.iter().map(|s| s.values.len() as u64).sum::<u64>();
+    let schema = Schema::parse_str(schemas::SENSOR_BATCH).unwrap();
+    let avro = apache_avro::to_avro_datum(&schema, batch_to_value(&raw)).unwrap();
+    let json = serde_json::to_vec(&raw).unwrap();
+    let limits = BatchLimits::default();
+
+    let mut group = c.benchmark_group("per_reading");
+    group.throughput(Throughput::Elements(readings));
+    group.bench_function("decode_avro", |b| {
+        b.iter(|| {
+            let value = apache_avro::from_avro_datum(&schema, &mut black_box(avro.as_slice()), None).unwrap();
+            SensorBatch::parse(batch_from_value(value).unwrap(), &limits).unwrap()
+        })
+    });
+    group.bench_function("decode_json", |b| b.iter(|| SensorBatch::parse(decode_json(black_box(&json)).unwrap(), &limits).unwrap()));
+
+    let batch = SensorBatch::parse(raw.clone(), &limits).unwrap();
+    let meta = rig_meta();
+    let validator = Validator { max_future_us: 86_400_000_000, retention_us: 30 * 86_400_000_000, policy: BadReadingsPolicy::RejectBatch };
+    let now = chrono::Utc::now().timestamp_micros();
+    group.bench_function("validate", |b| {
+        b.iter(|| match validator.check(black_box(&batch), &meta, now) {
+            Verdict::Accept(a) => a.rows.len(),
+            other => panic!("{other:?}"),
+        })
+    });
+
+    let rows = match validator.check(&batch, &meta, now) {
+        Verdict::Accept(a) => a.rows,
+        other => panic!("{other:?}"),
+    };
+    // What BinaryCopyInWriter does per row: a field count, then each value length-prefixed.
+    group.bench_function("copy_encode", |b| {
+        let mut buf = BytesMut::with_capacity(rows.len() * 40);
+        b.iter(|| {
+            buf.clear();
+            for row in &rows {
+                buf.extend_from_slice(&3i16.to_be_bytes());
+                for (value, ty) in [(&PgTimestamp(row.time_us) as &(dyn ToSql + Sync), Type::TIMESTAMPTZ), (&row.series_id, Type::INT4), (&row.value, Type::FLOAT8)] {
+                    let at = buf.len();
+                    buf.extend_from_slice(&[0; 4]);
+                    value.to_sql_checked(&ty, &mut buf).unwrap();
+                    let len = (buf.len() - at - 4) as i32;
+                    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                }
+            }
+            black_box(buf.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
