@@ -5,6 +5,9 @@
 mod avro;
 pub mod registry;
 pub mod schemas;
+mod window;
+
+pub use window::WindowReady;
 
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};

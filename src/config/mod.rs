@@ -20,6 +20,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub topics: TopicsConfig,
     pub ingest: IngestConfig,
+    pub windows: WindowsConfig,
     pub relay: RelayConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub api: ApiConfig,
@@ -126,6 +127,15 @@ pub enum BadReadingsPolicy {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct WindowsConfig {
+    pub length_seconds: u64,
+    pub origin: chrono::DateTime<chrono::Utc>,
+    pub allowed_lateness_seconds: u64,
+    pub idle_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     pub transactional_id: String,
     pub poll_interval_ms: u64,
@@ -214,6 +224,9 @@ impl Config {
         }
         if self.ingest.retry_initial_ms == 0 || self.ingest.retry_max_ms < self.ingest.retry_initial_ms {
             return invalid("ingest.retry_max_ms", "needs 0 < retry_initial_ms <= retry_max_ms".into());
+        }
+        if self.windows.length_seconds == 0 || self.windows.idle_timeout_seconds == 0 {
+            return invalid("windows.length_seconds", "windows.length_seconds and idle_timeout_seconds must be at least 1".into());
         }
         if self.kafka.brokers.trim().is_empty() {
             return invalid("kafka.brokers", "must name at least one broker".into());

@@ -2,6 +2,7 @@
 //! letters, the outbox relay and storage maintenance in the same process.
 
 mod consumer;
+mod idle;
 mod metadata;
 mod metrics;
 mod pending;
@@ -26,6 +27,7 @@ use crate::relay::Relay;
 use crate::store::maintenance::Maintenance;
 use crate::store::{Store, migrate};
 use crate::telemetry::{Metrics, ops};
+use crate::window::WindowSpec;
 
 /// How long running work may take to finish after a shutdown signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
@@ -57,12 +59,14 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
         config: config.ingest.clone(),
         kafka: config.kafka.clone(),
         topic: config.topics.batches.name.clone(),
+        windows: WindowSpec::from_config(&config.windows),
     };
 
     let workers = shutdown.child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(cache.listen(store.clone(), config.database.clone(), workers.clone()));
     tasks.spawn(Relay::new(&config, store.clone()).run(workers.clone()));
+    tasks.spawn(idle::close_idle_windows(store.clone(), WindowSpec::from_config(&config.windows), workers.clone()));
     tasks.spawn(Maintenance::new(config.database.clone(), config.storage.clone(), metrics.clone()).run(workers.clone()));
     let ingest_token = workers.clone();
     tasks.spawn(async move {

@@ -48,6 +48,7 @@ pub struct IngestService {
     pub config: IngestConfig,
     pub kafka: KafkaConfig,
     pub topic: String,
+    pub windows: crate::window::WindowSpec,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -294,7 +295,7 @@ impl IngestService {
     async fn commit(&self, chunk: &Chunk) -> Result<ChunkOutcome, WriteError> {
         let mut client = self.store.client().await?;
         let tx = client.transaction().await.map_err(|e| StoreError::query("begin the ingest transaction", e))?;
-        let outcome = write_chunk(&tx, &self.config.group_id, self.engine, chunk).await?;
+        let outcome = write_chunk(&tx, &self.config.group_id, self.engine, &self.windows, chunk).await?;
         tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?;
         Ok(outcome)
     }

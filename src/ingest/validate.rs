@@ -78,7 +78,7 @@ impl Validator {
             }
         }
         if problems.is_empty() {
-            return Verdict::Accept(accepted(batch, rows));
+            return Verdict::Accept(accepted(batch, system, rows));
         }
         let first = &problems[0];
         let mut message = format!("{bad_count} of {} readings rejected: ", batch.reading_count());
@@ -93,7 +93,7 @@ impl Validator {
             produced_at: batch.produced_at,
             series: bad_series,
         };
-        Verdict::Partial { accepted: accepted(batch, rows), rejected: rejected.to_raw(), error }
+        Verdict::Partial { accepted: accepted(batch, system, rows), rejected: rejected.to_raw(), error }
     }
 }
 
@@ -103,8 +103,13 @@ pub fn derived_batch_id(batch_id: &str) -> String {
     format!("{batch_id}~rejected")
 }
 
-fn accepted(batch: &SensorBatch, rows: Vec<Row>) -> AcceptedBatch {
-    AcceptedBatch { system_id: batch.system_id.to_string(), batch_id: batch.batch_id.clone(), rows }
+fn accepted(batch: &SensorBatch, system: &SystemMeta, rows: Vec<Row>) -> AcceptedBatch {
+    let sensors = batch
+        .series
+        .iter()
+        .filter_map(|s| system.sensors.get(s.sensor_id.as_str()).map(|m| (m.series_id, s.sensor_id.to_string())))
+        .collect();
+    AcceptedBatch { system_id: batch.system_id.to_string(), batch_id: batch.batch_id.clone(), rows, sensors }
 }
 
 #[cfg(test)]

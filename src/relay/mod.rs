@@ -15,6 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
+use crate::codec::{RecordEncoder, WindowReady, schemas};
 use crate::config::{Config, DatabaseConfig, RelayConfig, TopicsConfig};
 use crate::kafka::{KafkaError, client_config};
 use crate::store::{OutboxEvent, Store, StoreError};
@@ -29,12 +30,15 @@ pub enum RelayError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("encoding an outbox event: {0}")]
+    Codec(String),
     #[error("unknown outbox topic role {0:?}")]
     UnknownRole(String),
 }
 
 pub struct Relay {
     store: Store,
+    windows_encoder: Result<RecordEncoder, String>,
     database: DatabaseConfig,
     config: RelayConfig,
     topics: TopicsConfig,
@@ -43,8 +47,11 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(config: &Config, store: Store) -> Self {
+        let windows_encoder = RecordEncoder::new(&config.schema_registry, &config.topics.windows_ready.name, schemas::WINDOW_READY)
+            .map_err(|e| e.to_string());
         Self {
             store,
+            windows_encoder,
             database: config.database.clone(),
             config: config.relay.clone(),
             topics: config.topics.clone(),
@@ -125,7 +132,8 @@ impl Relay {
                 headers = headers.insert(Header { key, value: Some(value.as_str()) });
             }
             headers = headers.insert(Header { key: SEQ_HEADER, value: Some(seq.as_str()) });
-            let mut record = FutureRecord::to(topic).payload(event.payload.as_slice()).headers(headers);
+            let payload = self.wire_payload(event).await?;
+            let mut record = FutureRecord::to(topic).payload(payload.as_slice()).headers(headers);
             if let Some(key) = &event.key {
                 record = record.key(key.as_slice());
             }
@@ -137,6 +145,18 @@ impl Relay {
             .payload(body.as_slice());
         send(producer, position_record)?;
         blocking(producer, move |p| p.commit_transaction(timeout), "commit transaction").await
+    }
+
+    /// Dead letters keep their original bytes; window events are encoded to Avro here.
+    async fn wire_payload(&self, event: &OutboxEvent) -> Result<Vec<u8>, RelayError> {
+        match event.topic_role.as_str() {
+            "windows_ready" => {
+                let encoder = self.windows_encoder.as_ref().map_err(|e| RelayError::Codec(e.clone()))?;
+                let value = WindowReady::from_json(&event.payload).and_then(|w| w.to_avro()).map_err(|e| RelayError::Codec(e.to_string()))?;
+                encoder.encode(value).await.map_err(|e| RelayError::Codec(e.to_string()))
+            }
+            _ => Ok(event.payload.clone()),
+        }
     }
 
     fn topic_for(&self, role: &str) -> Result<&str, RelayError> {

@@ -15,7 +15,9 @@ use tokio_postgres::types::Type;
 use tracing::instrument;
 
 use super::pgtime::PgTimestamp;
+use super::windows::{self, CloseReason, OUTBOX_LOCK};
 use super::{StorageEngine, StoreError};
+use crate::window::{WindowAccumulator, WindowSpec};
 
 const CLAIM_BATCHES: &str = include_str!("sql/claim_batches.sql");
 pub(crate) const COPY_READINGS: &str = include_str!("sql/copy_readings.sql");
@@ -24,7 +26,6 @@ const UPSERT_MINUTE: &str = include_str!("sql/upsert_minute.sql");
 const INSERT_DEAD_LETTERS: &str = include_str!("sql/insert_dead_letters.sql");
 const OFFSET_ADVANCE: &str = include_str!("sql/offset_advance.sql");
 const OFFSET_FIRST: &str = include_str!("sql/offset_first.sql");
-const OUTBOX_LOCK: &str = include_str!("sql/outbox_lock.sql");
 
 /// One row of `readings`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,6 +41,8 @@ pub struct AcceptedBatch {
     pub system_id: String,
     pub batch_id: String,
     pub rows: Vec<Row>,
+    /// Sensor id of each series in `rows`, for window bookkeeping.
+    pub sensors: HashMap<i32, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +81,7 @@ pub struct ChunkOutcome {
     /// (system_id, batch_id) of batches skipped because they were stored before.
     pub duplicates: Vec<(String, String)>,
     pub dead_letters: usize,
+    pub windows_ready: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +114,7 @@ pub async fn write_chunk(
     tx: &Transaction<'_>,
     group: &str,
     engine: StorageEngine,
+    spec: &WindowSpec,
     chunk: &Chunk,
 ) -> Result<ChunkOutcome, WriteError> {
     let mut outcome = ChunkOutcome::default();
@@ -125,11 +130,23 @@ pub async fn write_chunk(
     }
     outcome.batches_stored = batches.len();
 
-    if !chunk.dead_letters.is_empty() {
+    let mut acc = WindowAccumulator::default();
+    for batch in &batches {
+        let readings = batch.rows.iter().map(|r| (batch.sensors.get(&r.series_id).map_or("", String::as_str), r.time_us));
+        acc.add_batch(spec, &batch.system_id, readings);
+    }
+    let ready = windows::apply(tx, spec, &acc).await?;
+    outcome.windows_ready = ready.len();
+
+    // Outbox rows must commit in sequence order: hold the lock from the first insert to commit.
+    if !chunk.dead_letters.is_empty() || !ready.is_empty() {
         let lock = tx.prepare_cached(OUTBOX_LOCK).await.map_err(q("prepare outbox lock"))?;
         tx.execute(&lock, &[]).await.map_err(q("take the outbox lock"))?;
+    }
+    if !chunk.dead_letters.is_empty() {
         outcome.dead_letters = insert_dead_letters(tx, &chunk.dead_letters).await?;
     }
+    windows::announce(tx, &ready, CloseReason::Watermark).await?;
     for advance in &chunk.offsets {
         advance_offset(tx, group, advance).await?;
     }

@@ -9,6 +9,7 @@ pub mod migrate;
 mod offsets;
 mod partitions;
 mod pgtime;
+pub mod windows;
 
 pub use dead_letters::{DeadLetterExample, ReasonCount, StoredLetter};
 pub use equipment::{SeriesMeta, SystemMeta};
@@ -52,9 +53,7 @@ impl StoreError {
         match source.code() {
             Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(context.to_owned()),
             Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::LockTimeout(context.to_owned()),
-            None if source.is_closed() || source.as_db_error().is_none() => {
-                StoreError::Unavailable(format!("{context}: {source}"))
-            }
+            None if source.is_closed() || is_io(&source) => StoreError::Unavailable(format!("{context}: {source}")),
             _ => StoreError::Query { context, source },
         }
     }
@@ -63,6 +62,18 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::LockTimeout(_))
     }
+}
+
+/// A connection-level failure (refused, reset, timed out) rather than a statement's.
+fn is_io(error: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if inner.is::<std::io::Error>() {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
