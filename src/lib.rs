@@ -6,6 +6,7 @@
 pub mod check;
 pub mod codec;
 pub mod domain;
+pub mod infer;
 pub mod cli;
 pub mod config;
 pub mod ingest;

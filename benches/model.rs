@@ -1,0 +1,67 @@
+//! Scoring latency of one 60 s window on one thread, GNN vs the MLP baseline.
+//!
+//! `taskset -c 0 cargo bench --bench model` (scoring never spawns threads; taskset makes sure
+//! nothing else of the process competes either). Before criterion's own statistics, prints the
+//! p50/p99 latency and windows per second of a plain loop.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use manifold::infer::model::{DEFAULT_MODEL_DIR, Network, RigModel};
+
+fn setup() -> (RigModel, Vec<HashMap<String, Vec<f64>>>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = RigModel::load(&root.join(DEFAULT_MODEL_DIR)).expect("shipped model");
+    let cycles = manifold::sim::load(&root.join(manifold::sim::SAMPLE_DATA)).expect("sample data");
+    let windows = cycles
+        .iter()
+        .map(|c| manifold::sim::rig::RIG_SENSORS.iter().zip(&c.series).map(|((id, ..), v)| ((*id).to_string(), v.clone())).collect())
+        .collect();
+    (model, windows)
+}
+
+fn percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>], network: Network) {
+    for w in windows.iter().take(50) {
+        black_box(model.score_with(w, network));
+    }
+    let n = 5000;
+    let mut times = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        let t = Instant::now();
+        black_box(model.score_with(&windows[i % windows.len()], network));
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let total = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{network:?}: p50 {:.1} µs, p99 {:.1} µs, {:.0} windows/s on one thread",
+        times[n / 2],
+        times[n * 99 / 100],
+        n as f64 / total
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let (model, windows) = setup();
+    percentiles(&model, &windows, Network::Gnn);
+    percentiles(&model, &windows, Network::Mlp);
+    let mut group = c.benchmark_group("score_window");
+    group.throughput(Throughput::Elements(1));
+    for (name, network) in [("gnn", Network::Gnn), ("mlp", Network::Mlp)] {
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % windows.len();
+                black_box(model.score_with(&windows[i], network))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,3 @@
+//! Inference: the anomaly-scoring model (the worker loop comes later).
+
+pub mod model;

@@ -1,0 +1,115 @@
+//! The labelled data: targets and their classes, the block-aware split, and the checksum of
+//! the files a model was trained on.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::ModelError;
+use super::features::{RAW_FEATURES, raw_features};
+use crate::sim::{Conditions, Cycle, rig::RIG_SENSORS};
+
+/// A labelled component and its classes, as in `profile.txt`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetSpec {
+    pub component: String,
+    pub unit: String,
+    /// Class labels in head output order.
+    pub classes: Vec<String>,
+    /// The healthy class; a component's anomaly score is 1 − P(nominal).
+    pub nominal: String,
+}
+
+/// The four labelled components of the UCI rig, nominal class first where the data allows.
+pub fn rig_targets() -> Vec<TargetSpec> {
+    let t = |component: &str, unit: &str, classes: &[u8], nominal: u8| TargetSpec {
+        component: component.into(),
+        unit: unit.into(),
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+        nominal: nominal.to_string(),
+    };
+    vec![
+        t("cooler", "%", &[3, 20, 100], 100),
+        t("valve", "%", &[100, 90, 80, 73], 100),
+        t("pump", "leakage", &[0, 1, 2], 0),
+        t("accumulator", "bar", &[130, 115, 100, 90], 130),
+    ]
+}
+
+fn raw_label(c: &Conditions, component: &str) -> Option<u8> {
+    match component {
+        "cooler" => Some(c.cooler),
+        "valve" => Some(c.valve),
+        "pump" => Some(c.pump),
+        "accumulator" => Some(c.accumulator),
+        _ => None,
+    }
+}
+
+/// Class index of every target for one cycle; an unknown label is an error, not a guess.
+pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, ModelError> {
+    targets
+        .iter()
+        .map(|t| {
+            let raw = raw_label(c, &t.component).map(|v| v.to_string()).unwrap_or_default();
+            t.classes
+                .iter()
+                .position(|class| *class == raw)
+                .map(|i| i as u32)
+                .ok_or_else(|| ModelError::Data(format!("{} label {raw:?} is not one of {:?}", t.component, t.classes)))
+        })
+        .collect()
+}
+
+/// Marks the validation rows: for each run of consecutive rows with identical (cooler, valve,
+/// pump, accumulator) labels, the last fifth of the run (rounded; at least one row for runs of
+/// three or more). The conditions were run in blocks and temperatures drift, so a random split
+/// would let a model recognise *when* a cycle ran instead of *what* its condition is.
+pub fn validation_rows(cycles: &[Cycle]) -> Vec<bool> {
+    let key = |c: &Cycle| (c.conditions.cooler, c.conditions.valve, c.conditions.pump, c.conditions.accumulator);
+    let mut out = vec![false; cycles.len()];
+    let mut start = 0;
+    while start < cycles.len() {
+        let mut end = start + 1;
+        while end < cycles.len() && key(&cycles[end]) == key(&cycles[start]) {
+            end += 1;
+        }
+        let len = end - start;
+        let held = ((len as f64 / 5.0).round() as usize).max(usize::from(len >= 3));
+        for flag in &mut out[end - held..end] {
+            *flag = true;
+        }
+        start = end;
+    }
+    out
+}
+
+/// Raw features of every sensor of every cycle (sensors in `RIG_SENSORS` order).
+pub fn cycle_features(cycles: &[Cycle]) -> Vec<Vec<Option<[f64; RAW_FEATURES]>>> {
+    cycles.iter().map(|c| c.series.iter().map(|values| raw_features(values)).collect()).collect()
+}
+
+/// The files `sim::load` reads, in the order it reads them.
+pub fn data_files() -> Vec<String> {
+    std::iter::once("profile.txt".to_string()).chain(RIG_SENSORS.iter().map(|(_, file, ..)| format!("{file}.txt"))).collect()
+}
+
+/// SHA-256 over the data files: each file's name, a NUL, its SHA-256, a newline. So the digest
+/// names the exact training data without depending on where it lies.
+pub fn data_sha256(dir: &Path) -> Result<String, ModelError> {
+    let mut all = Sha256::new();
+    for name in data_files() {
+        let path = dir.join(&name);
+        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        all.update(name.as_bytes());
+        all.update([0]);
+        all.update(hex(&Sha256::digest(&bytes)).as_bytes());
+        all.update(b"\n");
+    }
+    Ok(hex(&all.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
