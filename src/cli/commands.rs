@@ -18,6 +18,10 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Schemas { action: super::SchemasAction::Register } => super::pipeline::register_schemas(&config).await,
         Command::Simulate(args) => super::pipeline::simulate(&config, args).await,
         Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
+        Command::Infer => super::scoring::infer(config).await,
+        Command::Run => super::scoring::run_all(config).await,
+        Command::Rescore { from, to, system } => super::scoring::rescore(&config, from, to, system).await,
+        Command::Model { action } => super::scoring::model(action),
     }
 }
 

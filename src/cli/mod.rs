@@ -3,6 +3,7 @@
 
 mod commands;
 mod pipeline;
+mod scoring;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +53,26 @@ pub enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Score window-ready events and publish per-component anomaly scores until stopped.
+    Infer,
+    /// Ingest (with relay and maintenance) and infer in one process: the single-machine default.
+    Run,
+    /// Open new revisions of scored windows in a time range, to score them with a new model.
+    Rescore {
+        /// Start of the range (RFC 3339).
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the range, exclusive (RFC 3339).
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+        #[arg(long)]
+        system: Option<String>,
+    },
+    /// Train or evaluate the rig model.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Storage maintenance: create partitions ahead, drop expired ones, prune old rows.
     Maintain {
         /// One pass, then exit (default: repeat every storage.maintenance_interval_seconds).
@@ -81,6 +102,34 @@ pub enum MigrateDirection {
 pub enum TopicsAction {
     /// Create the four topics with the configured partitions and retention (idempotent).
     Create,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Train the GNN and the MLP baseline on a directory in the UCI layout; write the artifact.
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = crate::infer::model::DEFAULT_MODEL_DIR)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 400)]
+        epochs: usize,
+    },
+    /// Per-target accuracy and confusion matrices on a directory in the UCI layout, beside the
+    /// MLP baseline.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = crate::infer::model::DEFAULT_MODEL_DIR)]
+        model: PathBuf,
+        /// Only the held-out rows (the last fifth of each block of identical conditions).
+        #[arg(long)]
+        held_out: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]

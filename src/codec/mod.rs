@@ -5,8 +5,10 @@
 mod avro;
 pub mod registry;
 pub mod schemas;
+mod scores;
 mod window;
 
+pub use scores::{AnomalyScores, ComponentScoreRecord};
 pub use window::WindowReady;
 
 use apache_avro::types::Value;

@@ -17,7 +17,7 @@ pub struct WindowReady {
     pub closed_by: String,
 }
 
-const CLOSE_REASONS: [&str; 3] = ["WATERMARK", "IDLE", "LATE_DATA"];
+const CLOSE_REASONS: [&str; 4] = ["WATERMARK", "IDLE", "LATE_DATA", "RESCORE"];
 
 impl WindowReady {
     pub fn from_json(bytes: &[u8]) -> Result<Self, CodecError> {

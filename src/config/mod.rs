@@ -21,6 +21,7 @@ pub struct Config {
     pub topics: TopicsConfig,
     pub ingest: IngestConfig,
     pub windows: WindowsConfig,
+    pub infer: InferConfig,
     pub relay: RelayConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub api: ApiConfig,
@@ -136,6 +137,18 @@ pub struct WindowsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct InferConfig {
+    pub group_id: String,
+    pub transactional_id: String,
+    pub batch_size: usize,
+    pub batch_wait_ms: u64,
+    pub model_dir: std::path::PathBuf,
+    pub baseline_history_minutes: i64,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     pub transactional_id: String,
     pub poll_interval_ms: u64,
@@ -161,6 +174,7 @@ pub struct ApiConfig {
 pub struct GnnConfig {
     pub service_url: Option<String>,
     pub timeout_ms: u64,
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,11 +9,13 @@ pub mod migrate;
 mod offsets;
 mod partitions;
 mod pgtime;
+mod scores;
 pub mod windows;
 
 pub use dead_letters::{DeadLetterExample, ReasonCount, StoredLetter};
 pub use equipment::{SeriesMeta, SystemMeta};
 pub use outbox::OutboxEvent;
+pub use scores::{ScoreRow, SystemInfo};
 pub use pgtime::PgTimestamp;
 
 use std::time::Duration;

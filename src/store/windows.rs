@@ -18,6 +18,8 @@ pub(super) const OUTBOX_LOCK: &str = include_str!("sql/outbox_lock.sql");
 pub enum CloseReason {
     Watermark,
     Idle,
+    /// A new revision requested by `manifold rescore` (a new model).
+    Rescore,
 }
 
 /// A window announced as ready.
@@ -39,7 +41,7 @@ fn micros(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn ready_rows(rows: Vec<tokio_postgres::Row>) -> Vec<ReadyWindow> {
+pub(super) fn ready_rows(rows: Vec<tokio_postgres::Row>) -> Vec<ReadyWindow> {
     rows.iter()
         .map(|r| ReadyWindow {
             system_id: r.get(0),
@@ -90,6 +92,7 @@ pub async fn announce(tx: &Transaction<'_>, windows: &[ReadyWindow], reason: Clo
     let reasons: Vec<&str> = windows
         .iter()
         .map(|w| match (w.revision, reason) {
+            (_, CloseReason::Rescore) => "RESCORE",
             (r, _) if r > 0 => "LATE_DATA",
             (_, CloseReason::Idle) => "IDLE",
             (_, CloseReason::Watermark) => "WATERMARK",

@@ -55,3 +55,4 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
 
 pub mod pipeline;
 pub mod proxy;
+pub mod scores;

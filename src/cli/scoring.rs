@@ -1,0 +1,51 @@
+//! Subcommands of the scoring side: infer, run, rescore, model.
+
+use chrono::{DateTime, Utc};
+
+use super::{Format, ModelAction};
+use crate::config::Config;
+use crate::infer::model;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+pub async fn infer(config: Config) -> anyhow::Result<i32> {
+    crate::infer::run(config, Metrics::new(), crate::shutdown::on_signals()).await?;
+    Ok(0)
+}
+
+/// Ingest and infer share one registry and one shutdown token; each stops its own consumers.
+pub async fn run_all(config: Config) -> anyhow::Result<i32> {
+    let metrics = Metrics::new();
+    let shutdown = crate::shutdown::on_signals();
+    let (ingest, infer) = tokio::join!(
+        crate::ingest::run(config.clone(), metrics.clone(), shutdown.clone()),
+        crate::infer::run(config, metrics, shutdown.clone()),
+    );
+    ingest?;
+    infer?;
+    Ok(0)
+}
+
+pub async fn rescore(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>, system: Option<String>) -> anyhow::Result<i32> {
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let windows = Store::new(&config.database)?.rescore(from, to, system.as_deref()).await?;
+    println!("{}", serde_json::json!({ "windows": windows.len() }));
+    Ok(0)
+}
+
+pub fn model(action: ModelAction) -> anyhow::Result<i32> {
+    match action {
+        ModelAction::Train { data, out, seed, epochs } => {
+            let report = model::train_and_save(&data, &out, seed, epochs)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        ModelAction::Eval { data, model: dir, held_out, format } => {
+            let report = if held_out { model::evaluate_split(&dir, &data)? } else { model::evaluate(&dir, &data)? };
+            match format {
+                Format::Text => print!("{report}"),
+                Format::Json => println!("{}", report.to_json()),
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,107 @@
+//! The baseline scorer for systems the rig model does not fit: each sensor's window mean
+//! against its own recent history (robust z-score: median and MAD of 1-minute means), turned
+//! into [0, 1] and spread over the topology graph to components.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::Topology;
+
+/// A z-score of this size maps to about 0.63; bigger deviations approach 1.
+const Z_SCALE: f64 = 3.0;
+/// How much of a neighbour component's anomaly a component inherits over one connection.
+const NEIGHBOUR_WEIGHT: f64 = 0.5;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineScore {
+    pub component_id: String,
+    pub score: f64,
+    /// Per own sensor: the window mean and its robust z-score.
+    pub features: BTreeMap<String, f64>,
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
+}
+
+/// The robust z-score of `value` against `history`; None without enough history.
+pub fn robust_z(value: f64, history: &[f64]) -> Option<f64> {
+    if history.len() < 3 {
+        return None;
+    }
+    let mut h = history.to_vec();
+    let med = median(&mut h)?;
+    let mut deviations: Vec<f64> = history.iter().map(|v| (v - med).abs()).collect();
+    let mad = median(&mut deviations)?;
+    // A flat history (MAD 0) must not turn the smallest change into infinity.
+    let scale = (1.4826 * mad).max(1e-9 + med.abs() * 1e-3);
+    Some((value - med).abs() / scale)
+}
+
+pub fn score(topology: &Topology, window: &HashMap<String, Vec<f64>>, history: &BTreeMap<String, Vec<f64>>) -> Vec<BaselineScore> {
+    let mut own: BTreeMap<&str, (f64, BTreeMap<String, f64>)> =
+        topology.components.iter().map(|c| (c.id.as_str(), (0.0, BTreeMap::new()))).collect();
+    for sensor in &topology.sensors {
+        let Some(values) = window.get(sensor.id.as_str()).filter(|v| !v.is_empty()) else { continue };
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let Some(entry) = own.get_mut(sensor.component.as_str()) else { continue };
+        entry.1.insert(format!("{}.mean", sensor.id), mean);
+        if let Some(z) = history.get(sensor.id.as_str()).and_then(|h| robust_z(mean, h)) {
+            entry.1.insert(format!("{}.z", sensor.id), z);
+            entry.0 = f64::max(entry.0, 1.0 - (-z / Z_SCALE).exp());
+        }
+    }
+    topology
+        .components
+        .iter()
+        .map(|c| {
+            let neighbours = topology.connections.iter().filter_map(|k| {
+                if k.from == c.id {
+                    Some(k.to.as_str())
+                } else if k.to == c.id {
+                    Some(k.from.as_str())
+                } else {
+                    None
+                }
+            });
+            let inherited = neighbours.map(|n| own.get(n).map_or(0.0, |o| o.0)).fold(0.0, f64::max) * NEIGHBOUR_WEIGHT;
+            let (mine, features) = own.get(c.id.as_str()).cloned().unwrap_or_default();
+            BaselineScore { component_id: c.id.to_string(), score: mine.max(inherited).clamp(0.0, 1.0), features }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::rig::rig_topology;
+
+    #[test]
+    fn a_deviating_sensor_marks_its_component_and_half_of_that_spreads_to_neighbours() {
+        let topology = rig_topology();
+        let history: BTreeMap<String, Vec<f64>> =
+            [("PS1".to_owned(), vec![150.0, 151.0, 149.0, 150.5, 149.5]), ("TS3".to_owned(), vec![40.0, 40.2, 39.8, 40.1])].into();
+        let window: HashMap<String, Vec<f64>> = [("PS1".to_owned(), vec![180.0; 60]), ("TS3".to_owned(), vec![40.0; 60])].into();
+        let scores: BTreeMap<String, f64> = score(&topology, &window, &history).into_iter().map(|s| (s.component_id, s.score)).collect();
+        assert!(scores["pump"] > 0.99, "{scores:?}");
+        assert!(scores["cooler"] < 0.1, "{scores:?}");
+        assert!((scores["valve"] - scores["pump"] * NEIGHBOUR_WEIGHT).abs() < 1e-9, "the valve is next to the pump: {scores:?}");
+        assert!(scores.values().all(|s| (0.0..=1.0).contains(s)));
+    }
+
+    #[test]
+    fn without_history_every_component_scores_zero() {
+        let window: HashMap<String, Vec<f64>> = [("PS1".to_owned(), vec![1.0])].into();
+        assert!(score(&rig_topology(), &window, &BTreeMap::new()).iter().all(|s| s.score == 0.0));
+    }
+
+    #[test]
+    fn a_flat_history_does_not_explode() {
+        let z = robust_z(100.1, &[100.0; 10]).unwrap();
+        assert!(z.is_finite() && z > 0.0);
+    }
+}

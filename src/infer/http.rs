@@ -1,0 +1,89 @@
+//! The external GNN service of the replaced backend: POST the window, get per-component scores.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize)]
+pub struct ScoreRequest<'a> {
+    pub user_id: String,
+    pub system_id: &'a str,
+    pub window_start: String,
+    pub window_end: String,
+    pub revision: i32,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScoreResponse {
+    anomaly_scores: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpScorerError {
+    #[error("the GNN service did not answer in time")]
+    Timeout,
+    #[error("the GNN service answered HTTP {0}")]
+    Status(u16),
+    #[error("the GNN service is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the GNN service's answer is not valid: {0}")]
+    Invalid(String),
+}
+
+impl HttpScorerError {
+    /// 4xx (other than 408/429) and invalid answers will not improve with a retry.
+    fn retryable(&self) -> bool {
+        match self {
+            HttpScorerError::Status(code) => *code >= 500 || *code == 408 || *code == 429,
+            HttpScorerError::Invalid(_) => false,
+            _ => true,
+        }
+    }
+}
+
+pub struct HttpScorer {
+    client: reqwest::Client,
+    url: String,
+    attempts: u32,
+}
+
+impl HttpScorer {
+    pub fn new(url: &str, timeout: Duration, attempts: u32) -> Result<Self, HttpScorerError> {
+        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| HttpScorerError::Unreachable(e.to_string()))?;
+        Ok(Self { client, url: url.to_owned(), attempts: attempts.max(1) })
+    }
+
+    /// Scores one window, retrying transient failures with a short doubling back-off.
+    pub async fn score(&self, request: &ScoreRequest<'_>) -> Result<BTreeMap<String, f64>, HttpScorerError> {
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            match self.once(request).await {
+                Ok(scores) => return Ok(scores),
+                Err(err) if attempt < self.attempts && err.retryable() => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn once(&self, request: &ScoreRequest<'_>) -> Result<BTreeMap<String, f64>, HttpScorerError> {
+        let response = self.client.post(&self.url).json(request).send().await.map_err(|e| {
+            if e.is_timeout() { HttpScorerError::Timeout } else { HttpScorerError::Unreachable(e.to_string()) }
+        })?;
+        if !response.status().is_success() {
+            return Err(HttpScorerError::Status(response.status().as_u16()));
+        }
+        let body: ScoreResponse = response.json().await.map_err(|e| {
+            if e.is_timeout() { HttpScorerError::Timeout } else { HttpScorerError::Invalid(e.to_string()) }
+        })?;
+        match body.anomaly_scores.iter().find(|(_, s)| !(0.0..=1.0).contains(*s)) {
+            Some((component, s)) => Err(HttpScorerError::Invalid(format!("{component} scored {s}, outside [0, 1]"))),
+            None => Ok(body.anomaly_scores),
+        }
+    }
+}

@@ -1,0 +1,38 @@
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+
+use crate::telemetry::{Metrics, register};
+
+#[derive(Clone)]
+pub struct InferMetrics {
+    pub windows_scored: IntCounterVec,
+    pub scoring_seconds: HistogramVec,
+    pub end_to_end_seconds: Histogram,
+    pub errors: IntCounterVec,
+    pub model_info: IntGaugeVec,
+}
+
+impl InferMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        let r = metrics.registry();
+        Self {
+            windows_scored: register(r, IntCounterVec::new(Opts::new("manifold_infer_windows_scored_total", "Window revisions scored and published, by scorer"), &["scorer"])),
+            scoring_seconds: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new("manifold_infer_scoring_seconds", "Time to score one window, by scorer")
+                        .buckets(vec![1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5]),
+                    &["scorer"],
+                ),
+            ),
+            end_to_end_seconds: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new("manifold_infer_end_to_end_delay_seconds", "Score commit time minus the window's end")
+                        .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 3600.0]),
+                ),
+            ),
+            errors: register(r, IntCounterVec::new(Opts::new("manifold_infer_errors_total", "Failed scoring batches, by kind"), &["kind"])),
+            model_info: register(r, IntGaugeVec::new(Opts::new("manifold_infer_model_info", "The loaded model version (value 1)"), &["version"])),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Scoring end to end: rig cycles with known faults → one score message per window revision,
+//! the faulty component above the healthy ones; exactly once when infer is killed mid-stream.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::pipeline::TestPipeline;
+use manifold::sim::{self, Cycle};
+
+const MIN: i64 = 60_000_000;
+
+fn sample() -> Vec<Cycle> {
+    sim::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap()
+}
+
+fn find(cycles: &[Cycle], cooler: u8, valve: u8, pump: u8, accumulator: u8) -> Cycle {
+    cycles
+        .iter()
+        .find(|c| (c.conditions.cooler, c.conditions.valve, c.conditions.pump, c.conditions.accumulator) == (cooler, valve, pump, accumulator))
+        .cloned()
+        .expect("the sample holds every condition combination")
+}
+
+fn model_dir() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v1").to_owned()
+}
+
+async fn pipeline() -> TestPipeline {
+    let dir = model_dir();
+    TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3"), ("MANIFOLD__INFER__MODEL_DIR", &dir), ("MANIFOLD__INFER__LISTEN", "127.0.0.1:0")]).await
+}
+
+async fn produce_cycles(p: &TestPipeline, system: &str, cycles: &[Cycle], t0: i64) {
+    let encoder = manifold::codec::RecordEncoder::for_batches(&p.config.schema_registry, &p.config.topics.batches.name).unwrap();
+    for (i, cycle) in cycles.iter().enumerate() {
+        let batch = sim::cycle_batch(system, cycle, t0 + i as i64 * MIN);
+        p.produce(system, &encoder.encode_batch(&batch).await.unwrap()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_components_score_above_healthy_ones_once_per_window() {
+    let p = pipeline().await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let all = sample();
+    let cases = [
+        ("cooler", find(&all, 3, 100, 0, 130)),
+        ("valve", find(&all, 100, 73, 0, 130)),
+        ("pump", find(&all, 100, 100, 2, 130)),
+        ("accumulator", find(&all, 100, 100, 0, 90)),
+    ];
+    let cycles: Vec<Cycle> = cases.iter().map(|(_, c)| c.clone()).collect();
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
+    let (stop_ingest, ingest) = p.spawn_ingest();
+    let infer_token = tokio_util::sync::CancellationToken::new();
+    let infer = tokio::spawn(manifold::infer::run(p.config.clone(), manifold::telemetry::Metrics::new(), infer_token.clone()));
+    produce_cycles(&p, &system, &cycles, t0).await;
+
+    let messages = common::scores::read(&p, cases.len(), Duration::from_secs(60)).await;
+    let mut by_window: BTreeMap<(i64, i32), usize> = BTreeMap::new();
+    for m in &messages {
+        *by_window.entry((m.window_start, m.revision)).or_default() += 1;
+    }
+    assert_eq!(by_window.len(), cases.len(), "{messages:?}");
+    assert!(by_window.values().all(|n| *n == 1), "one message per window revision: {by_window:?}");
+    for m in &messages {
+        let (faulty, _) = &cases[((m.window_start - t0) / MIN) as usize];
+        assert_eq!(m.system_id, system);
+        assert_eq!(m.model_version, "uci-rig-v1");
+        let scores: BTreeMap<&str, f64> = m.components.iter().map(|(c, s)| (c.as_str(), *s)).collect();
+        let top = scores.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(c, _)| *c).unwrap();
+        assert_eq!(top, *faulty, "the {faulty} fault scores highest: {scores:?}");
+    }
+    assert_eq!(p.query_i64("SELECT count(DISTINCT (window_start, revision)) FROM anomaly_scores").await, cases.len() as i64);
+    infer_token.cancel();
+    infer.await.unwrap().unwrap();
+    stop_ingest.cancel();
+    ingest.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_infer_mid_stream_publishes_each_window_revision_exactly_once() {
+    let p = pipeline().await;
+    let prefix = p.rigs(2).await;
+    let all = sample();
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 120) * MIN;
+    let (stop_ingest, ingest) = p.spawn_ingest();
+    let per_system = 30;
+    for s in 0..2 {
+        let cycles: Vec<Cycle> = all.iter().skip(s * 40).take(per_system).cloned().collect();
+        produce_cycles(&p, &format!("{prefix}-{s}"), &cycles, t0).await;
+    }
+    let windows = 2 * per_system as i64;
+    p.wait_for("SELECT count(*) FROM windows WHERE ready_revision IS NOT NULL", windows, Duration::from_secs(60)).await;
+
+    let spawn = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+        command.arg("infer").stdout(Stdio::null()).stderr(Stdio::null());
+        for (k, v) in common::stack_env().into_iter().chain(p.env.iter().cloned()) {
+            command.env(k, v);
+        }
+        command.env("MANIFOLD__INFER__BATCH_SIZE", "4").env("MANIFOLD__INFER__MODEL_DIR", model_dir());
+        command.spawn().unwrap()
+    };
+    for wait_ms in [900, 1300, 1700] {
+        let mut child = spawn();
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut child = spawn();
+    let messages = common::scores::read(&p, windows as usize, Duration::from_secs(90)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut counts: BTreeMap<(String, i64, i32), usize> = BTreeMap::new();
+    for m in &messages {
+        *counts.entry((m.system_id.clone(), m.window_start, m.revision)).or_default() += 1;
+    }
+    assert_eq!(counts.len() as i64, windows, "every window scored");
+    let repeated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "published twice: {repeated:?}");
+    stop_ingest.cancel();
+    ingest.await.unwrap();
+}
