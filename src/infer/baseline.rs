@@ -85,7 +85,7 @@ mod tests {
         let topology = rig_topology();
         let history: BTreeMap<String, Vec<f64>> =
             [("PS1".to_owned(), vec![150.0, 151.0, 149.0, 150.5, 149.5]), ("TS3".to_owned(), vec![40.0, 40.2, 39.8, 40.1])].into();
-        let window: HashMap<String, Vec<f64>> = [("PS1".to_owned(), vec![180.0; 60]), ("TS3".to_owned(), vec![40.0; 60])].into();
+        let window: HashMap<String, Vec<f64>> = [("PS1".to_owned(), vec![180.0; 60]), ("TS3".to_owned(), vec![40.05; 60])].into();
         let scores: BTreeMap<String, f64> = score(&topology, &window, &history).into_iter().map(|s| (s.component_id, s.score)).collect();
         assert!(scores["pump"] > 0.99, "{scores:?}");
         assert!(scores["cooler"] < 0.1, "{scores:?}");
