@@ -28,6 +28,7 @@ use crate::domain::DomainError;
 use crate::kafka::KafkaError;
 use crate::store::ingest::{Chunk, ChunkOutcome, DeadLetter, WriteError, write_chunk};
 use crate::store::{StorageEngine, Store, StoreError};
+use crate::window::WindowSpec;
 
 const SEEK_RETRY: Duration = Duration::from_millis(50);
 
@@ -48,7 +49,7 @@ pub struct IngestService {
     pub config: IngestConfig,
     pub kafka: KafkaConfig,
     pub topic: String,
-    pub windows: crate::window::WindowSpec,
+    pub windows: WindowSpec,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,6 +67,8 @@ struct Stalled {
     event_times: Vec<i64>,
 }
 
+type Written = (Stalled, Result<ChunkOutcome, WriteError>, Duration);
+
 struct Loop {
     consumer: IngestConsumer,
     partitions: HashMap<i32, PartitionState>,
@@ -75,6 +78,9 @@ struct Loop {
     retry_at: Option<Instant>,
     /// Partitions whose seek failed (a seek right after an assignment may: librdkafka #3959).
     seek_retry_at: Option<Instant>,
+    /// The chunk being written while the next one is decoded (at most one in flight, so each
+    /// chunk's compare-and-set starts from the offsets the previous one stored).
+    in_flight: Option<tokio::task::JoinHandle<Written>>,
     backoff: Duration,
 }
 
@@ -95,6 +101,7 @@ impl IngestService {
             stalled: None,
             retry_at: None,
             seek_retry_at: None,
+            in_flight: None,
             backoff: Duration::from_millis(self.config.retry_initial_ms),
         };
         let max_delay = Duration::from_millis(self.config.chunk_max_delay_ms);
@@ -107,6 +114,16 @@ impl IngestService {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(event) = events.recv() => self.on_rebalance(&mut state, event).await,
+                written = async { state.in_flight.as_mut().expect("guarded").await }, if state.in_flight.is_some() => {
+                    state.in_flight = None;
+                    match written {
+                        Ok(written) => self.settled(&mut state, written).await,
+                        Err(err) => {
+                            tracing::error!(error = %err, "chunk writer task failed; consuming again from the stored offsets");
+                            self.restart_from_stored(&mut state).await;
+                        }
+                    }
+                }
                 _ = sleep_until(retry_at.into()), if state.retry_at.is_some() => self.retry(&mut state).await,
                 _ = sleep_until(state.seek_retry_at.unwrap_or(far).into()), if state.seek_retry_at.is_some() => {
                     state.seek_retry_at = None;
@@ -130,11 +147,13 @@ impl IngestService {
             }
         }
         // Finish the batch in hand: one attempt, then leave; the stored offsets make the rest safe.
+        self.settle(&mut state).await;
         if state.stalled.is_some() {
             self.retry(&mut state).await;
         } else if !state.pending.is_empty() {
             self.flush(&mut state).await;
         }
+        self.settle(&mut state).await;
         state.consumer.unsubscribe();
         tracing::info!("ingest stopped");
         Ok(())
@@ -242,17 +261,49 @@ impl IngestService {
         }
     }
 
+    /// Starts writing the pending chunk once the previous write has settled.
     async fn flush(&self, state: &mut Loop) {
+        self.settle(state).await;
+        if state.retry_at.is_some() {
+            return; // the previous write hit an outage: keep collecting, retry later
+        }
         let (chunk, event_times) = {
             let partitions = &state.partitions;
             state.pending.take_chunk(&self.topic, |p| partitions.get(&p).and_then(|s| s.stored))
         };
-        self.write(state, Stalled { chunk, event_times }).await;
+        self.start_write(state, Stalled { chunk, event_times });
+    }
+
+    fn start_write(&self, state: &mut Loop, work: Stalled) {
+        if work.chunk.is_empty() {
+            return;
+        }
+        let (store, group, engine, windows) = (self.store.clone(), self.config.group_id.clone(), self.engine, self.windows);
+        state.in_flight = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let result = commit(&store, &group, engine, &windows, &work.chunk).await;
+            (work, result, started.elapsed())
+        }));
+    }
+
+    /// Waits for the write in flight, if any, and applies its outcome.
+    async fn settle(&self, state: &mut Loop) {
+        if let Some(handle) = state.in_flight.take() {
+            match handle.await {
+                Ok(written) => self.settled(state, written).await,
+                Err(err) => {
+                    tracing::error!(error = %err, "chunk writer task failed; consuming again from the stored offsets");
+                    Box::pin(self.restart_from_stored(state)).await;
+                }
+            }
+        }
     }
 
     async fn retry(&self, state: &mut Loop) {
+        self.settle(state).await;
         if let Some(stalled) = state.stalled.take() {
-            self.write(state, stalled).await;
+            self.start_write(state, stalled);
+            self.settle(state).await;
             if state.stalled.is_some() {
                 return;
             }
@@ -260,12 +311,8 @@ impl IngestService {
         self.leave_outage(state).await;
     }
 
-    async fn write(&self, state: &mut Loop, work: Stalled) {
-        if work.chunk.is_empty() {
-            return;
-        }
-        let started = Instant::now();
-        match self.commit(&work.chunk).await {
+    async fn settled(&self, state: &mut Loop, (work, result, took): Written) {
+        match result {
             Ok(outcome) => {
                 for advance in &work.chunk.offsets {
                     if let Some(s) = state.partitions.get_mut(&advance.partition) {
@@ -274,16 +321,13 @@ impl IngestService {
                 }
                 let next: Vec<(i32, i64)> = work.chunk.offsets.iter().map(|a| (a.partition, a.next)).collect();
                 consumer::commit_for_lag_tools(&state.consumer, &self.topic, &next);
-                self.record(&work, &outcome, started.elapsed());
+                self.record(&work, &outcome, took);
                 state.backoff = Duration::from_millis(self.config.retry_initial_ms);
             }
             Err(WriteError::Fenced { topic, partition }) => {
                 self.metrics.write_errors.with_label_values(&["fenced"]).inc();
                 tracing::warn!(%topic, partition, "another consumer moved a partition; re-reading stored offsets");
-                state.pending = Pending::default();
-                let assigned: Vec<i32> = state.partitions.keys().copied().collect();
-                consumer::pause(&state.consumer, &self.topic, &assigned);
-                self.reseek(state, &assigned).await;
+                self.restart_from_stored(state).await;
             }
             Err(WriteError::Store(err)) => {
                 state.stalled = Some(work);
@@ -292,13 +336,6 @@ impl IngestService {
         }
     }
 
-    async fn commit(&self, chunk: &Chunk) -> Result<ChunkOutcome, WriteError> {
-        let mut client = self.store.client().await?;
-        let tx = client.transaction().await.map_err(|e| StoreError::query("begin the ingest transaction", e))?;
-        let outcome = write_chunk(&tx, &self.config.group_id, self.engine, &self.windows, chunk).await?;
-        tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?;
-        Ok(outcome)
-    }
 
     /// The log lines and counters of a committed chunk, from one place.
     fn record(&self, work: &Stalled, outcome: &ChunkOutcome, took: Duration) {
@@ -320,6 +357,14 @@ impl IngestService {
             tracing::info!(%system_id, %batch_id, "duplicate batch skipped");
         }
         tracing::debug!(readings = outcome.readings_written, batches = outcome.batches_stored, took_ms = took.as_millis() as u64, "chunk committed");
+    }
+
+    /// Drops everything not yet stored and consumes again from the database's offsets.
+    async fn restart_from_stored(&self, state: &mut Loop) {
+        state.pending = Pending::default();
+        let assigned: Vec<i32> = state.partitions.keys().copied().collect();
+        consumer::pause(&state.consumer, &self.topic, &assigned);
+        self.reseek(state, &assigned).await;
     }
 
     fn enter_outage(&self, state: &mut Loop, cause: Transient) {
@@ -353,6 +398,14 @@ impl IngestService {
         }
         self.metrics.paused.set(0);
     }
+}
+
+async fn commit(store: &Store, group: &str, engine: StorageEngine, windows: &WindowSpec, chunk: &Chunk) -> Result<ChunkOutcome, WriteError> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await.map_err(|e| StoreError::query("begin the ingest transaction", e))?;
+    let outcome = write_chunk(&tx, group, engine, windows, chunk).await?;
+    tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?;
+    Ok(outcome)
 }
 
 fn unknown_system(system_id: &str) -> DomainError {

@@ -74,11 +74,26 @@ impl WindowAccumulator {
     pub fn add_batch<'a>(&mut self, spec: &WindowSpec, system_id: &str, readings: impl Iterator<Item = (&'a str, i64)>) {
         let mut local: BTreeMap<i64, (i64, BTreeSet<&'a str>)> = BTreeMap::new();
         let mut newest = i64::MIN;
+        // Readings come grouped by sensor and window: count runs, look maps up once per run.
+        let mut run: Option<(&'a str, i64, i64)> = None;
         for (sensor, time_us) in readings {
-            let entry = local.entry(spec.start_of(time_us)).or_default();
-            entry.0 += 1;
-            entry.1.insert(sensor);
+            let start = spec.start_of(time_us);
             newest = newest.max(time_us);
+            match &mut run {
+                Some((s, w, n)) if *s == sensor && *w == start => *n += 1,
+                _ => {
+                    if let Some((s, w, n)) = run.replace((sensor, start, 1)) {
+                        let entry = local.entry(w).or_default();
+                        entry.0 += n;
+                        entry.1.insert(s);
+                    }
+                }
+            }
+        }
+        if let Some((s, w, n)) = run {
+            let entry = local.entry(w).or_default();
+            entry.0 += n;
+            entry.1.insert(s);
         }
         if local.is_empty() {
             return;
