@@ -76,6 +76,25 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
         assert_eq!(top, *faulty, "the {faulty} fault scores highest: {scores:?}");
     }
     assert_eq!(p.query_i64("SELECT count(DISTINCT (window_start, revision)) FROM anomaly_scores").await, cases.len() as i64);
+
+    // A downstream consumer in Python (AvroDeserializer, read_committed) reads them unchanged.
+    let out = Command::new(common::python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/consume_scores.py"))
+        .args([&p.config.kafka.brokers, &p.config.schema_registry.url, &p.config.topics.scores.name])
+        .args([&cases.len().to_string(), "60"])
+        .output()
+        .expect("run the Python consumer");
+    assert!(out.status.success(), "python consumer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let python: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(python.len(), messages.len());
+    for m in &messages {
+        let twin = python.iter().find(|v| v["window_start"] == m.window_start && v["revision"] == m.revision).expect("same message in Python");
+        assert_eq!(twin["system_id"], m.system_id.as_str());
+        assert_eq!(twin["model_version"], m.model_version.as_str());
+        for (component, score) in &m.components {
+            assert_eq!(twin["components"][component].as_f64(), Some(*score), "{component}");
+        }
+    }
     infer_token.cancel();
     infer.await.unwrap().unwrap();
     stop_ingest.cancel();

@@ -8,15 +8,6 @@ use std::time::Duration;
 
 use common::pipeline::TestPipeline;
 
-/// The Python with confluent-kafka installed (`scripts/python-env`; `make test` sets it).
-fn python() -> String {
-    std::env::var("MANIFOLD_PYTHON").unwrap_or_else(|_| {
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/python-env")).output().expect("run scripts/python-env");
-        assert!(out.status.success(), "scripts/python-env failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_from_python_confluent_kafka_avro_serializer_are_stored() {
     let p = TestPipeline::new(&[]).await;
@@ -25,7 +16,7 @@ async fn batches_from_python_confluent_kafka_avro_serializer_are_stored() {
     let (stop, running) = p.spawn_ingest();
     let start = chrono::Utc::now().timestamp_micros() / 60_000_000 * 60_000_000 - 3_600_000_000;
     let count = 12;
-    let out = Command::new(python())
+    let out = Command::new(common::python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/produce_batches.py"))
         .args([&p.config.kafka.brokers, &p.config.schema_registry.url, &p.config.topics.batches.name])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/sensor_batch.avsc"))

@@ -17,9 +17,16 @@ pub async fn infer(config: Config) -> anyhow::Result<i32> {
 pub async fn run_all(config: Config) -> anyhow::Result<i32> {
     let metrics = Metrics::new();
     let shutdown = crate::shutdown::on_signals();
+    // One side failing stops the other: a half-running pipeline would look healthy and not be.
+    let stop_on_error = |result: anyhow::Result<()>| {
+        if result.is_err() {
+            shutdown.cancel();
+        }
+        result
+    };
     let (ingest, infer) = tokio::join!(
-        crate::ingest::run(config.clone(), metrics.clone(), shutdown.clone()),
-        crate::infer::run(config, metrics, shutdown.clone()),
+        async { stop_on_error(crate::ingest::run(config.clone(), metrics.clone(), shutdown.clone()).await) },
+        async { stop_on_error(crate::infer::run(config.clone(), metrics.clone(), shutdown.clone()).await) },
     );
     ingest?;
     infer?;

@@ -47,6 +47,16 @@ pub fn config_with(overrides: &[(&str, &str)]) -> Config {
     Config::load(&Sources::default(), &env).expect("test config loads")
 }
 
+/// The Python with confluent-kafka installed (`scripts/python-env`; `make test` sets it).
+pub fn python() -> String {
+    std::env::var("MANIFOLD_PYTHON").unwrap_or_else(|_| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/python-env");
+        let out = std::process::Command::new(script).output().expect("run scripts/python-env");
+        assert!(out.status.success(), "scripts/python-env failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    })
+}
+
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
