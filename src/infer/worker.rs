@@ -65,16 +65,7 @@ impl InferWorker {
     }
 
     pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        let mut config = crate::kafka::client_config(&self.kafka);
-        config
-            .set("transactional.id", &self.config.transactional_id)
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("transaction.timeout.ms", "60000");
-        for (k, v) in self.kafka.client.iter() {
-            config.set(k, v);
-        }
-        config.create().map_err(|e| KafkaError::Config(e.to_string()))
+        crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id)
     }
 
     /// Runs until `shutdown`; a failed batch is retried after a pause (its offsets were not

@@ -5,6 +5,7 @@ mod consumer;
 mod idle;
 mod metadata;
 mod metrics;
+mod outage;
 mod pending;
 mod service;
 pub mod validate;

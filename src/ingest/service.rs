@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
@@ -53,38 +53,38 @@ pub struct IngestService {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct PartitionState {
+pub(super) struct PartitionState {
     /// The next offset stored in the database: the compare-and-set guard of the next chunk.
-    stored: Option<i64>,
+    pub(super) stored: Option<i64>,
     /// Messages below this offset were taken already (or are stale after a seek).
-    next_accept: i64,
-    ready: bool,
+    pub(super) next_accept: i64,
+    pub(super) ready: bool,
 }
 
 /// A chunk whose write failed for a transient reason, waiting to be retried as it is.
-struct Stalled {
+pub(super) struct Stalled {
     chunk: Chunk,
     event_times: Vec<i64>,
 }
 
-type Written = (Stalled, Result<ChunkOutcome, WriteError>, Duration);
+pub(super) type Written = (Stalled, Result<ChunkOutcome, WriteError>, Duration);
 
-struct Loop {
-    consumer: IngestConsumer,
-    partitions: HashMap<i32, PartitionState>,
-    pending: Pending,
-    stalled: Option<Stalled>,
+pub(super) struct Loop {
+    pub(super) consumer: IngestConsumer,
+    pub(super) partitions: HashMap<i32, PartitionState>,
+    pub(super) pending: Pending,
+    pub(super) stalled: Option<Stalled>,
     /// Set while paused for an outage: when to try again, and the current back-off.
-    retry_at: Option<Instant>,
+    pub(super) retry_at: Option<Instant>,
     /// Partitions whose seek failed (a seek right after an assignment may: librdkafka #3959).
-    seek_retry_at: Option<Instant>,
+    pub(super) seek_retry_at: Option<Instant>,
     /// The chunk being written while the next one is decoded (at most one in flight, so each
     /// chunk's compare-and-set starts from the offsets the previous one stored).
-    in_flight: Option<tokio::task::JoinHandle<Written>>,
-    backoff: Duration,
+    pub(super) in_flight: Option<tokio::task::JoinHandle<Written>>,
+    pub(super) backoff: Duration,
 }
 
-enum Transient {
+pub(super) enum Transient {
     Store(StoreError),
     Registry(String),
 }
@@ -181,7 +181,7 @@ impl IngestService {
 
     /// Reads the stored offsets of `partitions`, seeks there and resumes them (unless in an
     /// outage). On failure the partitions stay paused and the retry timer tries again.
-    async fn reseek(&self, state: &mut Loop, partitions: &[i32]) {
+    pub(super) async fn reseek(&self, state: &mut Loop, partitions: &[i32]) {
         let stored = match self.store.read_offsets(&self.config.group_id, &self.topic, partitions).await {
             Ok(stored) => stored,
             Err(err) => return self.enter_outage(state, Transient::Store(err)),
@@ -359,45 +359,6 @@ impl IngestService {
         tracing::debug!(readings = outcome.readings_written, batches = outcome.batches_stored, took_ms = took.as_millis() as u64, "chunk committed");
     }
 
-    /// Drops everything not yet stored and consumes again from the database's offsets.
-    async fn restart_from_stored(&self, state: &mut Loop) {
-        state.pending = Pending::default();
-        let assigned: Vec<i32> = state.partitions.keys().copied().collect();
-        consumer::pause(&state.consumer, &self.topic, &assigned);
-        self.reseek(state, &assigned).await;
-    }
-
-    fn enter_outage(&self, state: &mut Loop, cause: Transient) {
-        let (kind, text) = match cause {
-            Transient::Store(err) => ("database", err.to_string()),
-            Transient::Registry(err) => ("dependency", err),
-        };
-        self.metrics.write_errors.with_label_values(&[kind]).inc();
-        let assigned: Vec<i32> = state.partitions.keys().copied().collect();
-        consumer::pause(&state.consumer, &self.topic, &assigned);
-        self.health.outage.store(true, Ordering::Relaxed);
-        self.metrics.paused.set(1);
-        tracing::warn!(kind, error = %text, retry_in_ms = state.backoff.as_millis() as u64, "ingest paused; will retry");
-        state.retry_at = Some(Instant::now() + state.backoff);
-        state.backoff = (state.backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
-    }
-
-    async fn leave_outage(&self, state: &mut Loop) {
-        state.retry_at = None;
-        let not_ready: Vec<i32> = state.partitions.iter().filter(|(_, s)| !s.ready).map(|(p, _)| *p).collect();
-        if !not_ready.is_empty() {
-            self.reseek(state, &not_ready).await;
-            if state.retry_at.is_some() {
-                return;
-            }
-        }
-        let assigned: Vec<i32> = state.partitions.keys().copied().collect();
-        consumer::resume(&state.consumer, &self.topic, &assigned);
-        if self.health.outage.swap(false, Ordering::Relaxed) {
-            tracing::info!("ingest resumed");
-        }
-        self.metrics.paused.set(0);
-    }
 }
 
 async fn commit(store: &Store, group: &str, engine: StorageEngine, windows: &WindowSpec, chunk: &Chunk) -> Result<ChunkOutcome, WriteError> {

@@ -49,3 +49,19 @@ pub fn producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProduce
     }
     client.create().map_err(|e| KafkaError::Config(e.to_string()))
 }
+
+/// A transactional producer: a stable `transactional.id` fences the previous instance's open
+/// transaction as soon as this one calls `init_transactions`.
+pub fn transactional_producer(config: &KafkaConfig, transactional_id: &str) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    let mut client = client_config(config);
+    client
+        .set("transactional.id", transactional_id)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("transaction.timeout.ms", "60000");
+    for (key, value) in config.client.iter() {
+        client.set(key, value);
+    }
+    client.create().map_err(|e| KafkaError::Config(e.to_string()))
+}

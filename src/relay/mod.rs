@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{RecordEncoder, WindowReady, schemas};
 use crate::config::{Config, DatabaseConfig, RelayConfig, TopicsConfig};
-use crate::kafka::{KafkaError, client_config};
+use crate::kafka::KafkaError;
 use crate::store::{OutboxEvent, Store, StoreError};
 
 /// Any constant unique to manifold's relay.
@@ -169,19 +169,10 @@ impl Relay {
     }
 
     fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        let mut config = client_config(&self.kafka);
-        config
-            .set("transactional.id", &self.config.transactional_id)
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
-            .set("transaction.timeout.ms", "60000");
-        for (key, value) in self.kafka.client.iter() {
-            config.set(key, value);
-        }
-        config.create().map_err(|e| KafkaError::Config(e.to_string()))
+        crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id)
     }
 }
+
 
 fn send(producer: &FutureProducer, record: FutureRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
     // Delivery is confirmed by the transaction commit, which fails if any send failed.

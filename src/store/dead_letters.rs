@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{q, Store, StoreError};
 
 const SUMMARY: &str = include_str!("sql/dlq_summary.sql");
 const EXAMPLES: &str = include_str!("sql/dlq_examples.sql");
@@ -38,9 +38,6 @@ pub struct StoredLetter {
     pub value: Option<Vec<u8>>,
 }
 
-fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::query(context, e)
-}
 
 impl Store {
     pub async fn dead_letter_summary(&self) -> Result<Vec<ReasonCount>, StoreError> {

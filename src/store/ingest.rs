@@ -16,7 +16,7 @@ use tracing::instrument;
 
 use super::pgtime::PgTimestamp;
 use super::windows::{self, CloseReason, OUTBOX_LOCK};
-use super::{StorageEngine, StoreError};
+use super::{q, StorageEngine, StoreError};
 use crate::window::{WindowAccumulator, WindowSpec};
 
 const CLAIM_BATCHES: &str = include_str!("sql/claim_batches.sql");
@@ -103,9 +103,6 @@ impl Chunk {
     }
 }
 
-fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::query(context, e)
-}
 
 /// Writes a chunk in the given transaction; the caller commits. On `Fenced` the caller must
 /// roll back (dropping the transaction does).

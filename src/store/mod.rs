@@ -66,6 +66,11 @@ impl StoreError {
     }
 }
 
+/// Maps a driver error with the step it failed in: `.map_err(q("claim batch ids"))`.
+fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    move |e| StoreError::query(context, e)
+}
+
 /// A connection-level failure (refused, reset, timed out) rather than a statement's.
 fn is_io(error: &tokio_postgres::Error) -> bool {
     let mut source = std::error::Error::source(error);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::windows::{self, CloseReason, OUTBOX_LOCK, ReadyWindow};
-use super::{Store, StoreError};
+use super::{q, Store, StoreError};
 use crate::domain::Topology;
 
 const WINDOW_VALUES: &str = include_str!("sql/window_values.sql");
@@ -37,9 +37,6 @@ pub struct ScoreRow {
     pub computed_at: DateTime<Utc>,
 }
 
-fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::query(context, e)
-}
 
 impl Store {
     /// Readings of each window (system, start, end): sensor id → values in time order.

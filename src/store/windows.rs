@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
-use super::{Store, StoreError};
+use super::{q, Store, StoreError};
 use crate::window::{WindowAccumulator, WindowSpec};
 
 const WINDOWS_UPSERT: &str = include_str!("sql/windows_upsert.sql");
@@ -33,9 +33,6 @@ pub struct ReadyWindow {
     pub sensors: Vec<String>,
 }
 
-fn q(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
-    move |e| StoreError::query(context, e)
-}
 
 fn micros(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t).unwrap_or(DateTime::<Utc>::MIN_UTC)
