@@ -171,3 +171,29 @@ async fn store_valid_policy_stores_good_readings_and_dead_letters_the_rest_under
     stop.cancel();
     running.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_batch_is_stored_when_replayed_after_the_fix() {
+    let p = TestPipeline::new(&[]).await;
+    let (stop, running) = p.spawn_ingest();
+    let system = format!("{}-late-rig-0", p.prefix);
+    p.produce(&system, &serde_json::to_vec(&batch(&system, "before-equipment", minute_ago(), vec![7.0, 8.0])).unwrap()).await;
+    p.wait_for("SELECT count(*) FROM dead_letters WHERE error_kind = 'unknown_system'", 1, Duration::from_secs(30)).await;
+
+    // The fix: the equipment gets registered. Then the operator replays that reason.
+    manifold::sim::ensure_equipment(&p.store(), &format!("{}-late-rig", p.prefix), 1).await.unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"));
+    command.args(["dlq", "replay", "--reason", "unknown_system"]);
+    for (k, v) in common::stack_env().into_iter().chain(p.env.iter().cloned()) {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"replayed":1}"#);
+
+    p.wait_for("SELECT count(*) FROM ingested_batches WHERE batch_id = 'before-equipment'", 1, Duration::from_secs(30)).await;
+    assert_eq!(p.query_i64("SELECT count(*) FROM readings").await, 4);
+    assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL").await, 0, "replayed once, not again");
+    stop.cancel();
+    running.await.unwrap();
+}
