@@ -173,9 +173,8 @@ impl Normalisation {
         for (s, f) in row.iter().enumerate() {
             match f {
                 Some(f) => {
-                    for j in 0..RAW_FEATURES {
-                        let z = (f[j] - self.mean[s][j]) / self.std[s][j];
-                        out.push(z.clamp(-CLIP, CLIP) as f32);
+                    for ((x, mean), std) in f.iter().zip(&self.mean[s]).zip(&self.std[s]) {
+                        out.push(((x - mean) / std).clamp(-CLIP, CLIP) as f32);
                     }
                     out.push(1.0);
                 }

@@ -50,7 +50,7 @@ impl TrainConfig {
             batch_size: 32,
             learning_rate: 3e-3,
             weight_decay: 1e-2,
-            sensor_dropout: 0.0,
+            sensor_dropout: 0.05,
             hidden: 32,
             layers: 3,
             head_hidden: 32,
