@@ -152,7 +152,8 @@ pub struct SimulateArgs {
     /// Load cycles (60 s each) per system.
     #[arg(long, default_value_t = 10)]
     pub cycles: usize,
-    /// Real time × N, or "max" for as fast as possible (a backfill whose event times end now).
+    /// "max": as fast as possible, a backfill whose event times end now. A number N: live data
+    /// from the next window on, one 60 s cycle every 60/N seconds (N > 1 is a time-lapse).
     #[arg(long, default_value = "max")]
     pub speed: String,
     /// Make every N-th message a bad one (garbage, NaN, out of range, unknown sensor).

@@ -111,9 +111,11 @@ pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<S
 
     let now = chrono::Utc::now().timestamp_micros();
     let aligned_now = now - now.rem_euclid(CYCLE_US);
+    // As fast as possible: a backfill whose last cycle ends now. Paced: live data from the
+    // next window on (at speed N > 1 event time runs N times faster than the clock: a time-lapse).
     let first_start = match options.speed {
-        Some(speed) if speed <= 1.0 => aligned_now,
-        _ => aligned_now - options.cycles as i64 * CYCLE_US,
+        Some(_) => aligned_now + CYCLE_US,
+        None => aligned_now - options.cycles as i64 * CYCLE_US,
     };
     let total = (options.cycles * options.systems) as u64;
     let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
