@@ -45,10 +45,25 @@ fn percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>], network:
     );
 }
 
+/// The candle forward pass for one window, for comparison (see `src/infer/model/fast.rs`);
+/// set `RAYON_NUM_THREADS` to see how much of it is candle asking for the number of cores.
+fn candle_percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>]) {
+    let n = 1000;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        black_box(model.probabilities_candle(&windows[i % windows.len()], Network::Gnn).unwrap());
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("Gnn through candle: p50 {:.1} µs (RAYON_NUM_THREADS {:?})", times[n / 2], std::env::var("RAYON_NUM_THREADS").ok());
+}
+
 fn bench(c: &mut Criterion) {
     let (model, windows) = setup();
     percentiles(&model, &windows, Network::Gnn);
     percentiles(&model, &windows, Network::Mlp);
+    candle_percentiles(&model, &windows);
     let mut group = c.benchmark_group("score_window");
     group.throughput(Throughput::Elements(1));
     for (name, network) in [("gnn", Network::Gnn), ("mlp", Network::Mlp)] {

@@ -150,6 +150,26 @@ fn scoring_tolerates_missing_short_long_and_bad_sensors() {
 }
 
 #[test]
+fn the_plain_forward_pass_agrees_with_candle() {
+    let m = shipped();
+    let data = repo(manifold::sim::SAMPLE_DATA);
+    let cycles = manifold::sim::load(&data).unwrap();
+    for (i, c) in cycles.iter().enumerate() {
+        let mut w: HashMap<String, Vec<f64>> = manifold::sim::rig::RIG_SENSORS.iter().zip(&c.series).map(|((id, ..), v)| ((*id).to_string(), v.clone())).collect();
+        if i % 2 == 1 {
+            w.remove(manifold::sim::rig::RIG_SENSORS[i % 17].0);
+        }
+        for network in [Network::Gnn, Network::Mlp] {
+            let fast = m.probabilities(&w, network).unwrap();
+            let candle = m.probabilities_candle(&w, network).unwrap();
+            for (a, b) in fast.iter().flatten().zip(candle.iter().flatten()) {
+                assert!((a - b).abs() < 1e-4, "row {i} {network:?}: {fast:?} vs {candle:?}");
+            }
+        }
+    }
+}
+
+#[test]
 #[ignore = "trains the shipped artifact (minutes); run on purpose"]
 fn train_the_shipped_artifact() {
     let dir = full_data().expect("the full UCI copy is needed");

@@ -19,7 +19,7 @@ use super::ModelError;
 use super::params::{Head, Linear, Params, Rng, get, normal, zeros};
 
 /// Relations of the message passing, in the order of the stacked adjacency.
-const RELATIONS: usize = 3;
+pub(super) const RELATIONS: usize = 3;
 
 /// The equipment graph as the model sees it, stored in the manifest so an artifact is
 /// self-contained.
@@ -80,27 +80,9 @@ impl Graph {
     fn new(spec: &GraphSpec) -> Result<Self, ModelError> {
         let (s, c) = (spec.sensors.len(), spec.components.len());
         let n = s + c;
-        let mut adj = vec![vec![vec![0f32; n]; n]; RELATIONS];
-        for (i, (_, component)) in spec.sensors.iter().enumerate() {
-            let k = s + spec.component_index(component)?;
-            adj[0][k][i] = 1.0; // sensor → component
-            adj[2][i][k] = 1.0; // component → sensor
-        }
-        for (a, b) in &spec.connections {
-            let (a, b) = (s + spec.component_index(a)?, s + spec.component_index(b)?);
-            adj[1][a][b] = 1.0;
-            adj[1][b][a] = 1.0;
-        }
         let mut agg_t = vec![0f32; n * RELATIONS * n];
-        for (r, a) in adj.iter().enumerate() {
-            for (dst, row) in a.iter().enumerate() {
-                let deg: f32 = row.iter().sum();
-                for (src, w) in row.iter().enumerate() {
-                    if *w > 0.0 {
-                        agg_t[src * RELATIONS * n + r * n + dst] = w / deg;
-                    }
-                }
-            }
+        for e in edges(spec)? {
+            agg_t[e.src * RELATIONS * n + e.relation * n + e.dst] = e.weight;
         }
         let mask = |sensor: bool| (0..n).map(|i| if (i < s) == sensor { 1f32 } else { 0.0 }).collect::<Vec<_>>();
         Ok(Graph {
@@ -111,6 +93,42 @@ impl Graph {
             component_mask: Tensor::from_vec(mask(false), (1, n, 1), &Device::Cpu)?,
         })
     }
+}
+
+/// One message of a relation: `dst` receives `weight · h[src]` (weights average over the
+/// sources of `dst` in that relation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Edge {
+    pub relation: usize,
+    pub dst: usize,
+    pub src: usize,
+    pub weight: f32,
+}
+
+/// The messages of every relation: 0 sensor → its component, 1 component ↔ connected
+/// component, 2 component → its sensors. Node `i < S` is sensor `i`, node `S + k` component `k`.
+pub(super) fn edges(spec: &GraphSpec) -> Result<Vec<Edge>, ModelError> {
+    let s = spec.sensors.len();
+    let n = s + spec.components.len();
+    let mut adj = vec![vec![vec![0f32; n]; n]; RELATIONS];
+    for (i, (_, component)) in spec.sensors.iter().enumerate() {
+        let k = s + spec.component_index(component)?;
+        adj[0][k][i] = 1.0;
+        adj[2][i][k] = 1.0;
+    }
+    for (a, b) in &spec.connections {
+        let (a, b) = (s + spec.component_index(a)?, s + spec.component_index(b)?);
+        adj[1][a][b] = 1.0;
+        adj[1][b][a] = 1.0;
+    }
+    let mut out = Vec::new();
+    for (relation, a) in adj.iter().enumerate() {
+        for (dst, row) in a.iter().enumerate() {
+            let deg: f32 = row.iter().sum();
+            out.extend(row.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(src, w)| Edge { relation, dst, src, weight: w / deg }));
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]

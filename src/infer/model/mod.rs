@@ -11,12 +11,13 @@
 //! * [`evaluate`] / [`evaluate_split`] report accuracy and confusion matrices; [`train_and_save`]
 //!   trains both networks and writes the artifact.
 //!
-//! Scoring runs entirely on the calling thread: the matrices are far below the size at which
-//! candle's gemm would use rayon, and no other op of the forward pass is parallel.
+//! Scoring runs entirely on the calling thread, through a plain-Rust copy of the forward pass
+//! (`fast.rs`) that a load-time check and a test hold equal to candle's.
 
 mod artifact;
 mod data;
 mod eval;
+mod fast;
 mod features;
 mod gnn;
 mod params;
@@ -36,6 +37,7 @@ pub use gnn::{Arch, GraphSpec};
 pub use train::{TrainConfig, TrainReport, train};
 
 use features::NODE_FEATURES as F;
+use fast::{FastGnn, FastMlp};
 use gnn::{Gnn, Mlp, Net};
 use params::Params;
 
@@ -88,16 +90,25 @@ pub struct RigModel {
     params: Params,
     gnn: Net,
     mlp: Net,
+    /// The same networks for one window at a time without candle's per-matmul overhead.
+    fast_gnn: FastGnn,
+    fast_mlp: FastMlp,
 }
 
 impl RigModel {
-    /// Loads an artifact directory and checks it by scoring an empty window once, so a model
-    /// that loads can always score.
+    /// Loads an artifact directory and checks it by scoring an empty window with both forward
+    /// passes, so a model that loads can always score, and scores as candle would.
     pub fn load(dir: &Path) -> Result<RigModel, ModelError> {
         let (manifest, params) = artifact::load(dir)?;
         let model = RigModel::from_parts(manifest, params)?;
-        model.try_score(&HashMap::new(), Network::Gnn)?;
-        model.try_score(&HashMap::new(), Network::Mlp)?;
+        for network in [Network::Gnn, Network::Mlp] {
+            let fast = model.probabilities(&HashMap::new(), network)?;
+            let candle = model.probabilities_candle(&HashMap::new(), network)?;
+            let diff = fast.iter().flatten().zip(candle.iter().flatten()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            if diff > 1e-4 {
+                return Err(ModelError::Artifact(format!("{network:?}: the two forward passes differ by {diff}")));
+            }
+        }
         Ok(model)
     }
 
@@ -111,7 +122,9 @@ impl RigModel {
         }
         let gnn = Net::Gnn(Gnn::load(&params, spec, &manifest.arch, &targets)?);
         let mlp = Net::Mlp(Mlp::load(&params, s, &manifest.arch)?);
-        Ok(RigModel { manifest, params, gnn, mlp })
+        let fast_gnn = FastGnn::load(&params, spec, &manifest.arch, &targets)?;
+        let fast_mlp = FastMlp::load(&params, s, &manifest.arch)?;
+        Ok(RigModel { manifest, params, gnn, mlp, fast_gnn, fast_mlp })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -155,13 +168,29 @@ impl RigModel {
         }
     }
 
-    /// Class probabilities per target for one window, as the networks compute them.
-    pub fn probabilities(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, ModelError> {
+    /// Normalised node inputs of one window, `[sensor][feature]` flattened.
+    fn inputs(&self, window: &HashMap<String, Vec<f64>>) -> Vec<f32> {
         let spec = &self.manifest.graph;
         let raw: Vec<_> = spec.sensors.iter().map(|(id, _)| window.get(id).and_then(|v| features::raw_features(v))).collect();
         let mut flat = Vec::with_capacity(raw.len() * F);
         self.manifest.normalisation.apply(&raw, &mut flat);
-        let x = Tensor::from_vec(flat, (1, raw.len(), F), &Device::Cpu)?;
+        flat
+    }
+
+    /// Class probabilities per target for one window (targets in manifest order), computed on
+    /// the calling thread without candle (see `fast.rs` for why).
+    pub fn probabilities(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, ModelError> {
+        let x = self.inputs(window);
+        Ok(match network {
+            Network::Gnn => self.fast_gnn.probabilities(&x),
+            Network::Mlp => self.fast_mlp.probabilities(&x),
+        })
+    }
+
+    /// The same probabilities through candle, as in training and evaluation.
+    pub fn probabilities_candle(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, ModelError> {
+        let x = self.inputs(window);
+        let x = Tensor::from_vec(x, (1, self.manifest.graph.sensors.len(), F), &Device::Cpu)?;
         let net = match network {
             Network::Gnn => &self.gnn,
             Network::Mlp => &self.mlp,
