@@ -61,9 +61,13 @@ fn candle_percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>]) {
 
 fn bench(c: &mut Criterion) {
     let (model, windows) = setup();
-    percentiles(&model, &windows, Network::Gnn);
-    percentiles(&model, &windows, Network::Mlp);
-    candle_percentiles(&model, &windows);
+    // `cargo test --all-targets` runs this file once in a debug build without `--bench`:
+    // criterion then only smoke-tests each function, and so do we.
+    if std::env::args().any(|a| a == "--bench") {
+        percentiles(&model, &windows, Network::Gnn);
+        percentiles(&model, &windows, Network::Mlp);
+        candle_percentiles(&model, &windows);
+    }
     let mut group = c.benchmark_group("score_window");
     group.throughput(Throughput::Elements(1));
     for (name, network) in [("gnn", Network::Gnn), ("mlp", Network::Mlp)] {

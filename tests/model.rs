@@ -86,6 +86,7 @@ fn the_shipped_model_fits_the_rig() {
     assert_eq!(manifest.training_data.rows, 1771);
     let size: u64 = std::fs::read_dir(repo(model::DEFAULT_MODEL_DIR)).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     assert!(size < 1 << 20, "artifact is {size} bytes");
+    println!("weights sha256 {}", m.weights_sha256().unwrap());
 }
 
 #[test]
@@ -187,8 +188,8 @@ fn try_a_configuration() {
         Ok(json) => serde_json::from_str(&json).unwrap(),
         Err(_) => TrainConfig::new(SEED, EPOCHS),
     };
-    let (_, report) = model::train(&dir, &config).unwrap();
-    println!("{}\n{report}", serde_json::to_string(&config).unwrap());
+    let (trained, report) = model::train(&dir, &config).unwrap();
+    println!("{}\n{report}weights sha256 {}", serde_json::to_string(&config).unwrap(), trained.weights_sha256().unwrap());
 }
 
 /// Validation accuracy of the shipped model with one sensor missing at a time: how much each
