@@ -97,6 +97,15 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
             assert!((theirs - score).abs() < 1e-12, "{component}: {theirs} vs {score}");
         }
     }
+
+    // After a model upgrade: new revisions of the range are scored, the old ones are kept.
+    let from = chrono::DateTime::from_timestamp_micros(t0).unwrap();
+    let to = chrono::DateTime::from_timestamp_micros(t0 + 2 * MIN).unwrap();
+    let reopened = p.store().rescore(from, to, Some(&system)).await.unwrap();
+    assert_eq!(reopened.iter().map(|w| w.revision).collect::<Vec<_>>(), vec![1, 1]);
+    p.wait_for("SELECT count(DISTINCT (window_start, revision)) FROM anomaly_scores WHERE revision = 1", 2, Duration::from_secs(30)).await;
+    assert_eq!(p.query_i64("SELECT count(DISTINCT (window_start, revision)) FROM anomaly_scores WHERE revision = 0").await, cases.len() as i64);
+
     infer_token.cancel();
     infer.await.unwrap().unwrap();
     stop_ingest.cancel();

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use manifold::infer::model::{self, Network, RigModel, TrainConfig};
 
-const SEED: u64 = 42;
-const EPOCHS: usize = 60;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -167,63 +165,5 @@ fn the_plain_forward_pass_agrees_with_candle() {
                 assert!((a - b).abs() < 1e-4, "row {i} {network:?}: {fast:?} vs {candle:?}");
             }
         }
-    }
-}
-
-#[test]
-#[ignore = "trains the shipped artifact (minutes); run on purpose"]
-fn train_the_shipped_artifact() {
-    let dir = full_data().expect("the full UCI copy is needed");
-    let report = model::train_and_save(&dir, &repo(model::DEFAULT_MODEL_DIR), SEED, EPOCHS).unwrap();
-    println!("{report}");
-}
-
-/// Tries a configuration given as JSON in `MODEL_CONFIG` (a `TrainConfig`) and prints its
-/// validation report without saving: how the shipped configuration was chosen.
-#[test]
-#[ignore = "experiment; run on purpose"]
-fn try_a_configuration() {
-    let dir = full_data().expect("the full UCI copy is needed");
-    let config: TrainConfig = match std::env::var("MODEL_CONFIG") {
-        Ok(json) => serde_json::from_str(&json).unwrap(),
-        Err(_) => TrainConfig::new(SEED, EPOCHS),
-    };
-    let (trained, report) = model::train(&dir, &config).unwrap();
-    println!("{}\n{report}weights sha256 {}", serde_json::to_string(&config).unwrap(), trained.weights_sha256().unwrap());
-}
-
-/// Validation accuracy of the shipped model with one sensor missing at a time: how much each
-/// network leans on a single sensor.
-#[test]
-#[ignore = "slow in a debug build; run on purpose"]
-fn accuracy_with_one_sensor_missing() {
-    let dir = full_data().expect("the full UCI copy is needed");
-    let m = shipped();
-    let cycles = manifold::sim::load(&dir).unwrap();
-    let held = model::validation_rows(&cycles);
-    let rows: Vec<usize> = (0..cycles.len()).filter(|i| held[*i]).collect();
-    println!("{:<6} {:>30} {:>30}", "drop", "GNN cooler/valve/pump/acc", "MLP cooler/valve/pump/acc");
-    let ids = manifold::sim::rig::RIG_SENSORS.map(|(id, ..)| id);
-    for drop in std::iter::once("none").chain(ids) {
-        let mut line = format!("{drop:<6}");
-        for network in [Network::Gnn, Network::Mlp] {
-            let mut correct = [0usize; 4];
-            for &i in &rows {
-                let mut w = HashMap::new();
-                for (id, v) in ids.iter().zip(&cycles[i].series) {
-                    if *id != drop {
-                        w.insert((*id).to_string(), v.clone());
-                    }
-                }
-                let c = &cycles[i].conditions;
-                let truth = [c.cooler, c.valve, c.pump, c.accumulator].map(|v| v.to_string());
-                for (t, s) in m.score_with(&w, network).iter().enumerate() {
-                    correct[t] += usize::from(s.condition.as_deref() == Some(truth[t].as_str()));
-                }
-            }
-            let acc = correct.map(|c| format!("{:.1}", 100.0 * c as f64 / rows.len() as f64));
-            line.push_str(&format!(" {:>30}", acc.join("/")));
-        }
-        println!("{line}");
     }
 }
