@@ -7,7 +7,7 @@ use apache_avro::Schema;
 use manifold::codec::{batch_from_value, decode_json, schemas};
 use manifold::config::BadReadingsPolicy;
 use manifold::domain::{BatchLimits, RawBatch, RawSeries, SensorBatch};
-use manifold::ingest::validate::Validator;
+use manifold::ingest::validate::{Validator, Verdict};
 use manifold::store::{SeriesMeta, SystemMeta};
 use proptest::prelude::*;
 
@@ -15,11 +15,24 @@ fn system() -> SystemMeta {
     SystemMeta { owner_id: uuid::Uuid::nil(), sensors: HashMap::from([("PS1".to_owned(), SeriesMeta { series_id: 1, min: 0.0, max: 200.0 })]) }
 }
 
+/// Whatever comes in, every reading is accounted for: stored, or in a rejection with a reason.
 fn validate(raw: RawBatch) {
-    if let Ok(batch) = SensorBatch::parse(raw, &BatchLimits { max_readings: 10_000 }) {
-        for policy in [BadReadingsPolicy::RejectBatch, BadReadingsPolicy::StoreValid] {
-            let v = Validator { max_future_us: 3_600_000_000, retention_us: 86_400_000_000, policy };
-            let _ = v.check(&batch, &system(), 1_800_000_000_000_000);
+    match SensorBatch::parse(raw, &BatchLimits { max_readings: 10_000 }) {
+        Err(err) => assert!(!err.field.is_empty() && !err.message.is_empty(), "a rejection names its field: {err:?}"),
+        Ok(batch) => {
+            let total = batch.reading_count();
+            assert!(total > 0 && total <= 10_000);
+            for policy in [BadReadingsPolicy::RejectBatch, BadReadingsPolicy::StoreValid] {
+                let v = Validator { max_future_us: 3_600_000_000, retention_us: 86_400_000_000, policy };
+                match v.check(&batch, &system(), 1_800_000_000_000_000) {
+                    Verdict::Accept(a) => assert_eq!(a.rows.len(), total),
+                    Verdict::Reject(err) => assert!(!err.message.is_empty()),
+                    Verdict::Partial { accepted, rejected, .. } => {
+                        let bad: usize = rejected.series.iter().map(|s| s.values.len()).sum();
+                        assert_eq!(accepted.rows.len() + bad, total, "nothing dropped silently");
+                    }
+                }
+            }
         }
     }
 }
@@ -29,8 +42,9 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_as_json_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        if let Ok(raw) = decode_json(&bytes) {
-            validate(raw);
+        match decode_json(&bytes) {
+            Ok(raw) => validate(raw),
+            Err(err) => assert!(!err.to_string().is_empty()),
         }
     }
 

@@ -30,7 +30,7 @@ fn model_dir() -> String {
 
 async fn pipeline() -> TestPipeline {
     let dir = model_dir();
-    TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3"), ("MANIFOLD__INFER__MODEL_DIR", &dir), ("MANIFOLD__INFER__LISTEN", "127.0.0.1:0")]).await
+    TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3"), ("MANIFOLD__INFER__MODEL_DIR", &dir)]).await
 }
 
 async fn produce_cycles(p: &TestPipeline, system: &str, cycles: &[Cycle], t0: i64) {

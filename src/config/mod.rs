@@ -142,6 +142,7 @@ pub struct InferConfig {
     pub transactional_id: String,
     pub batch_size: usize,
     pub batch_wait_ms: u64,
+    pub session_timeout_ms: u64,
     pub model_dir: std::path::PathBuf,
     pub baseline_history_minutes: i64,
     pub listen: SocketAddr,

@@ -55,7 +55,8 @@ impl InferWorker {
             .set("group.id", &self.config.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed");
+            .set("isolation.level", "read_committed")
+            .set("session.timeout.ms", self.config.session_timeout_ms.to_string());
         for (k, v) in self.kafka.client.iter() {
             config.set(k, v);
         }

@@ -36,6 +36,11 @@ impl TestPipeline {
             ("MANIFOLD__INGEST__RETRY_MAX_MS".into(), "1000".into()),
             ("MANIFOLD__INGEST__SESSION_TIMEOUT_MS".into(), "6000".into()),
             ("MANIFOLD__RELAY__TRANSACTIONAL_ID".into(), format!("{prefix}-relay")),
+            // Shared ids would make parallel tests' workers fence each other and rebalance.
+            ("MANIFOLD__INFER__GROUP_ID".into(), format!("{prefix}-infer")),
+            ("MANIFOLD__INFER__TRANSACTIONAL_ID".into(), format!("{prefix}-infer-0")),
+            ("MANIFOLD__INFER__LISTEN".into(), "127.0.0.1:0".into()),
+            ("MANIFOLD__INFER__SESSION_TIMEOUT_MS".into(), "6000".into()),
             ("MANIFOLD__RELAY__POLL_INTERVAL_MS".into(), "50".into()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
