@@ -3,6 +3,7 @@
 //! Flow: `codec → ingest → store → window → infer`, with `api` beside them. This crate is the
 //! library; `main.rs` only parses the command line and calls [`cli::run`].
 
+pub mod api;
 pub mod check;
 pub mod codec;
 pub mod domain;

@@ -19,6 +19,8 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Simulate(args) => super::pipeline::simulate(&config, args).await,
         Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
         Command::Infer => super::scoring::infer(config).await,
+        Command::Api => api(config).await,
+        Command::Users { action: super::UsersAction::CreateAdmin { email, name } } => create_admin(&config, &email, &name).await,
         Command::Run => super::scoring::run_all(config).await,
         Command::Rescore { from, to, system } => super::scoring::rescore(&config, from, to, system).await,
         Command::Model { action } => super::scoring::model(action),
@@ -92,5 +94,22 @@ async fn maintain(config: &Config, once: bool) -> anyhow::Result<i32> {
     } else {
         maintenance.run(crate::shutdown::on_signals()).await;
     }
+    Ok(0)
+}
+
+async fn api(config: Config) -> anyhow::Result<i32> {
+    let shutdown = crate::shutdown::on_signals();
+    let state = crate::api::AppState::new(Store::new(&config.database)?, Metrics::new());
+    let (bound, server) = crate::api::serve(config.api.listen, state, shutdown).await?;
+    tracing::info!(listen = %bound, "API listening");
+    server.await?;
+    Ok(0)
+}
+
+async fn create_admin(config: &Config, email: &str, name: &str) -> anyhow::Result<i32> {
+    let state = crate::api::AppState::new(Store::new(&config.database)?, Metrics::new());
+    let created = state.create_admin(email, name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string_pretty(&created)?);
+    eprintln!("the API key is shown once; store it now");
     Ok(0)
 }

@@ -55,6 +55,13 @@ pub enum Command {
     },
     /// Score window-ready events and publish per-component anomaly scores until stopped.
     Infer,
+    /// Serve the HTTP API (health, metrics, users and keys, equipment metadata) until stopped.
+    Api,
+    /// User administration.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Ingest (with relay and maintenance) and infer in one process: the single-machine default.
     Run,
     /// Open new revisions of scored windows in a time range, to score them with a new model.
@@ -102,6 +109,17 @@ pub enum MigrateDirection {
 pub enum TopicsAction {
     /// Create the four topics with the configured partitions and retention (idempotent).
     Create,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersAction {
+    /// Create an admin user and print its API key (shown once).
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,7 +10,6 @@ use crate::domain::{SystemId, Topology};
 const CATALOG_ALL: &str = include_str!("sql/catalog_all.sql");
 const CATALOG_SYSTEM: &str = include_str!("sql/catalog_system.sql");
 const EQUIPMENT_UPSERT: &str = include_str!("sql/equipment_upsert.sql");
-const SERIES_SYNC: &str = include_str!("sql/series_sync.sql");
 const USER_ENSURE: &str = include_str!("sql/user_ensure.sql");
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,17 +75,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::query("upsert equipment", e))?
             .ok_or_else(|| StoreError::Conflict(format!("system {system_id} belongs to another user")))?;
-        let s = &topology.sensors;
-        let ids: Vec<&str> = s.iter().map(|x| x.id.as_str()).collect();
-        let kinds: Vec<&str> = s.iter().map(|x| x.kind.as_str()).collect();
-        let units: Vec<&str> = s.iter().map(|x| x.unit.as_str()).collect();
-        let components: Vec<&str> = s.iter().map(|x| x.component.as_str()).collect();
-        let rates: Vec<f64> = s.iter().map(|x| x.sample_rate_hz).collect();
-        let mins: Vec<f64> = s.iter().map(|x| x.min).collect();
-        let maxs: Vec<f64> = s.iter().map(|x| x.max).collect();
-        tx.execute(SERIES_SYNC, &[&system_id.as_str(), &ids, &kinds, &units, &components, &rates, &mins, &maxs])
-            .await
-            .map_err(|e| StoreError::query("sync series", e))?;
+        super::equipment_rw::sync_series(&tx, system_id.as_str(), topology).await?;
         tx.commit().await.map_err(|e| StoreError::query("commit equipment", e))?;
         Ok(row.get(0))
     }

@@ -2,6 +2,8 @@
 
 mod dead_letters;
 mod equipment;
+mod equipment_rw;
+mod users;
 pub mod ingest;
 mod outbox;
 pub mod maintenance;
@@ -14,6 +16,8 @@ pub mod windows;
 
 pub use dead_letters::{DeadLetterExample, ReasonCount, StoredLetter};
 pub use equipment::{SeriesMeta, SystemMeta};
+pub use equipment_rw::{Equipment, Updated};
+pub use users::User;
 pub use outbox::OutboxEvent;
 pub use scores::{ScoreRow, SystemInfo};
 pub use pgtime::PgTimestamp;

@@ -1,0 +1,23 @@
+//! A JSON body extractor whose rejections name the offending field, in the API's error shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub struct ValidJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::invalid("body", "the request body could not be read"))?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut deserializer).map(ValidJson).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            ApiError::invalid(field, err.inner().to_string())
+        })
+    }
+}

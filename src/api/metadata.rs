@@ -1,0 +1,121 @@
+//! `/metadata/`: equipment with its topology, per owner. Another user's system answers 404.
+//! PATCH needs `If-Match` with the ETag (the equipment version) the client read.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::auth::AuthUser;
+use super::error::ApiError;
+use super::json::ValidJson;
+use crate::domain::{SystemId, Topology};
+use crate::store::{Equipment, StoreError, Updated};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEquipment {
+    pub system_id: String,
+    pub name: String,
+    pub topology: Topology,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchEquipment {
+    pub name: Option<String>,
+    pub topology: Option<Topology>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub name: Option<String>,
+    /// The last system id of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub items: Vec<Equipment>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
+    }
+    Ok(name)
+}
+
+fn with_etag(status: StatusCode, equipment: Equipment) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", equipment.version)).unwrap_or(HeaderValue::from_static("\"0\""));
+    (status, [(header::ETAG, etag)], Json(equipment)).into_response()
+}
+
+pub async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, ValidJson(body): ValidJson<CreateEquipment>) -> Result<Response, ApiError> {
+    let system_id = SystemId::parse(&body.system_id)?;
+    let name = check_name(&body.name)?;
+    let topology = body.topology.validate()?;
+    state.store.create_equipment(user.user_id, &system_id, name, &topology).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::Conflict(format!("system {system_id} exists")),
+        other => other.into(),
+    })?;
+    let created = state.store.get_equipment(user.user_id, system_id.as_str()).await?.ok_or(ApiError::Internal)?;
+    Ok(with_etag(StatusCode::CREATED, created))
+}
+
+pub async fn get(State(state): State<AppState>, AuthUser(user): AuthUser, Path(system_id): Path<String>) -> Result<Response, ApiError> {
+    let found = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
+    Ok(with_etag(StatusCode::OK, found))
+}
+
+pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(query): Query<ListQuery>) -> Result<Json<Page>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 500"));
+    }
+    let items = state.store.list_equipment(user.user_id, query.name.as_deref(), query.after.as_deref().unwrap_or(""), limit).await?;
+    let next = (items.len() as i64 == limit).then(|| items.last().map(|e| e.system_id.clone())).flatten();
+    Ok(Json(Page { items, next }))
+}
+
+fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
+    let value = headers.get(header::IF_MATCH).ok_or(ApiError::PreconditionRequired)?;
+    let text = value.to_str().map_err(|_| ApiError::invalid("If-Match", "must be an ETag"))?;
+    text.trim().trim_start_matches("W/").trim_matches('"').parse().map_err(|_| ApiError::invalid("If-Match", "must be an ETag from this API"))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(system_id): Path<String>,
+    headers: HeaderMap,
+    ValidJson(body): ValidJson<PatchEquipment>,
+) -> Result<Response, ApiError> {
+    let current = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
+    let expected = expected_version(&headers)?;
+    let name = match &body.name {
+        Some(name) => check_name(name)?.to_owned(),
+        None => current.name.clone(),
+    };
+    let topology = match body.topology {
+        Some(t) => t.validate()?,
+        None => serde_json::from_value::<Topology>(current.topology.clone()).map_err(|_| ApiError::Internal)?,
+    };
+    match state.store.update_equipment(user.user_id, &system_id, &name, &topology, Some(expected)).await? {
+        Updated::Done(_) => {}
+        Updated::NotFound => return Err(ApiError::NotFound("system")),
+        Updated::VersionMismatch => return Err(ApiError::PreconditionFailed),
+    }
+    let updated = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
+    Ok(with_etag(StatusCode::OK, updated))
+}
+
+pub async fn delete(State(state): State<AppState>, AuthUser(user): AuthUser, Path(system_id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.store.delete_equipment(user.user_id, &system_id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound("system")) }
+}

@@ -1,0 +1,146 @@
+//! The HTTP API against the real app on port 0 and a database of its own per test.
+
+mod common;
+
+use manifold::api::AppState;
+use manifold::sim::rig::rig_topology;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct App {
+    base: String,
+    db_url: String,
+    http: reqwest::Client,
+}
+
+async fn spawn_app() -> App {
+    let db_url = common::fresh_database().await;
+    let mut client = common::connect(&db_url).await;
+    manifold::store::migrate::up(&mut client).await.unwrap();
+    let config = common::config_with(&[("DATABASE_URL", &db_url)]);
+    let state = AppState::new(manifold::store::Store::new(&config.database).unwrap(), manifold::telemetry::Metrics::new());
+    let (bound, _) = manifold::api::serve("127.0.0.1:0".parse().unwrap(), state, tokio_util::sync::CancellationToken::new()).await.unwrap();
+    App { base: format!("http://{bound}"), db_url, http: reqwest::Client::new() }
+}
+
+impl App {
+    async fn register(&self, email: &str) -> String {
+        let r = self.http.post(format!("{}/users/register", self.base)).json(&json!({"email": email, "name": "Ops"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["api_key"].as_str().unwrap().to_owned()
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("X-API-Key", key)
+    }
+}
+
+fn rig(system_id: &str) -> Value {
+    json!({"system_id": system_id, "name": "Press line 3", "topology": rig_topology()})
+}
+
+async fn error_of(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let body: Value = r.json().await.expect("every error has a JSON body");
+    (status, body["error"].clone())
+}
+
+#[tokio::test]
+async fn register_returns_a_key_once_that_authenticates_as_bearer_or_header() {
+    let app = spawn_app().await;
+    let key = app.register("ops@example.com").await;
+    let me: Value = app.req(reqwest::Method::GET, "/users/me", &key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["email"], "ops@example.com");
+    assert_eq!(me["tier"], "free");
+    let bearer = app.http.get(format!("{}/users/me", app.base)).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(bearer.status(), StatusCode::OK);
+    let client = common::connect(&app.db_url).await;
+    let stored: Vec<u8> = client.query_one("SELECT hash FROM api_keys", &[]).await.unwrap().get(0);
+    assert_ne!(stored, key.as_bytes(), "only a hash is stored");
+}
+
+#[tokio::test]
+async fn bad_registrations_and_bad_keys_get_json_errors_naming_the_field() {
+    let app = spawn_app().await;
+    let r = app.http.post(format!("{}/users/register", app.base)).json(&json!({"email": "nope", "name": "x"})).send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("email")));
+    let r = app.http.post(format!("{}/users/register", app.base)).body("{\"email\": 5}").header("content-type", "application/json").send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("email")));
+    app.register("dup@example.com").await;
+    let r = app.http.post(format!("{}/users/register", app.base)).json(&json!({"email": "DUP@example.com", "name": "x"})).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, StatusCode::CONFLICT);
+    for key in ["", "mfk_0000000000000000", "not-a-key"] {
+        let r = app.req(reqwest::Method::GET, "/users/me", key).send().await.unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!((status, error["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    }
+}
+
+#[tokio::test]
+async fn equipment_crud_with_etags_and_tenancy() {
+    let app = spawn_app().await;
+    let alice = app.register("alice@example.com").await;
+    let bob = app.register("bob@example.com").await;
+
+    let created = app.req(reqwest::Method::POST, "/metadata/", &alice).json(&rig("rig-a")).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, "\"1\"");
+    let client = common::connect(&app.db_url).await;
+    let series: i64 = client.query_one("SELECT count(*) FROM series WHERE system_id = 'rig-a'", &[]).await.unwrap().get(0);
+    assert_eq!(series, 17, "a series per sensor of the topology");
+
+    let again = app.req(reqwest::Method::POST, "/metadata/", &alice).json(&rig("rig-a")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    for (path, method) in [("/metadata/rig-a", reqwest::Method::GET), ("/metadata/rig-a", reqwest::Method::DELETE)] {
+        let r = app.req(method, path, &bob).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "another tenant's system is not there");
+    }
+    let list: Value = app.req(reqwest::Method::GET, "/metadata/", &bob).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
+
+    let patch = json!({"name": "Press line 3 (rebuilt)"});
+    let missing = app.req(reqwest::Method::PATCH, "/metadata/rig-a", &alice).json(&patch).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::PRECONDITION_REQUIRED);
+    let ok = app.req(reqwest::Method::PATCH, "/metadata/rig-a", &alice).header("If-Match", &etag).json(&patch).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.headers()["etag"], "\"2\"");
+    let stale = app.req(reqwest::Method::PATCH, "/metadata/rig-a", &alice).header("If-Match", &etag).json(&patch).send().await.unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+
+    let page: Value = app.req(reqwest::Method::GET, "/metadata/?limit=1", &alice).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["items"][0]["name"], "Press line 3 (rebuilt)");
+    assert_eq!(page["next"], "rig-a");
+
+    let gone = app.req(reqwest::Method::DELETE, "/metadata/rig-a", &alice).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.req(reqwest::Method::GET, "/metadata/rig-a", &alice).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn invalid_topologies_are_rejected_with_the_offending_field() {
+    let app = spawn_app().await;
+    let key = app.register("t@example.com").await;
+    let mut body = rig("rig-b");
+    body["topology"]["sensors"][3]["component"] = json!("ghost");
+    let (status, error) = error_of(app.req(reqwest::Method::POST, "/metadata/", &key).json(&body).send().await.unwrap()).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("topology.sensors[3].component")));
+    let mut body = rig("bad id!");
+    body["name"] = json!("x");
+    let (status, error) = error_of(app.req(reqwest::Method::POST, "/metadata/", &key).json(&body).send().await.unwrap()).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("system_id")));
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer_without_a_key() {
+    let app = spawn_app().await;
+    for path in ["/health/", "/health/live", "/health/ready"] {
+        assert_eq!(app.http.get(format!("{}{path}", app.base)).send().await.unwrap().status(), StatusCode::OK, "{path}");
+    }
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let (status, error) = error_of(app.http.get(format!("{}/nowhere", app.base)).send().await.unwrap()).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
