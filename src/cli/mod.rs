@@ -62,7 +62,7 @@ pub enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
-    /// Ingest (with relay and maintenance) and infer in one process: the single-machine default.
+    /// Ingest (with relay and maintenance), infer and the API in one process: the single-machine default.
     Run,
     /// Open new revisions of scored windows in a time range, to score them with a new model.
     Rescore {

@@ -13,10 +13,15 @@ pub async fn infer(config: Config) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Ingest and infer share one registry and one shutdown token; each stops its own consumers.
+/// Ingest, infer and the API share one registry and one shutdown token; consumers drain first,
+/// the API stops last.
 pub async fn run_all(config: Config) -> anyhow::Result<i32> {
     let metrics = Metrics::new();
     let shutdown = crate::shutdown::on_signals();
+    let api_token = tokio_util::sync::CancellationToken::new();
+    let state = crate::api::AppState::new(Store::new(&config.database)?, metrics.clone());
+    let (bound, api) = crate::api::serve(config.api.listen, state, api_token.clone()).await?;
+    tracing::info!(listen = %bound, "API listening");
     // One side failing stops the other: a half-running pipeline would look healthy and not be.
     let stop_on_error = |result: anyhow::Result<()>| {
         if result.is_err() {
@@ -28,6 +33,8 @@ pub async fn run_all(config: Config) -> anyhow::Result<i32> {
         async { stop_on_error(crate::ingest::run(config.clone(), metrics.clone(), shutdown.clone()).await) },
         async { stop_on_error(crate::infer::run(config.clone(), metrics.clone(), shutdown.clone()).await) },
     );
+    api_token.cancel();
+    let _ = api.await;
     ingest?;
     infer?;
     Ok(0)
