@@ -38,28 +38,23 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
 /// An idempotent producer with the Java-compatible partitioner, so a system's key lands on the
 /// same partition whichever client produced it.
 pub fn producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
-    let mut client = client_config(config);
-    client
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "10")
-        .set("compression.type", "lz4");
-    for (key, value) in config.client.iter() {
-        client.set(key, value);
-    }
-    client.create().map_err(|e| KafkaError::Config(e.to_string()))
+    build_producer(config, &[("linger.ms", "10"), ("compression.type", "lz4")])
 }
 
 /// A transactional producer: a stable `transactional.id` fences the previous instance's open
 /// transaction as soon as this one calls `init_transactions`.
 pub fn transactional_producer(config: &KafkaConfig, transactional_id: &str) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    build_producer(config, &[("transactional.id", transactional_id), ("linger.ms", "5"), ("transaction.timeout.ms", "60000")])
+}
+
+/// Every producer manifold owns is idempotent and uses murmur2_random; pass-through
+/// properties still come last, so an operator can override anything.
+fn build_producer(config: &KafkaConfig, settings: &[(&str, &str)]) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
     let mut client = client_config(config);
-    client
-        .set("transactional.id", transactional_id)
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("transaction.timeout.ms", "60000");
+    client.set("enable.idempotence", "true").set("partitioner", "murmur2_random");
+    for (key, value) in settings {
+        client.set(*key, *value);
+    }
     for (key, value) in config.client.iter() {
         client.set(key, value);
     }
