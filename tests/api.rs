@@ -2,53 +2,19 @@
 
 mod common;
 
-use manifold::api::AppState;
+use common::app::{error_of, spawn_app};
 use manifold::sim::rig::rig_topology;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-struct App {
-    base: String,
-    db_url: String,
-    http: reqwest::Client,
-}
-
-async fn spawn_app() -> App {
-    let db_url = common::fresh_database().await;
-    let mut client = common::connect(&db_url).await;
-    manifold::store::migrate::up(&mut client).await.unwrap();
-    let config = common::config_with(&[("DATABASE_URL", &db_url)]);
-    let state = AppState::new(manifold::store::Store::new(&config.database).unwrap(), manifold::telemetry::Metrics::new());
-    let (bound, _) = manifold::api::serve("127.0.0.1:0".parse().unwrap(), state, tokio_util::sync::CancellationToken::new()).await.unwrap();
-    App { base: format!("http://{bound}"), db_url, http: reqwest::Client::new() }
-}
-
-impl App {
-    async fn register(&self, email: &str) -> String {
-        let r = self.http.post(format!("{}/users/register", self.base)).json(&json!({"email": email, "name": "Ops"})).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-        r.json::<Value>().await.unwrap()["api_key"].as_str().unwrap().to_owned()
-    }
-
-    fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base)).header("X-API-Key", key)
-    }
-}
 
 fn rig(system_id: &str) -> Value {
     json!({"system_id": system_id, "name": "Press line 3", "topology": rig_topology()})
 }
 
-async fn error_of(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let body: Value = r.json().await.expect("every error has a JSON body");
-    (status, body["error"].clone())
-}
-
 #[tokio::test]
 async fn register_returns_a_key_once_that_authenticates_as_bearer_or_header() {
-    let app = spawn_app().await;
-    let key = app.register("ops@example.com").await;
+    let app = spawn_app(&[]).await;
+    let (key, _) = app.register("ops@example.com").await;
     let me: Value = app.req(reqwest::Method::GET, "/users/me", &key).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["email"], "ops@example.com");
     assert_eq!(me["tier"], "free");
@@ -61,7 +27,7 @@ async fn register_returns_a_key_once_that_authenticates_as_bearer_or_header() {
 
 #[tokio::test]
 async fn bad_registrations_and_bad_keys_get_json_errors_naming_the_field() {
-    let app = spawn_app().await;
+    let app = spawn_app(&[]).await;
     let r = app.http.post(format!("{}/users/register", app.base)).json(&json!({"email": "nope", "name": "x"})).send().await.unwrap();
     let (status, error) = error_of(r).await;
     assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("email")));
@@ -80,9 +46,9 @@ async fn bad_registrations_and_bad_keys_get_json_errors_naming_the_field() {
 
 #[tokio::test]
 async fn equipment_crud_with_etags_and_tenancy() {
-    let app = spawn_app().await;
-    let alice = app.register("alice@example.com").await;
-    let bob = app.register("bob@example.com").await;
+    let app = spawn_app(&[]).await;
+    let (alice, _) = app.register("alice@example.com").await;
+    let (bob, _) = app.register("bob@example.com").await;
 
     let created = app.req(reqwest::Method::POST, "/metadata/", &alice).json(&rig("rig-a")).send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
@@ -121,8 +87,8 @@ async fn equipment_crud_with_etags_and_tenancy() {
 
 #[tokio::test]
 async fn invalid_topologies_are_rejected_with_the_offending_field() {
-    let app = spawn_app().await;
-    let key = app.register("t@example.com").await;
+    let app = spawn_app(&[]).await;
+    let (key, _) = app.register("t@example.com").await;
     let mut body = rig("rig-b");
     body["topology"]["sensors"][3]["component"] = json!("ghost");
     let (status, error) = error_of(app.req(reqwest::Method::POST, "/metadata/", &key).json(&body).send().await.unwrap()).await;
@@ -135,7 +101,7 @@ async fn invalid_topologies_are_rejected_with_the_offending_field() {
 
 #[tokio::test]
 async fn health_and_metrics_answer_without_a_key() {
-    let app = spawn_app().await;
+    let app = spawn_app(&[]).await;
     for path in ["/health/", "/health/live", "/health/ready"] {
         assert_eq!(app.http.get(format!("{}{path}", app.base)).send().await.unwrap().status(), StatusCode::OK, "{path}");
     }

@@ -8,10 +8,10 @@ use manifold::store::maintenance::Maintenance;
 use manifold::store::migrate;
 use manifold::telemetry::Metrics;
 
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 17] = [
     "users", "api_keys", "equipment", "series", "latest_readings", "usage_daily", "ingest_offsets",
     "ingested_batches", "dead_letters", "outbox", "windows", "system_watermarks", "anomaly_scores",
-    "readings", "readings_1m", "manifold_migrations",
+    "readings", "readings_1m", "submitted_batches", "manifold_migrations",
 ];
 
 async fn existing_tables(client: &tokio_postgres::Client) -> Vec<String> {

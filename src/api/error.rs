@@ -2,10 +2,12 @@
 //! Internal error text never reaches a client; it is logged here, once.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::codec::CodecError;
 use crate::domain::DomainError;
 use crate::store::StoreError;
 
@@ -15,6 +17,8 @@ pub enum ApiError {
     Invalid { field: String, message: String },
     #[error("authentication required")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -23,10 +27,35 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("If-Match with the resource's ETag is required")]
     PreconditionRequired,
+    #[error("too many requests for this tier; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// A tier quota; `retry_after` when it resets by itself (daily quotas).
+    #[error("{message}")]
+    QuotaExceeded { message: String, retry_after: Option<u64> },
+    #[error("this route needs a WebSocket upgrade request")]
+    UpgradeRequired,
+    #[error("the request body is larger than this API accepts")]
+    PayloadTooLarge,
     #[error("temporarily unavailable, retry later")]
     Unavailable,
     #[error("internal error")]
     Internal,
+}
+
+/// The error body of every 4xx and 5xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: invalid, unauthorized, not_found, conflict, rate_limited, …
+    pub code: String,
+    pub message: String,
+    /// The offending field or header, when one is to blame (`series[0].values[3]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -38,19 +67,65 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             ApiError::PreconditionRequired => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::QuotaExceeded { retry_after: Some(_), .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
+            ApiError::QuotaExceeded { retry_after: None, .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
+            ApiError::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
+            ApiError::QuotaExceeded { retry_after, .. } => *retry_after,
+            ApiError::Unavailable => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// The JSON body for a status whose response carries none (a rejection from a layer).
+pub fn body_for_status(status: StatusCode) -> Json<ErrorBody> {
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    Json(ErrorBody { error: ErrorDetail { code: code.into(), message, field: None } })
 }
 
 impl From<DomainError> for ApiError {
     fn from(err: DomainError) -> Self {
         ApiError::Invalid { field: err.field, message: err.message }
+    }
+}
+
+impl From<CodecError> for ApiError {
+    fn from(err: CodecError) -> Self {
+        match err {
+            CodecError::Rejected(domain) => domain.into(),
+            CodecError::Unavailable(_) => {
+                tracing::warn!(error = %err, "schema registry unavailable for a request");
+                ApiError::Unavailable
+            }
+            CodecError::Encode(_) => {
+                tracing::error!(error = %err, "request failed to encode");
+                ApiError::Internal
+            }
+        }
     }
 }
 
@@ -73,10 +148,15 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut body = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Invalid { field, .. } = &self {
-            body["field"] = json!(field);
+        let field = match &self {
+            ApiError::Invalid { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.into(), message: self.to_string(), field } };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        (status, Json(json!({ "error": body }))).into_response()
+        response
     }
 }

@@ -12,12 +12,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::invalid("body", "the request body could not be read"))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::invalid("body", "the request body could not be read")
+            }
+        })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut deserializer).map(ValidJson).map_err(|err| {
             let path = err.path().to_string();
             let field = if path == "." { "body".to_owned() } else { path };
             ApiError::invalid(field, err.inner().to_string())
         })
+    }
+}
+
+/// A query parameter taken as text and parsed here, so a bad value names its parameter.
+pub fn param<T: std::str::FromStr>(name: &str, value: &Option<String>) -> Result<Option<T>, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| ApiError::invalid(name, format!("{text:?} is not a valid {name}"))),
     }
 }

@@ -6,15 +6,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::AuthUser;
-use super::error::ApiError;
-use super::json::ValidJson;
+use super::error::{ApiError, ErrorBody};
+use super::json::{ValidJson, param};
 use crate::domain::{SystemId, Topology};
 use crate::store::{Equipment, StoreError, Updated};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEquipment {
     pub system_id: String,
@@ -22,22 +23,26 @@ pub struct CreateEquipment {
     pub topology: Topology,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchEquipment {
     pub name: Option<String>,
     pub topology: Option<Topology>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only systems whose name contains this text (case-insensitive).
     pub name: Option<String>,
-    /// The last system id of the previous page.
+    /// The `next` value of the previous page.
     pub after: Option<String>,
-    pub limit: Option<i64>,
+    /// Systems per page, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page {
     pub items: Vec<Equipment>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -57,10 +62,20 @@ fn with_etag(status: StatusCode, equipment: Equipment) -> Response {
     (status, [(header::ETAG, etag)], Json(equipment)).into_response()
 }
 
-pub async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, ValidJson(body): ValidJson<CreateEquipment>) -> Result<Response, ApiError> {
+/// Creates a system with its topology; the answer's `ETag` is needed to change it.
+#[utoipa::path(post, path = "/metadata/", tag = "metadata", request_body = CreateEquipment,
+    responses((status = 201, body = Equipment, headers(("etag" = String))), (status = 401, body = ErrorBody),
+        (status = 403, description = "The tier's system quota is used up", body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, ValidJson(body): ValidJson<CreateEquipment>) -> Result<Response, ApiError> {
     let system_id = SystemId::parse(&body.system_id)?;
     let name = check_name(&body.name)?;
     let topology = body.topology.validate()?;
+    let max_systems = state.config.tiers.get(&user.tier).max_systems;
+    if state.store.count_systems(user.user_id).await? >= max_systems {
+        return Err(ApiError::QuotaExceeded { message: format!("the {} tier allows {max_systems} systems", user.tier), retry_after: None });
+    }
     state.store.create_equipment(user.user_id, &system_id, name, &topology).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::Conflict(format!("system {system_id} exists")),
         other => other.into(),
@@ -69,13 +84,20 @@ pub async fn create(State(state): State<AppState>, AuthUser(user): AuthUser, Val
     Ok(with_etag(StatusCode::CREATED, created))
 }
 
-pub async fn get(State(state): State<AppState>, AuthUser(user): AuthUser, Path(system_id): Path<String>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path)),
+    responses((status = 200, body = Equipment, headers(("etag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn get(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Response, ApiError> {
     let found = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
     Ok(with_etag(StatusCode::OK, found))
 }
 
-pub async fn list(State(state): State<AppState>, AuthUser(user): AuthUser, Query(query): Query<ListQuery>) -> Result<Json<Page>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
+/// Your systems, ordered by id.
+#[utoipa::path(get, path = "/metadata/", tag = "metadata", params(ListQuery),
+    responses((status = 200, body = Page), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, AuthUser(user, _): AuthUser, Query(query): Query<ListQuery>) -> Result<Json<Page>, ApiError> {
+    let limit = param::<i64>("limit", &query.limit)?.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1 to 500"));
     }
@@ -90,9 +112,15 @@ fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
     text.trim().trim_start_matches("W/").trim_matches('"').parse().map_err(|_| ApiError::invalid("If-Match", "must be an ETag from this API"))
 }
 
+/// Changes the name or topology; needs `If-Match` with the ETag you read.
+#[utoipa::path(patch, path = "/metadata/{system_id}", tag = "metadata", request_body = PatchEquipment,
+    params(("system_id" = String, Path), ("If-Match" = String, Header, description = "The ETag of the version you read")),
+    responses((status = 200, body = Equipment, headers(("etag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     Path(system_id): Path<String>,
     headers: HeaderMap,
     ValidJson(body): ValidJson<PatchEquipment>,
@@ -116,6 +144,9 @@ pub async fn patch(
     Ok(with_etag(StatusCode::OK, updated))
 }
 
-pub async fn delete(State(state): State<AppState>, AuthUser(user): AuthUser, Path(system_id): Path<String>) -> Result<StatusCode, ApiError> {
+#[utoipa::path(delete, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path)),
+    responses((status = 204, description = "Deleted with its series, readings and scores"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn delete(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<StatusCode, ApiError> {
     if state.store.delete_equipment(user.user_id, &system_id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound("system")) }
 }

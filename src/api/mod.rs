@@ -1,81 +1,182 @@
-//! `manifold api`: the HTTP sidecar (axum). This first part serves health, metrics, users and
-//! API keys, and equipment metadata with its topology.
+//! `manifold api`: the HTTP sidecar (axum). Users and keys, equipment metadata, HTTP
+//! ingestion, readings, scores (history and live), health, metrics and the OpenAPI document.
 
+mod anomalies;
 mod auth;
 mod error;
+mod health;
+mod ingestion;
 mod json;
+mod keys;
+mod layers;
+mod limits;
+mod live;
 mod metadata;
+mod openapi;
+mod readings;
+mod usage;
 mod users;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::response::Html;
+use axum::routing::{get, patch, post};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
+pub use openapi::ApiDoc;
 pub use users::{Register, Registered};
 
-use crate::store::Store;
+use crate::config::{ApiConfig, Config, DatabaseConfig};
+use crate::ingest::MetadataCache;
+use crate::store::{Store, SystemMeta, User};
 use crate::telemetry::Metrics;
 
+/// What building the API can fail on: clients that are configured, not connected.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaError),
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+}
+
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
     pub store: Store,
     pub metrics: Metrics,
+    config: ApiConfig,
+    database: DatabaseConfig,
     keys: auth::KeyCache,
+    limits: limits::RateLimits,
+    usage: usage::UsageTracker,
+    systems: MetadataCache,
+    ingest: ingestion::HttpIngest,
+    scores: live::ScoreFeed,
+    kafka_check: health::KafkaCheck,
+    http: layers::HttpMetrics,
+    /// Cancelled when the server stops, so WebSocket sessions end with it.
+    shutdown: CancellationToken,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
 }
 
 impl AppState {
-    pub fn new(store: Store, metrics: Metrics) -> Self {
-        Self { store, metrics, keys: auth::KeyCache::default() }
+    pub fn new(config: &Config, store: Store, metrics: Metrics) -> Result<Self, SetupError> {
+        Ok(Self(Arc::new(Inner {
+            http: layers::HttpMetrics::new(&metrics),
+            store,
+            metrics,
+            config: config.api.clone(),
+            database: config.database.clone(),
+            keys: auth::KeyCache::default(),
+            limits: limits::RateLimits::new(&config.api.tiers),
+            usage: usage::UsageTracker::default(),
+            systems: MetadataCache::default(),
+            ingest: ingestion::HttpIngest::new(config)?,
+            scores: live::ScoreFeed::default(),
+            kafka_check: health::KafkaCheck::default(),
+            shutdown: CancellationToken::new(),
+        })))
     }
 
     /// Creates an admin user and returns its key (shown once), for `manifold users create-admin`.
     pub async fn create_admin(&self, email: &str, name: &str) -> Result<Registered, ApiError> {
         users::create(self, &Register { email: email.into(), name: name.into() }, "admin").await
     }
+
+    /// The caller's system, from the catalogue cache; anyone else's is "not found", never "forbidden".
+    async fn owned_system(&self, user: &User, system_id: &str) -> Result<Arc<SystemMeta>, ApiError> {
+        match self.systems.get_or_load(&self.store, system_id).await? {
+            Some(system) if system.owner_id == user.user_id => Ok(system),
+            _ => Err(ApiError::NotFound("system")),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health/", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/health/live", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/users/register", axum::routing::post(users::register))
+    let authenticated = Router::new()
         .route("/users/me", get(users::me))
+        .route("/users/me/keys", get(keys::list).post(keys::create))
+        .route("/users/me/keys/{key_id}", axum::routing::delete(keys::revoke))
+        .route("/users/{user_id}", patch(users::patch))
+        .route("/users/{user_id}/usage", get(users::usage))
         .route("/metadata/", get(metadata::list).post(metadata::create))
         .route("/metadata/{system_id}", get(metadata::get).patch(metadata::patch).delete(metadata::delete))
-        .fallback(|| async { ApiError::NotFound("route") })
-        .with_state(state)
+        .route("/ingestion/ingest", post(ingestion::ingest))
+        .route("/ingestion/batches/{batch_id}", get(ingestion::batch))
+        .route("/ingestion/systems/{system_id}/latest", get(ingestion::latest))
+        .route("/readings/systems/{system_id}", get(readings::readings))
+        .route("/anomalies/systems/{system_id}", get(anomalies::history))
+        .route("/anomalies/systems/{system_id}/latest", get(anomalies::latest))
+        .route("/ws/systems/{system_id}/scores", get(live::scores))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
+    let document = ApiDoc::openapi().to_json().unwrap_or_default();
+    let public = Router::new()
+        .route("/health/", get(health::basic))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/users/register", post(users::register))
+        .route("/openapi.json", get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }))
+        .route("/docs", get(|| async { Html(openapi::DOCS_PAGE) }));
+    let app = public.merge(authenticated).fallback(|| async { ApiError::NotFound("route") });
+    layers::apply(app, &state).with_state(state)
 }
 
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let database = match state.store.client().await {
-        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-        Err(_) => false,
-    };
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({ "status": if database { "ready" } else { "not_ready" }, "database": database })))
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
-}
-
-/// Binds (a bad address fails now) and serves until `shutdown`; returns the bound address.
+/// Binds (a bad address fails now) and serves until `shutdown`, with the background tasks the
+/// API needs (catalogue cache, live scores, usage flush). The handle ends when all have stopped.
 pub async fn serve(listen: SocketAddr, state: AppState, shutdown: CancellationToken) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
-    let app = router(state);
+    let app = router(state.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let background = state.shutdown.clone();
+    tasks.spawn(state.systems.clone().listen(state.store.clone(), state.database.clone(), background.clone()));
+    tasks.spawn(state.scores.clone().run(state.store.clone(), state.database.clone(), background.clone()));
+    tasks.spawn(housekeeping(state.clone(), background.clone()));
     let handle = tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
-            tracing::warn!(error = %err, "API server stopped");
+        let (stop, sessions) = (shutdown.clone(), background.clone());
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            // WebSocket sessions hold connections open; ending them lets the server drain.
+            sessions.cancel();
+        });
+        if let Err(err) = served.await {
+            tracing::warn!(error = %err, "api server stopped");
         }
+        background.cancel();
+        tasks.join_all().await;
     });
     Ok((bound, handle))
+}
+
+/// Writes usage counters every flush interval (and once more at shutdown) and lets the rate
+/// limiter forget users whose budget is full again.
+async fn housekeeping(state: AppState, stop: CancellationToken) {
+    let every = Duration::from_millis(state.config.usage_flush_ms);
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tokio::time::sleep(every) => false,
+        };
+        if let Err(err) = state.usage.flush(&state.store).await {
+            tracing::warn!(error = %err, "usage flush failed; counts kept for the next one");
+        }
+        state.limits.shrink();
+        if stopping {
+            return;
+        }
+    }
 }

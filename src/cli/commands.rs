@@ -99,7 +99,7 @@ async fn maintain(config: &Config, once: bool) -> anyhow::Result<i32> {
 
 async fn api(config: Config) -> anyhow::Result<i32> {
     let shutdown = crate::shutdown::on_signals();
-    let state = crate::api::AppState::new(Store::new(&config.database)?, Metrics::new());
+    let state = crate::api::AppState::new(&config, Store::new(&config.database)?, Metrics::new())?;
     let (bound, server) = crate::api::serve(config.api.listen, state, shutdown).await?;
     tracing::info!(listen = %bound, "API listening");
     server.await?;
@@ -107,7 +107,7 @@ async fn api(config: Config) -> anyhow::Result<i32> {
 }
 
 async fn create_admin(config: &Config, email: &str, name: &str) -> anyhow::Result<i32> {
-    let state = crate::api::AppState::new(Store::new(&config.database)?, Metrics::new());
+    let state = crate::api::AppState::new(config, Store::new(&config.database)?, Metrics::new())?;
     let created = state.create_admin(email, name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", serde_json::to_string_pretty(&created)?);
     eprintln!("the API key is shown once; store it now");

@@ -168,6 +168,42 @@ pub struct SchemaRegistryConfig {
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub secret_key: Secret,
+    /// Larger request bodies get 413.
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    /// Browser origins allowed to call the API; `["*"]` allows any, empty allows none.
+    pub cors_origins: Vec<String>,
+    /// How often in-memory usage counters and key last-use times are written to the database.
+    pub usage_flush_ms: u64,
+    pub tiers: TiersConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiersConfig {
+    pub free: TierLimits,
+    pub pro: TierLimits,
+    pub enterprise: TierLimits,
+}
+
+impl TiersConfig {
+    pub fn get(&self, tier: &str) -> &TierLimits {
+        match tier {
+            "enterprise" => &self.enterprise,
+            "pro" => &self.pro,
+            _ => &self.free,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierLimits {
+    pub requests_per_minute: u32,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
+    pub max_systems: i64,
+    pub readings_per_day: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,6 +290,19 @@ impl Config {
                 && reqwest::Url::parse(url).is_err()
             {
                 return invalid(key, format!("{url:?} is not a URL"));
+            }
+        }
+        for (tier, limits) in [("free", &self.api.tiers.free), ("pro", &self.api.tiers.pro), ("enterprise", &self.api.tiers.enterprise)] {
+            if limits.requests_per_minute == 0 || limits.burst == 0 {
+                return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());
+            }
+        }
+        if self.api.body_limit_bytes < 1024 || self.api.request_timeout_ms == 0 || self.api.usage_flush_ms == 0 {
+            return invalid("api.body_limit_bytes", "needs body_limit_bytes >= 1024 and non-zero request_timeout_ms and usage_flush_ms".into());
+        }
+        for origin in &self.api.cors_origins {
+            if origin != "*" && axum::http::HeaderValue::from_str(origin).is_err() {
+                return invalid("api.cors_origins", format!("{origin:?} is not a valid origin"));
             }
         }
         if self.env == Environment::Production && self.api.secret_key.expose() == DEVELOPMENT_SECRET {

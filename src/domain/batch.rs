@@ -11,12 +11,13 @@ use super::{DomainError, RejectKind, SensorId, SystemId};
 const MAX_BATCH_ID_LEN: usize = 160;
 
 /// The fields of `schemas/sensor_batch.avsc`. Times are microseconds since the Unix epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBatch {
     #[serde(default)]
     pub batch_id: Option<String>,
     pub system_id: String,
+    /// Microseconds since the epoch, or an RFC 3339 time.
     #[serde(default, deserialize_with = "micros_or_rfc3339_opt")]
     pub produced_at: Option<i64>,
     pub series: Vec<RawSeries>,
@@ -24,10 +25,11 @@ pub struct RawBatch {
 
 /// One sensor's samples. Regularly sampled data needs only `start` and `interval_us`; irregular
 /// data lists `times_us` (absolute, one per value) and leaves the interval at 0.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSeries {
     pub sensor_id: String,
+    /// Time of the first value: microseconds since the epoch, or an RFC 3339 time.
     #[serde(deserialize_with = "micros_or_rfc3339")]
     pub start: i64,
     #[serde(default)]

@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::{ComponentId, DomainError, SensorId};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
+    #[schema(value_type = String)]
     pub id: ComponentId,
     /// pump, valve, cooler, accumulator, cylinder, filter, motor, tank, … (see `COMPONENT_KINDS`).
     pub kind: String,
@@ -19,9 +20,10 @@ pub struct Component {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sensor {
+    #[schema(value_type = String)]
     pub id: SensorId,
     /// pressure, temperature, flow, vibration, power, efficiency, …
     pub kind: String,
@@ -30,17 +32,20 @@ pub struct Sensor {
     pub min: f64,
     pub max: f64,
     /// The component the sensor observes.
+    #[schema(value_type = String)]
     pub component: ComponentId,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
+    #[schema(value_type = String)]
     pub from: ComponentId,
+    #[schema(value_type = String)]
     pub to: ComponentId,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
     pub components: Vec<Component>,

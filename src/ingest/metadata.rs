@@ -7,13 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use futures_util::StreamExt;
-use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
+use crate::store::notify::{self, Notice};
 use crate::store::{Store, StoreError, SystemMeta};
 
 const CHANNEL: &str = "manifold_equipment";
@@ -65,59 +62,21 @@ impl MetadataCache {
 
     /// Keeps the cache current until `shutdown`; reconnects with back-off.
     pub async fn listen(self, store: Store, database: DatabaseConfig, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            match self.listen_once(&store, &database, &shutdown).await {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "equipment listener lost its connection");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+        notify::listen(&database, CHANNEL, &shutdown, |notice| {
+            let (cache, store) = (self.clone(), store.clone());
+            async move {
+                match notice {
+                    Notice::Connected => {
+                        let systems = cache.reload_all(&store).await?;
+                        tracing::info!(systems, "equipment catalogue loaded");
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-    }
-
-    async fn listen_once(&self, store: &Store, database: &DatabaseConfig, shutdown: &CancellationToken) -> Result<(), StoreError> {
-        let pg: tokio_postgres::Config = database.url.expose().parse().map_err(|e: tokio_postgres::Error| StoreError::Url(e.to_string()))?;
-        let (client, mut connection) = pg.connect(tokio_postgres::NoTls).await.map_err(|e| StoreError::query("connect the equipment listener", e))?;
-        let (notify_tx, mut notify_rx) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if notify_tx.send(n.payload().to_owned()).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok(())
-        });
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| StoreError::query("LISTEN", e))?;
-        // Listening first, then loading: a change between the two is seen twice, never missed.
-        let systems = self.reload_all(store).await?;
-        tracing::info!(systems, "equipment catalogue loaded");
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => { driver.abort(); return Ok(()); }
-                payload = notify_rx.recv() => match payload {
-                    Some(system_id) => { self.reload_system(store, &system_id).await?; }
-                    None => {
-                        let reason = match driver.await {
-                            Ok(Err(err)) => err.to_string(),
-                            _ => "connection closed".to_owned(),
-                        };
-                        return Err(StoreError::Unavailable(reason));
+                    Notice::Payload(system_id) => {
+                        cache.reload_system(&store, &system_id).await?;
                     }
                 }
+                Ok(())
             }
-        }
+        })
+        .await;
     }
 }

@@ -41,6 +41,12 @@ pub fn producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProduce
     build_producer(config, &[("linger.ms", "10"), ("compression.type", "lz4")])
 }
 
+/// For a caller waiting on each acknowledgement (an HTTP request): a short linger, since the
+/// batching comes from many concurrent requests rather than from waiting.
+pub fn request_producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    build_producer(config, &[("linger.ms", "1"), ("compression.type", "lz4")])
+}
+
 /// A transactional producer: a stable `transactional.id` fences the previous instance's open
 /// transaction as soon as this one calls `init_transactions`.
 pub fn transactional_producer(config: &KafkaConfig, transactional_id: &str) -> Result<rdkafka::producer::FutureProducer, KafkaError> {

@@ -15,10 +15,11 @@ const EQUIPMENT_UPDATE: &str = include_str!("sql/equipment_update.sql");
 const EQUIPMENT_DELETE: &str = include_str!("sql/equipment_delete.sql");
 const SERIES_SYNC: &str = include_str!("sql/series_sync.sql");
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Equipment {
     pub system_id: String,
     pub name: String,
+    #[schema(value_type = crate::domain::Topology)]
     pub topology: serde_json::Value,
     pub topology_hash: String,
     pub version: i64,

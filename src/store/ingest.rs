@@ -20,6 +20,7 @@ use super::{q, StorageEngine, StoreError};
 use crate::window::{WindowAccumulator, WindowSpec};
 
 const CLAIM_BATCHES: &str = include_str!("sql/claim_batches.sql");
+const BATCHES_REPEATED: &str = include_str!("sql/batches_repeated.sql");
 pub(crate) const COPY_READINGS: &str = include_str!("sql/copy_readings.sql");
 const UPSERT_LATEST: &str = include_str!("sql/upsert_latest.sql");
 const UPSERT_MINUTE: &str = include_str!("sql/upsert_minute.sql");
@@ -161,11 +162,12 @@ async fn claim<'b>(
     }
     let mut seen = HashSet::with_capacity(batches.len());
     let mut unique = Vec::with_capacity(batches.len());
+    let mut in_chunk = Vec::new();
     for batch in batches {
         if seen.insert((batch.system_id.as_str(), batch.batch_id.as_str())) {
             unique.push(batch);
         } else {
-            outcome.duplicates.push((batch.system_id.clone(), batch.batch_id.clone()));
+            in_chunk.push((batch.system_id.clone(), batch.batch_id.clone()));
         }
     }
     let systems: Vec<&str> = unique.iter().map(|b| b.system_id.as_str()).collect();
@@ -177,8 +179,15 @@ async fn claim<'b>(
         .await
         .map_err(q("claim batch ids"))?
         .into_iter()
+        .filter(|row| row.get::<_, bool>(2))
         .map(|row| (row.get(0), row.get(1)))
         .collect();
+    if !in_chunk.is_empty() {
+        let systems: Vec<&str> = in_chunk.iter().map(|d| d.0.as_str()).collect();
+        let ids: Vec<&str> = in_chunk.iter().map(|d| d.1.as_str()).collect();
+        tx.execute(BATCHES_REPEATED, &[&systems, &ids]).await.map_err(q("count repeated batches"))?;
+        outcome.duplicates.extend(in_chunk);
+    }
     let (fresh, repeated): (Vec<_>, Vec<_>) =
         unique.into_iter().partition(|b| claimed.contains(&(b.system_id.clone(), b.batch_id.clone())));
     outcome.duplicates.extend(repeated.into_iter().map(|b| (b.system_id.clone(), b.batch_id.clone())));

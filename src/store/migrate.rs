@@ -55,6 +55,13 @@ const MIGRATIONS: &[Migration] = &[
         down: include_str!("../../migrations/0004_equipment_notify.down.sql"),
         timescale: None,
     },
+    Migration {
+        version: 5,
+        name: "api",
+        up: include_str!("../../migrations/0005_api.up.sql"),
+        down: include_str!("../../migrations/0005_api.down.sql"),
+        timescale: None,
+    },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.

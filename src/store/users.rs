@@ -10,7 +10,7 @@ const USER_CREATE: &str = include_str!("sql/user_create.sql");
 const API_KEY_INSERT: &str = include_str!("sql/api_key_insert.sql");
 const USER_BY_KEY: &str = include_str!("sql/user_by_key.sql");
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct User {
     pub user_id: Uuid,
     pub email: String,
@@ -20,7 +20,7 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-fn user(row: &tokio_postgres::Row) -> User {
+pub(super) fn user(row: &tokio_postgres::Row) -> User {
     User { user_id: row.get(0), email: row.get(1), name: row.get(2), tier: row.get(3), role: row.get(4), created_at: row.get(5) }
 }
 
@@ -40,10 +40,10 @@ impl Store {
     }
 
     /// Candidates for a key prefix: the caller compares the hashes in constant time.
-    pub async fn users_by_key_prefix(&self, prefix: &str) -> Result<Vec<(User, Vec<u8>)>, StoreError> {
+    pub async fn users_by_key_prefix(&self, prefix: &str) -> Result<Vec<(User, Vec<u8>, Uuid)>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(USER_BY_KEY).await.map_err(q("prepare key lookup"))?;
         let rows = client.query(&statement, &[&prefix]).await.map_err(q("look up an API key"))?;
-        Ok(rows.iter().map(|r| (user(r), r.get(6))).collect())
+        Ok(rows.iter().map(|r| (user(r), r.get(6), r.get(7))).collect())
     }
 }

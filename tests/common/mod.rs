@@ -63,6 +63,7 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+pub mod app;
 pub mod pipeline;
 pub mod proxy;
 pub mod scores;

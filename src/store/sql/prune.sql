@@ -2,10 +2,11 @@
 -- Run as one batch per maintenance pass; each table has an index on its time column.
 WITH
   batches AS (DELETE FROM ingested_batches WHERE ingested_at < $1 RETURNING 1),
+  submitted AS (DELETE FROM submitted_batches WHERE submitted_at < $1 RETURNING 1),
   letters AS (DELETE FROM dead_letters WHERE received_at < $1 RETURNING 1),
   events  AS (DELETE FROM outbox WHERE published_at < $1 RETURNING 1),
   wins    AS (DELETE FROM windows WHERE window_end < $1 RETURNING 1),
   scores  AS (DELETE FROM anomaly_scores WHERE computed_at < $1 RETURNING 1),
   usage   AS (DELETE FROM usage_daily WHERE day < $1::date RETURNING 1)
-SELECT (SELECT count(*) FROM batches) + (SELECT count(*) FROM letters) + (SELECT count(*) FROM events)
+SELECT (SELECT count(*) FROM batches) + (SELECT count(*) FROM submitted) + (SELECT count(*) FROM letters) + (SELECT count(*) FROM events)
      + (SELECT count(*) FROM wins) + (SELECT count(*) FROM scores) + (SELECT count(*) FROM usage)

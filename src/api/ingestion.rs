@@ -1,0 +1,133 @@
+//! HTTP ingestion for devices that cannot speak Kafka: validated like the Kafka path, then
+//! produced to the input topic as Avro, so there is one path into the database. 202 only after
+//! the broker acknowledged the write. Also batch status and last values per sensor.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::AuthUser;
+use super::error::{ApiError, ErrorBody};
+use super::json::ValidJson;
+use crate::codec::RecordEncoder;
+use crate::config::{BadReadingsPolicy, Config};
+use crate::domain::{BatchLimits, RawBatch, SensorBatch};
+use crate::ingest::validate::{Validator, Verdict};
+use crate::store::{BatchStatus, LatestReading};
+
+/// What the API needs to hand a batch to Kafka.
+pub struct HttpIngest {
+    producer: FutureProducer,
+    encoder: RecordEncoder,
+    topic: String,
+    validator: Validator,
+    limits: BatchLimits,
+    send_timeout: Duration,
+}
+
+impl HttpIngest {
+    pub fn new(config: &Config) -> Result<Self, super::SetupError> {
+        Ok(Self {
+            producer: crate::kafka::request_producer(&config.kafka)?,
+            encoder: RecordEncoder::for_batches(&config.schema_registry, &config.topics.batches.name)?,
+            topic: config.topics.batches.name.clone(),
+            validator: Validator {
+                max_future_us: i64::from(config.storage.future_skew_hours) * 3_600_000_000,
+                retention_us: i64::from(config.storage.retention_days) * 86_400_000_000,
+                // A client is told now; nothing of a refused batch is sent.
+                policy: BadReadingsPolicy::RejectBatch,
+            },
+            limits: BatchLimits { max_readings: config.ingest.max_batch_readings },
+            send_timeout: Duration::from_millis(config.api.request_timeout_ms / 2),
+        })
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The client's batch id, or the one generated for it.
+    pub batch_id: String,
+    pub system_id: String,
+    pub readings: usize,
+    /// Always `pending`: follow `status_url` to see it stored.
+    pub status: String,
+    pub status_url: String,
+}
+
+/// A JSON sensor batch (the Kafka wire format's fields).
+#[utoipa::path(post, path = "/ingestion/ingest", tag = "ingestion", request_body = RawBatch,
+    responses(
+        (status = 202, description = "Acknowledged by the broker; stored shortly", body = Accepted),
+        (status = 401, body = ErrorBody), (status = 404, description = "No such system of yours", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, description = "Invalid; `field` names the culprit", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, ValidJson(mut raw): ValidJson<RawBatch>) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let http = &state.ingest;
+    let batch_id = raw.batch_id.get_or_insert_with(|| uuid::Uuid::now_v7().to_string()).clone();
+    let batch = SensorBatch::parse(raw.clone(), &http.limits)?;
+    let system = state.owned_system(&user, batch.system_id.as_str()).await?;
+    let now_us = Utc::now().timestamp_micros();
+    let readings = match http.validator.check(&batch, &system, now_us) {
+        Verdict::Accept(accepted) => accepted.rows.len(),
+        Verdict::Reject(error) | Verdict::Partial { error, .. } => return Err(error.into()),
+    };
+    let quota = state.config.tiers.get(&user.tier).readings_per_day;
+    if state.usage.readings_today(&state.store, user.user_id).await? + readings as i64 > quota {
+        let midnight = (Utc::now().date_naive() + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        return Err(ApiError::QuotaExceeded {
+            message: format!("the {} tier accepts {quota} readings per day", user.tier),
+            retry_after: Some((midnight - Utc::now()).num_seconds().max(1) as u64),
+        });
+    }
+    let payload = http.encoder.encode_batch(&raw).await?;
+    let record = FutureRecord::to(&http.topic).key(batch.system_id.as_str()).payload(&payload);
+    if let Err((err, _)) = http.producer.send(record, http.send_timeout).await {
+        tracing::warn!(error = %err, "broker did not acknowledge an HTTP batch");
+        return Err(ApiError::Unavailable);
+    }
+    state.usage.record_readings(user.user_id, readings as i64);
+    // The batch is in Kafka and will be stored; only its "pending" status depends on this row.
+    if let Err(err) = state.store.record_submitted_batch(batch.system_id.as_str(), &batch_id, readings as i32).await {
+        tracing::warn!(error = %err, "submitted batch not recorded; its status shows once stored");
+    }
+    let status_url = format!("/ingestion/batches/{batch_id}");
+    Ok((StatusCode::ACCEPTED, Json(Accepted { batch_id, system_id: batch.system_id.to_string(), readings, status: "pending".into(), status_url })))
+}
+
+/// What became of a batch: pending, stored, skipped as a duplicate, or dead-lettered (why).
+#[utoipa::path(get, path = "/ingestion/batches/{batch_id}", tag = "ingestion",
+    params(("batch_id" = String, Path)),
+    responses((status = 200, body = BatchStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn batch(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(batch_id): Path<String>) -> Result<Json<BatchStatus>, ApiError> {
+    state.store.batch_status(user.user_id, &batch_id).await?.map(Json).ok_or(ApiError::NotFound("batch"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Latest {
+    pub system_id: String,
+    pub readings: Vec<LatestReading>,
+}
+
+/// The last value of each sensor (from the last-value table ingest keeps).
+#[utoipa::path(get, path = "/ingestion/systems/{system_id}/latest", tag = "ingestion",
+    params(("system_id" = String, Path)),
+    responses((status = 200, body = Latest), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Json<Latest>, ApiError> {
+    state.owned_system(&user, &system_id).await?;
+    let readings = state.store.latest_readings(&system_id).await?;
+    Ok(Json(Latest { system_id, readings }))
+}

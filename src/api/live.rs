@@ -1,0 +1,112 @@
+//! Live scores: each API instance listens for the database's score notifications and fans
+//! the scored windows out to its WebSocket clients, each seeing only the system it asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use super::auth::AuthUser;
+use super::error::{ApiError, ErrorBody};
+use crate::config::DatabaseConfig;
+use crate::store::notify::{self, Notice};
+use crate::store::{ScoredWindow, Store};
+
+const CHANNEL: &str = "manifold_scores";
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ScoreFeed {
+    sender: broadcast::Sender<Arc<ScoredWindow>>,
+}
+
+impl Default for ScoreFeed {
+    fn default() -> Self {
+        Self { sender: broadcast::channel(1024).0 }
+    }
+}
+
+#[derive(Deserialize)]
+struct ScoresWritten {
+    system_id: String,
+    window_start: DateTime<Utc>,
+    revision: i32,
+}
+
+impl ScoreFeed {
+    /// Until `shutdown`: reads each notified window (only while someone is watching) and sends it on.
+    pub async fn run(self, store: Store, database: DatabaseConfig, shutdown: CancellationToken) {
+        notify::listen(&database, CHANNEL, &shutdown, |notice| {
+            let (feed, store) = (self.clone(), store.clone());
+            async move {
+                let Notice::Payload(payload) = notice else { return Ok(()) };
+                if feed.sender.receiver_count() == 0 {
+                    return Ok(());
+                }
+                let Ok(written) = serde_json::from_str::<ScoresWritten>(&payload) else {
+                    tracing::warn!(payload, "unreadable score notification");
+                    return Ok(());
+                };
+                if let Some(window) = store.scored_window(&written.system_id, written.window_start, written.revision).await? {
+                    let _ = feed.sender.send(Arc::new(window));
+                }
+                Ok(())
+            }
+        })
+        .await;
+    }
+}
+
+/// A WebSocket that pushes each newly scored window of the system as a JSON text message (a
+/// `ScoredWindow`). Browsers may pass the key as `?api_key=`.
+#[utoipa::path(get, path = "/ws/systems/{system_id}/scores", tag = "anomalies",
+    params(("system_id" = String, Path)),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 426, description = "Not a WebSocket upgrade request", body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn scores(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    Path(system_id): Path<String>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    state.owned_system(&user, &system_id).await?;
+    let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
+    let receiver = state.scores.sender.subscribe();
+    let shutdown = state.shutdown.clone();
+    Ok(upgrade.on_upgrade(move |socket| push(socket, system_id, receiver, shutdown)))
+}
+
+async fn push(mut socket: WebSocket, system_id: String, mut scores: broadcast::Receiver<Arc<ScoredWindow>>, shutdown: CancellationToken) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    loop {
+        let outgoing = tokio::select! {
+            _ = shutdown.cancelled() => Some(Message::Close(None)),
+            _ = ping.tick() => Some(Message::Ping(Default::default())),
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => None,
+            },
+            received = scores.recv() => match received {
+                Ok(window) if window.system_id == system_id => serde_json::to_string(&*window).ok().map(|t| Message::Text(t.into())),
+                Ok(_) => None,
+                // A slow client misses windows rather than slowing the others; it is told so.
+                Err(broadcast::error::RecvError::Lagged(missed)) => Some(Message::Text(format!("{{\"lagged\":{missed}}}").into())),
+                Err(broadcast::error::RecvError::Closed) => Some(Message::Close(None)),
+            },
+        };
+        if let Some(message) = outgoing {
+            let closing = matches!(message, Message::Close(_));
+            if socket.send(message).await.is_err() || closing {
+                return;
+            }
+        }
+    }
+}

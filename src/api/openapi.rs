@@ -1,0 +1,35 @@
+//! `/openapi.json` from the handlers' annotations (utoipa), and `/docs`: a self-contained
+//! page that renders it (Swagger UI's bundle would need a download at build time).
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{anomalies, health, ingestion, keys, live, metadata, readings, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "manifold API", description = "Equipment metadata, HTTP ingestion, readings and anomaly scores of the manifold data plane."),
+    paths(
+        health::basic, health::live, health::ready,
+        users::register, users::me, users::patch, users::usage, keys::create, keys::list, keys::revoke,
+        metadata::create, metadata::list, metadata::get, metadata::patch, metadata::delete,
+        ingestion::ingest, ingestion::batch, ingestion::latest,
+        readings::readings,
+        anomalies::history, anomalies::latest, live::scores,
+    ),
+    modifiers(&Security),
+    tags((name = "health"), (name = "users"), (name = "metadata"), (name = "ingestion"), (name = "readings"), (name = "anomalies")),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub const DOCS_PAGE: &str = include_str!("docs.html");

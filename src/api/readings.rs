@@ -1,0 +1,175 @@
+//! `GET /readings/systems/{system_id}`: raw readings or time buckets (from the 1-minute
+//! aggregate when the bucket is whole minutes), paginated by cursor, as JSON or CSV.
+
+use std::fmt::Write;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::AuthUser;
+use super::error::{ApiError, ErrorBody};
+use super::json::param;
+use crate::store::{BucketReading, RawReading, ReadingsQuery};
+
+const MAX_LIMIT: i64 = 10_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReadingsParams {
+    /// Start (inclusive, RFC 3339); default one hour before `to`.
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub from: Option<String>,
+    /// End (exclusive, RFC 3339); default now.
+    #[param(value_type = Option<DateTime<Utc>>)]
+    pub to: Option<String>,
+    /// Sensor ids, comma-separated; default all.
+    pub sensor: Option<String>,
+    /// Bucket length: `30s`, `1m`, `15m`, `1h`, `1d` or seconds; absent for raw readings.
+    pub bucket: Option<String>,
+    /// Rows per page, 1 to 10000 (default 1000).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadingsPage {
+    pub system_id: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Bucket length in seconds; absent for raw readings.
+    pub bucket_seconds: Option<i64>,
+    /// Raw readings (when no bucket was asked for).
+    pub readings: Vec<RawReading>,
+    /// Aggregates per bucket and sensor (when a bucket was asked for).
+    pub buckets: Vec<BucketReading>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+fn bucket_seconds(text: &str) -> Result<i64, ApiError> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if scale > 0 && n > 0 && n * scale <= 31 * 86_400 => Ok(n * scale),
+        _ => Err(ApiError::invalid("bucket", "must be a length such as 30s, 1m, 15m, 1h or 1d (at most 31 days)")),
+    }
+}
+
+/// Cursors are `<microseconds>:<sensor id>` of the last row served.
+fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, String), ApiError> {
+    let bad = || ApiError::invalid("after", "must be the `next` value of a previous page");
+    let (micros, sensor) = text.split_once(':').ok_or_else(bad)?;
+    let time = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    Ok((time, sensor.to_owned()))
+}
+
+fn cursor(time: DateTime<Utc>, sensor: &str) -> String {
+    format!("{}:{sensor}", time.timestamp_micros())
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/csv"))
+}
+
+fn csv(page: &ReadingsPage) -> Response {
+    let mut out = String::new();
+    if page.bucket_seconds.is_some() {
+        out.push_str("sensor_id,time,count,mean,min,max\n");
+        for b in &page.buckets {
+            let _ = writeln!(out, "{},{},{},{},{},{}", b.sensor_id, b.time.to_rfc3339(), b.count, b.mean, b.min, b.max);
+        }
+    } else {
+        out.push_str("sensor_id,time,value\n");
+        for r in &page.readings {
+            let _ = writeln!(out, "{},{},{}", r.sensor_id, r.time.to_rfc3339(), r.value);
+        }
+    }
+    let mut response = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    if let Some(next) = page.next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+        response.headers_mut().insert("x-next-cursor", next);
+    }
+    response
+}
+
+/// Readings of one of your systems. `Accept: text/csv` gives CSV (the next cursor in `X-Next-Cursor`).
+#[utoipa::path(get, path = "/readings/systems/{system_id}", tag = "readings",
+    params(("system_id" = String, Path), ReadingsParams),
+    responses(
+        (status = 200, body = ReadingsPage, content_type = "application/json"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn readings(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    Path(system_id): Path<String>,
+    Query(params): Query<ReadingsParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.owned_system(&user, &system_id).await?;
+    let to = param::<DateTime<Utc>>("to", &params.to)?.unwrap_or_else(Utc::now);
+    let from = param::<DateTime<Utc>>("from", &params.from)?.unwrap_or(to - TimeDelta::hours(1));
+    if from >= to {
+        return Err(ApiError::invalid("from", "must be before `to`"));
+    }
+    let limit = param::<i64>("limit", &params.limit)?.unwrap_or(1000);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
+    }
+    let bucket = params.bucket.as_deref().map(bucket_seconds).transpose()?;
+    let after = match params.after.as_deref() {
+        Some(text) => parse_cursor(text)?,
+        None => (from - TimeDelta::microseconds(1), String::new()),
+    };
+    let sensors = params.sensor.as_deref().map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
+    let query = ReadingsQuery { system_id: system_id.clone(), from, to, sensors, after, limit };
+    let mut page = ReadingsPage { system_id, from, to, bucket_seconds: bucket, readings: Vec::new(), buckets: Vec::new(), next: None };
+    match bucket {
+        Some(seconds) => {
+            page.buckets = state.store.bucketed_readings(&query, seconds).await?;
+            page.next = (page.buckets.len() as i64 == limit).then(|| page.buckets.last().map(|b| cursor(b.time, &b.sensor_id))).flatten();
+        }
+        None => {
+            page.readings = state.store.raw_readings(&query).await?;
+            page.next = (page.readings.len() as i64 == limit).then(|| page.readings.last().map(|r| cursor(r.time, &r.sensor_id))).flatten();
+        }
+    }
+    Ok(if wants_csv(&headers) { csv(&page) } else { Json(page).into_response() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_lengths_parse_with_units_and_bad_ones_name_the_field() {
+        assert_eq!(bucket_seconds("30s").unwrap(), 30);
+        assert_eq!(bucket_seconds("15m").unwrap(), 900);
+        assert_eq!(bucket_seconds("1h").unwrap(), 3600);
+        assert_eq!(bucket_seconds("120").unwrap(), 120);
+        for bad in ["0m", "m", "5w", "-1h", "40d", ""] {
+            assert!(matches!(bucket_seconds(bad), Err(ApiError::Invalid { ref field, .. }) if field == "bucket"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_refused() {
+        let time = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        assert_eq!(parse_cursor(&cursor(time, "PS1")).unwrap(), (time, "PS1".to_owned()));
+        assert!(parse_cursor("yesterday").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Batch status for device teams: what became of a batch id sent over HTTP or Kafka.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Store, StoreError, q};
+
+const BATCH_SUBMITTED: &str = include_str!("sql/batch_submitted.sql");
+const BATCH_STATUS: &str = include_str!("sql/batch_status.sql");
+const BATCHES_STALLED: &str = include_str!("sql/batches_stalled.sql");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchState {
+    /// Accepted by the API and the broker; ingest has not stored it yet.
+    Pending,
+    Stored,
+    /// Stored earlier; later copies were skipped.
+    Duplicate,
+    DeadLettered,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterReason {
+    pub kind: String,
+    pub message: String,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BatchStatus {
+    pub batch_id: String,
+    pub system_id: String,
+    pub status: BatchState,
+    /// Readings stored (or submitted, while pending).
+    pub readings: Option<i32>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub stored_at: Option<DateTime<Utc>>,
+    /// Copies skipped because the batch was already stored.
+    pub duplicates: i32,
+    /// Why the batch, or the readings rejected from it, went to the dead-letter topic.
+    pub dead_letters: Vec<DeadLetterReason>,
+}
+
+impl Store {
+    pub async fn record_submitted_batch(&self, system_id: &str, batch_id: &str, readings: i32) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(BATCH_SUBMITTED).await.map_err(q("prepare batch record"))?;
+        client.execute(&statement, &[&system_id, &batch_id, &readings]).await.map_err(q("record a submitted batch"))?;
+        Ok(())
+    }
+
+    /// The batch in the owner's systems; `None` when no trace of it exists there.
+    pub async fn batch_status(&self, owner: Uuid, batch_id: &str) -> Result<Option<BatchStatus>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(BATCH_STATUS).await.map_err(q("prepare batch status"))?;
+        let rows = client.query(&statement, &[&owner, &batch_id]).await.map_err(q("read batch status"))?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let mut status = BatchStatus {
+            batch_id: batch_id.to_owned(),
+            system_id: first.get(1),
+            status: BatchState::Pending,
+            readings: None,
+            submitted_at: None,
+            stored_at: None,
+            duplicates: 0,
+            dead_letters: Vec::new(),
+        };
+        for row in rows.iter().filter(|r| r.get::<_, String>(1) == status.system_id) {
+            let at: DateTime<Utc> = row.get(3);
+            match row.get::<_, &str>(0) {
+                "stored" => {
+                    status.stored_at = Some(at);
+                    status.readings = row.get(2);
+                    status.duplicates = row.get(4);
+                }
+                "submitted" => {
+                    status.submitted_at = Some(at);
+                    status.readings = status.readings.or(row.get(2));
+                }
+                _ => status.dead_letters.push(DeadLetterReason { kind: row.get(5), message: row.get(6), received_at: at }),
+            }
+        }
+        status.status = match (status.stored_at, status.dead_letters.is_empty()) {
+            (Some(_), _) if status.duplicates > 0 => BatchState::Duplicate,
+            (Some(_), _) => BatchState::Stored,
+            (None, false) => BatchState::DeadLettered,
+            (None, true) => BatchState::Pending,
+        };
+        Ok(Some(status))
+    }
+
+    /// Batches submitted between `after` and `within` ago that ingest has not handled.
+    pub async fn stalled_batches(&self, after: std::time::Duration, within: std::time::Duration) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(BATCHES_STALLED).await.map_err(q("prepare stall check"))?;
+        let row = client.query_one(&statement, &[&after.as_secs_f64(), &within.as_secs_f64()]).await.map_err(q("check stalled batches"))?;
+        Ok(row.get(0))
+    }
+}

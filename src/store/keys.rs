@@ -1,0 +1,86 @@
+//! API key management and the admin's changes to users.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::users::user;
+use super::{Store, StoreError, User, q};
+
+const KEYS_LIST: &str = include_str!("sql/keys_list.sql");
+const KEY_CREATE: &str = include_str!("sql/key_create.sql");
+const KEY_REVOKE: &str = include_str!("sql/key_revoke.sql");
+const KEYS_TOUCH: &str = include_str!("sql/keys_touch.sql");
+const USER_UPDATE: &str = include_str!("sql/user_update.sql");
+const SYSTEMS_COUNT: &str = include_str!("sql/systems_count.sql");
+
+/// A key as listed: never the key itself, only the prefix that identifies it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyInfo {
+    pub key_id: Uuid,
+    pub prefix: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+fn key_info(r: &tokio_postgres::Row) -> KeyInfo {
+    KeyInfo { key_id: r.get(0), prefix: r.get(1), name: r.get(2), created_at: r.get(3), last_used_at: r.get(4), revoked_at: r.get(5) }
+}
+
+/// Fields an admin may change; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct UserChange<'a> {
+    pub tier: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub disabled: Option<bool>,
+}
+
+impl Store {
+    pub async fn list_keys(&self, user_id: Uuid) -> Result<Vec<KeyInfo>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(KEYS_LIST, &[&user_id]).await.map_err(q("list keys"))?;
+        Ok(rows.iter().map(key_info).collect())
+    }
+
+    pub async fn create_key(&self, user_id: Uuid, name: Option<&str>, prefix: &str, hash: &[u8]) -> Result<KeyInfo, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_one(KEY_CREATE, &[&Uuid::now_v7(), &user_id, &prefix, &hash, &name]).await.map_err(q("create a key"))?;
+        Ok(key_info(&row))
+    }
+
+    /// `false` when the user has no such active key.
+    pub async fn revoke_key(&self, user_id: Uuid, key_id: Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        Ok(client.query_opt(KEY_REVOKE, &[&user_id, &key_id]).await.map_err(q("revoke a key"))?.is_some())
+    }
+
+    pub async fn touch_keys(&self, used: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = used.iter().map(|u| u.0).collect();
+        let times: Vec<DateTime<Utc>> = used.iter().map(|u| u.1).collect();
+        let client = self.client().await?;
+        client.execute(KEYS_TOUCH, &[&ids, &times]).await.map_err(q("record key use"))?;
+        Ok(())
+    }
+
+    /// `None` when the user does not exist.
+    pub async fn update_user(&self, user_id: Uuid, change: &UserChange<'_>) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(USER_UPDATE, &[&user_id, &change.tier, &change.role, &change.disabled])
+            .await
+            .map_err(q("update a user"))?;
+        Ok(row.as_ref().map(user))
+    }
+
+    pub async fn count_systems(&self, owner: Uuid) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(SYSTEMS_COUNT).await.map_err(q("prepare systems count"))?;
+        Ok(client.query_one(&statement, &[&owner]).await.map_err(q("count systems"))?.get(0))
+    }
+}

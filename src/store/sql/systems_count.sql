@@ -1,0 +1,1 @@
+SELECT count(*) FROM equipment WHERE owner_id = $1
