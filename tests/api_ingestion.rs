@@ -120,7 +120,7 @@ async fn readings_come_raw_in_pages_or_in_buckets_as_json_or_csv() {
     let (key, _) = app.register("ds@example.com").await;
     app.create_rig(&key, "ds-rig").await;
     let minute = Utc::now().timestamp_micros() / 60_000_000 * 60_000_000 - 120_000_000;
-    let values: Vec<f64> = (0..100).map(|i| f64::from(i)).collect();
+    let values: Vec<f64> = (0..100).map(f64::from).collect();
     let mut body = batch("ds-rig", minute, values);
     body["batch_id"] = json!("ds-1");
     assert_eq!(app.req(Method::POST, "/ingestion/ingest", &key).json(&body).send().await.unwrap().status(), StatusCode::ACCEPTED);

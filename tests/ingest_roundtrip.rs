@@ -59,8 +59,8 @@ async fn produced_batches_are_stored_exactly_with_their_values_and_times() {
         .await
         .unwrap();
     let mut stored: Vec<(String, String, i64, f64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
-    expected.sort_by(|a, b| (a.0.clone(), a.2).cmp(&(b.0.clone(), b.2)));
-    stored.sort_by(|a, b| (a.0.clone(), a.2).cmp(&(b.0.clone(), b.2)));
+    expected.sort_by_key(|a| (a.0.clone(), a.2));
+    stored.sort_by_key(|a| (a.0.clone(), a.2));
     assert_eq!(stored, expected);
     assert_eq!(p.query_i64("SELECT count(*) FROM ingested_batches").await, 30);
     assert_eq!(p.query_i64("SELECT count(*) FROM latest_readings").await, 6, "a last value per series");
