@@ -59,13 +59,17 @@ pub async fn list(State(state): State<AppState>, AuthUser(user, _): AuthUser) ->
     Ok(Json(KeyList { items: state.store.list_keys(user.user_id).await? }))
 }
 
-/// Revokes one of your keys; it stops working at once on this instance, within 30 s on others.
+/// Revokes one of your keys (not the one making the request); it stops working at once on this
+/// instance, within 30 s on others.
 #[utoipa::path(delete, path = "/users/me/keys/{key_id}", tag = "users",
     params(("key_id" = Uuid, Path)),
-    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
-pub async fn revoke(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(key_id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(State(state): State<AppState>, AuthUser(user, current): AuthUser, Path(key_id): Path<String>) -> Result<StatusCode, ApiError> {
     let key_id: Uuid = key_id.parse().map_err(|_| ApiError::NotFound("key"))?;
+    if key_id == current {
+        return Err(ApiError::Conflict("this request's own key; revoke it with another key".into()));
+    }
     if !state.store.revoke_key(user.user_id, key_id).await? {
         return Err(ApiError::NotFound("key"));
     }

@@ -85,7 +85,7 @@ pub struct PatchUser {
 #[utoipa::path(patch, path = "/users/{user_id}", tag = "users", request_body = PatchUser,
     params(("user_id" = Uuid, Path)),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -102,6 +102,10 @@ pub async fn patch(
     }
     if body.role.as_deref().is_some_and(|r| !["user", "admin"].contains(&r)) {
         return Err(ApiError::invalid("role", "must be user or admin"));
+    }
+    if user_id == caller.user_id && (body.disabled == Some(true) || body.role.as_deref() == Some("user")) {
+        // The last admin could lock everyone out; another admin has to do it.
+        return Err(ApiError::Conflict("an admin cannot disable or demote themselves".into()));
     }
     let change = UserChange { tier: body.tier.as_deref(), role: body.role.as_deref(), disabled: body.disabled };
     let updated = state.store.update_user(user_id, &change).await?.ok_or(ApiError::NotFound("user"))?;

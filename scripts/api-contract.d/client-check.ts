@@ -1,0 +1,39 @@
+// Type-checked (never run) by scripts/api-contract against types that openapi-typescript generates
+// from the live /openapi.json into ./api.d.ts. It fails when the document stops describing what a
+// TypeScript client relies on. Keep it to shapes clients really read; extend it when they read more.
+import type { paths } from "./api";
+import createClient from "openapi-fetch";
+
+// GET /users/me -> 200 application/json
+type Me = paths["/users/me"]["get"]["responses"][200]["content"]["application/json"];
+
+// Each field must exist and be required (an optional field would be `T | undefined` and fail here).
+export function readMe(me: Me): { id: string | number; email: string; name: string; tier: string; role: string } {
+  const id: string | number = me.user_id;
+  const email: string = me.email;
+  const name: string = me.name;
+  const tier: string = me.tier;
+  const role: string = me.role;
+  return { id, email, name, tier, role };
+}
+const sampleEmail: Me["email"] = "a@example.com";
+
+// GET /metadata/{system_id} -> 200 application/json, with a string path parameter `system_id`.
+type Equipment = paths["/metadata/{system_id}"]["get"]["responses"][200]["content"]["application/json"];
+type SystemId = paths["/metadata/{system_id}"]["get"]["parameters"]["path"]["system_id"];
+// `never` (no such response) or a non-object body fails this assignment.
+const equipmentIsObject: Equipment extends object ? true : false = true;
+const sampleSystemId: SystemId = "rig-7";
+
+// The same through a typed client (openapi-fetch): paths, params and response bodies line up.
+export async function fetchBoth(baseUrl: string, apiKey: string): Promise<[Me, Equipment] | undefined> {
+  const client = createClient<paths>({ baseUrl, headers: { "X-API-Key": apiKey } });
+  const me = await client.GET("/users/me");
+  const equipment = await client.GET("/metadata/{system_id}", { params: { path: { system_id: sampleSystemId } } });
+  if (me.data === undefined || equipment.data === undefined) return undefined;
+  const email: string = me.data.email;
+  void email;
+  return [me.data, equipment.data];
+}
+
+export const checked = { sampleEmail, equipmentIsObject };
