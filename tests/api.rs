@@ -110,3 +110,78 @@ async fn health_and_metrics_answer_without_a_key() {
     let (status, error) = error_of(app.http.get(format!("{}/nowhere", app.base)).send().await.unwrap()).await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }
+
+#[tokio::test]
+async fn a_cached_system_read_follows_changes_made_here_and_elsewhere() {
+    let app = spawn_app(&[]).await;
+    let (key, _) = app.register("cache@example.com").await;
+    app.create_rig(&key, "rig-c").await;
+    assert_eq!(app.get_json("/metadata/rig-c", &key).await["version"], 1);
+    let patched = app.req(reqwest::Method::PATCH, "/metadata/rig-c", &key).header("If-Match", "\"1\"").json(&json!({"name": "Renamed"})).send().await.unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let read = app.req(reqwest::Method::GET, "/metadata/rig-c", &key).send().await.unwrap();
+    assert_eq!(read.headers()["etag"], "\"2\"");
+    assert_eq!(read.json::<Value>().await.unwrap()["name"], "Renamed", "this instance's write is read back at once");
+
+    // Another instance (or psql) changes the row: the database notification reaches the cache.
+    let client = common::connect(&app.db_url).await;
+    client.execute("UPDATE equipment SET name = 'From elsewhere', version = version + 1 WHERE system_id = 'rig-c'", &[]).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let body = app.get_json("/metadata/rig-c", &key).await;
+        if body["name"] == "From elsewhere" {
+            assert_eq!(body["version"], 3);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the cache never saw the change: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_authenticated_route_refuses_a_missing_key_with_a_json_401() {
+    let app = spawn_app(&[]).await;
+    let routes = [
+        (reqwest::Method::GET, "/users/me"),
+        (reqwest::Method::GET, "/users/me/keys"),
+        (reqwest::Method::POST, "/users/me/keys"),
+        (reqwest::Method::DELETE, "/users/me/keys/0190f3e2-0000-7000-8000-000000000000"),
+        (reqwest::Method::PATCH, "/users/0190f3e2-0000-7000-8000-000000000000"),
+        (reqwest::Method::GET, "/users/0190f3e2-0000-7000-8000-000000000000/usage"),
+        (reqwest::Method::GET, "/metadata/"),
+        (reqwest::Method::POST, "/metadata/"),
+        (reqwest::Method::GET, "/metadata/rig-a"),
+        (reqwest::Method::PATCH, "/metadata/rig-a"),
+        (reqwest::Method::DELETE, "/metadata/rig-a"),
+        (reqwest::Method::POST, "/ingestion/ingest"),
+        (reqwest::Method::GET, "/ingestion/batches/b-1"),
+        (reqwest::Method::GET, "/ingestion/systems/rig-a/latest"),
+        (reqwest::Method::GET, "/readings/systems/rig-a"),
+        (reqwest::Method::GET, "/anomalies/systems/rig-a"),
+        (reqwest::Method::GET, "/anomalies/systems/rig-a/latest"),
+        (reqwest::Method::GET, "/ws/systems/rig-a/scores"),
+    ];
+    for (method, path) in routes {
+        let r = app.http.request(method.clone(), format!("{}{path}", app.base)).send().await.unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!((status, error["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{method} {path}");
+        assert_eq!(error["message"], "authentication required", "no detail on why");
+    }
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let app = spawn_app(&[("MANIFOLD__API__CORS_ORIGINS", "https://grafana.example.com, https://ops.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, format!("{}/metadata/", app.base))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "x-api-key")
+            .send()
+    };
+    let allowed = preflight("https://grafana.example.com").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://grafana.example.com");
+    let refused = preflight("https://evil.example.com").await.unwrap();
+    assert!(!refused.headers().contains_key("access-control-allow-origin"));
+}

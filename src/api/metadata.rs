@@ -88,8 +88,22 @@ pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     responses((status = 200, body = Equipment, headers(("etag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Response, ApiError> {
-    let found = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
-    Ok(with_etag(StatusCode::OK, found))
+    let cached = match state.equipment.get(&system_id) {
+        Some(hit) => hit,
+        None => {
+            let generation = state.equipment.generation();
+            let found = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
+            match state.equipment.put(user.user_id, &found, generation) {
+                Some(cached) => cached,
+                None => return Ok(with_etag(StatusCode::OK, found)),
+            }
+        }
+    };
+    if cached.owner_id != user.user_id {
+        return Err(ApiError::NotFound("system"));
+    }
+    let etag = HeaderValue::from_str(&format!("\"{}\"", cached.version)).unwrap_or(HeaderValue::from_static("\"0\""));
+    Ok(([(header::ETAG, etag), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], cached.json.clone()).into_response())
 }
 
 /// Your systems, ordered by id.
@@ -140,6 +154,7 @@ pub async fn patch(
         Updated::NotFound => return Err(ApiError::NotFound("system")),
         Updated::VersionMismatch => return Err(ApiError::PreconditionFailed),
     }
+    state.equipment.forget(&system_id);
     let updated = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
     Ok(with_etag(StatusCode::OK, updated))
 }
@@ -148,5 +163,7 @@ pub async fn patch(
     responses((status = 204, description = "Deleted with its series, readings and scores"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<StatusCode, ApiError> {
-    if state.store.delete_equipment(user.user_id, &system_id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound("system")) }
+    let deleted = state.store.delete_equipment(user.user_id, &system_id).await?;
+    state.equipment.forget(&system_id);
+    if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound("system")) }
 }

@@ -3,6 +3,7 @@
 
 mod anomalies;
 mod auth;
+mod equipment_cache;
 mod error;
 mod health;
 mod ingestion;
@@ -57,6 +58,7 @@ pub struct Inner {
     limits: limits::RateLimits,
     usage: usage::UsageTracker,
     systems: MetadataCache,
+    equipment: equipment_cache::EquipmentCache,
     ingest: ingestion::HttpIngest,
     scores: live::ScoreFeed,
     kafka_check: health::KafkaCheck,
@@ -84,6 +86,7 @@ impl AppState {
             limits: limits::RateLimits::new(&config.api.tiers),
             usage: usage::UsageTracker::default(),
             systems: MetadataCache::default(),
+            equipment: equipment_cache::EquipmentCache::default(),
             ingest: ingestion::HttpIngest::new(config)?,
             scores: live::ScoreFeed::default(),
             kafka_check: health::KafkaCheck::default(),
@@ -143,7 +146,7 @@ pub async fn serve(listen: SocketAddr, state: AppState, shutdown: CancellationTo
     let app = router(state.clone());
     let mut tasks = tokio::task::JoinSet::new();
     let background = state.shutdown.clone();
-    tasks.spawn(state.systems.clone().listen(state.store.clone(), state.database.clone(), background.clone()));
+    tasks.spawn(watch_equipment(state.clone(), background.clone()));
     tasks.spawn(state.scores.clone().run(state.store.clone(), state.database.clone(), background.clone()));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
     let handle = tokio::spawn(async move {
@@ -179,4 +182,26 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
             return;
         }
     }
+}
+
+/// Keeps the catalogue and the equipment cache current from the database's equipment
+/// notifications; after a reconnect (notifications may have been missed) both start over.
+async fn watch_equipment(state: AppState, stop: CancellationToken) {
+    crate::store::notify::listen(&state.database, crate::ingest::EQUIPMENT_CHANNEL, &stop, |notice| {
+        let state = state.clone();
+        async move {
+            match notice {
+                crate::store::notify::Notice::Connected => {
+                    state.equipment.clear();
+                    state.systems.reload_all(&state.store).await?;
+                }
+                crate::store::notify::Notice::Payload(system_id) => {
+                    state.equipment.forget(&system_id);
+                    state.systems.reload_system(&state.store, &system_id).await?;
+                }
+            }
+            Ok(())
+        }
+    })
+    .await;
 }

@@ -137,6 +137,8 @@ fn set(root: &mut Table, path: &[String], raw: &str) -> Result<(), String> {
         Some(Value::Float(_)) => Value::Float(raw.trim().parse().map_err(|_| format!("expected a number, got {raw:?}"))?),
         Some(Value::Boolean(_)) => Value::Boolean(raw.trim().parse().map_err(|_| format!("expected true or false, got {raw:?}"))?),
         Some(Value::Table(_)) => return Err("is a section; set its keys instead".into()),
+        // Lists of strings from the environment are comma-separated: `https://a,https://b`.
+        Some(Value::Array(_)) => Value::Array(raw.split(',').map(str::trim).filter(|x| !x.is_empty()).map(|x| Value::String(x.to_owned())).collect()),
         Some(_) => Value::String(raw.to_owned()),
         // A key without a default (an optional one): take the TOML reading of the text.
         None => infer(raw),

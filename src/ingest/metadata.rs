@@ -13,7 +13,8 @@ use crate::config::DatabaseConfig;
 use crate::store::notify::{self, Notice};
 use crate::store::{Store, StoreError, SystemMeta};
 
-const CHANNEL: &str = "manifold_equipment";
+/// The channel the equipment and series triggers notify on (migration 0004).
+pub const EQUIPMENT_CHANNEL: &str = "manifold_equipment";
 
 #[derive(Clone, Default)]
 pub struct MetadataCache {
@@ -62,7 +63,7 @@ impl MetadataCache {
 
     /// Keeps the cache current until `shutdown`; reconnects with back-off.
     pub async fn listen(self, store: Store, database: DatabaseConfig, shutdown: CancellationToken) {
-        notify::listen(&database, CHANNEL, &shutdown, |notice| {
+        notify::listen(&database, EQUIPMENT_CHANNEL, &shutdown, |notice| {
             let (cache, store) = (self.clone(), store.clone());
             async move {
                 match notice {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use metadata::MetadataCache;
+pub use metadata::{EQUIPMENT_CHANNEL, MetadataCache};
 pub use metrics::IngestMetrics;
 pub use service::{IngestHealth, IngestService};
 
