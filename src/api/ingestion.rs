@@ -20,7 +20,7 @@ use crate::codec::RecordEncoder;
 use crate::config::{BadReadingsPolicy, Config};
 use crate::domain::{BatchLimits, RawBatch, SensorBatch};
 use crate::ingest::validate::{Validator, Verdict};
-use crate::store::{BatchStatus, LatestReading};
+use crate::store::{BatchState, BatchStatus, LatestReading};
 
 /// What the API needs to hand a batch to Kafka.
 pub struct HttpIngest {
@@ -98,10 +98,7 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
         return Err(ApiError::Unavailable);
     }
     state.usage.record_readings(user.user_id, readings as i64);
-    // The batch is in Kafka and will be stored; only its "pending" status depends on this row.
-    if let Err(err) = state.store.record_submitted_batch(batch.system_id.as_str(), &batch_id, readings as i32).await {
-        tracing::warn!(error = %err, "submitted batch not recorded; its status shows once stored");
-    }
+    state.submitted.record(batch.system_id.as_str(), &batch_id, readings as i32);
     let status_url = format!("/ingestion/batches/{batch_id}");
     Ok((StatusCode::ACCEPTED, Json(Accepted { batch_id, system_id: batch.system_id.to_string(), readings, status: "pending".into(), status_url })))
 }
@@ -112,7 +109,23 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     responses((status = 200, body = BatchStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn batch(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(batch_id): Path<String>) -> Result<Json<BatchStatus>, ApiError> {
-    state.store.batch_status(user.user_id, &batch_id).await?.map(Json).ok_or(ApiError::NotFound("batch"))
+    if let Some(status) = state.store.batch_status(user.user_id, &batch_id).await? {
+        return Ok(Json(status));
+    }
+    // Accepted a moment ago and not yet recorded (see `submitted`).
+    match state.submitted.unwritten(&batch_id) {
+        Some((system_id, readings)) if state.owned_system(&user, &system_id).await.is_ok() => Ok(Json(BatchStatus {
+            batch_id,
+            system_id,
+            status: BatchState::Pending,
+            readings: Some(readings),
+            submitted_at: None,
+            stored_at: None,
+            duplicates: 0,
+            dead_letters: Vec::new(),
+        })),
+        _ => Err(ApiError::NotFound("batch")),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

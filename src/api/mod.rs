@@ -15,6 +15,7 @@ mod live;
 mod metadata;
 mod openapi;
 mod readings;
+mod submitted;
 mod usage;
 mod users;
 
@@ -60,6 +61,7 @@ pub struct Inner {
     systems: MetadataCache,
     equipment: equipment_cache::EquipmentCache,
     ingest: ingestion::HttpIngest,
+    submitted: submitted::SubmittedLog,
     scores: live::ScoreFeed,
     kafka_check: health::KafkaCheck,
     http: layers::HttpMetrics,
@@ -88,6 +90,7 @@ impl AppState {
             systems: MetadataCache::default(),
             equipment: equipment_cache::EquipmentCache::default(),
             ingest: ingestion::HttpIngest::new(config)?,
+            submitted: submitted::SubmittedLog::default(),
             scores: live::ScoreFeed::default(),
             kafka_check: health::KafkaCheck::default(),
             shutdown: CancellationToken::new(),
@@ -145,12 +148,17 @@ pub async fn serve(listen: SocketAddr, state: AppState, shutdown: CancellationTo
     let bound = listener.local_addr()?;
     let app = router(state.clone());
     let mut tasks = tokio::task::JoinSet::new();
-    let background = state.shutdown.clone();
+    // Background work stops after the last request is answered, so nothing it records is lost;
+    // WebSocket sessions (state.shutdown) end as soon as shutdown begins.
+    let background = CancellationToken::new();
     tasks.spawn(watch_equipment(state.clone(), background.clone()));
     tasks.spawn(state.scores.clone().run(state.store.clone(), state.database.clone(), background.clone()));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
+    let recorder = state.clone();
+    let recorder_stop = background.clone();
+    tasks.spawn(async move { recorder.submitted.run(recorder.store.clone(), recorder_stop).await });
     let handle = tokio::spawn(async move {
-        let (stop, sessions) = (shutdown.clone(), background.clone());
+        let (stop, sessions) = (shutdown.clone(), state.shutdown.clone());
         let served = axum::serve(listener, app).with_graceful_shutdown(async move {
             stop.cancelled().await;
             // WebSocket sessions hold connections open; ending them lets the server drain.

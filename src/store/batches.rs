@@ -45,10 +45,14 @@ pub struct BatchStatus {
 }
 
 impl Store {
-    pub async fn record_submitted_batch(&self, system_id: &str, batch_id: &str, readings: i32) -> Result<(), StoreError> {
+    /// Records batches handed to Kafka: (system id, batch id, readings).
+    pub async fn record_submitted_batches(&self, batches: &[(String, String, i32)]) -> Result<(), StoreError> {
+        let systems: Vec<&str> = batches.iter().map(|b| b.0.as_str()).collect();
+        let ids: Vec<&str> = batches.iter().map(|b| b.1.as_str()).collect();
+        let readings: Vec<i32> = batches.iter().map(|b| b.2).collect();
         let client = self.client().await?;
         let statement = client.prepare_cached(BATCH_SUBMITTED).await.map_err(q("prepare batch record"))?;
-        client.execute(&statement, &[&system_id, &batch_id, &readings]).await.map_err(q("record a submitted batch"))?;
+        client.execute(&statement, &[&systems, &ids, &readings]).await.map_err(q("record submitted batches"))?;
         Ok(())
     }
 
