@@ -92,6 +92,8 @@ async fn over_the_tier_rate_a_request_gets_429_with_retry_after_and_ratelimit_he
     assert_eq!(limited.headers()["ratelimit-limit"], "3");
     let (_, error) = error_of(limited).await;
     assert_eq!(error["code"], "rate_limited");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("manifold_http_errors_total{code=\"rate_limited\",route=\"/users/me\"} 1"), "{metrics}");
     let (other, _) = app.register("slow@example.com").await;
     assert_eq!(app.req(Method::GET, "/users/me", &other).send().await.unwrap().status(), StatusCode::OK, "limits are per user");
 }

@@ -42,7 +42,7 @@ pub struct ScoresPage {
 
 /// Scores history, newest window first.
 #[utoipa::path(get, path = "/anomalies/systems/{system_id}", tag = "anomalies",
-    params(("system_id" = String, Path), ScoresParams),
+    params(("system_id" = String, Path, example = "press-line-3"), ScoresParams),
     responses((status = 200, body = ScoresPage), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn history(
@@ -71,7 +71,7 @@ pub async fn history(
 
 /// The newest scored window.
 #[utoipa::path(get, path = "/anomalies/systems/{system_id}/latest", tag = "anomalies",
-    params(("system_id" = String, Path)),
+    params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 200, body = ScoredWindow), (status = 401, body = ErrorBody), (status = 404, description = "No such system of yours, or no scores yet", body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Json<ScoredWindow>, ApiError> {

@@ -42,6 +42,10 @@ pub enum ApiError {
     Internal,
 }
 
+/// The code of an error answer, for the metrics layer (a bounded label).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 /// The error body of every 4xx and 5xx answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -154,6 +158,7 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code: code.into(), message: self.to_string(), field } };
         let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
         if let Some(seconds) = self.retry_after() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

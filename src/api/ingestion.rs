@@ -136,7 +136,7 @@ pub struct Latest {
 
 /// The last value of each sensor (from the last-value table ingest keeps).
 #[utoipa::path(get, path = "/ingestion/systems/{system_id}/latest", tag = "ingestion",
-    params(("system_id" = String, Path)),
+    params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 200, body = Latest), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Json<Latest>, ApiError> {

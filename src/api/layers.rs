@@ -16,12 +16,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
-use super::error::body_for_status;
+use super::error::{ErrorCode, body_for_status};
 use crate::telemetry::{Metrics, register};
 
 #[derive(Clone)]
 pub struct HttpMetrics {
     requests: IntCounterVec,
+    errors: IntCounterVec,
     seconds: HistogramVec,
 }
 
@@ -30,6 +31,7 @@ impl HttpMetrics {
         let r = metrics.registry();
         Self {
             requests: register(r, IntCounterVec::new(Opts::new("manifold_http_requests_total", "HTTP requests by route template, method and status class"), &["route", "method", "status"])),
+            errors: register(r, IntCounterVec::new(Opts::new("manifold_http_errors_total", "Error answers by route template and error code (rate_limited, quota_exceeded, invalid, …)"), &["route", "code"])),
             seconds: register(
                 r,
                 HistogramVec::new(
@@ -62,6 +64,9 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         _ => "5xx",
     };
     state.http.requests.with_label_values(&[route.as_str(), method, status]).inc();
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
+        state.http.errors.with_label_values(&[route.as_str(), code]).inc();
+    }
     state.http.seconds.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
     response
 }

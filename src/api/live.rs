@@ -67,7 +67,7 @@ impl ScoreFeed {
 /// A WebSocket that pushes each newly scored window of the system as a JSON text message (a
 /// `ScoredWindow`). Browsers may pass the key as `?api_key=`.
 #[utoipa::path(get, path = "/ws/systems/{system_id}/scores", tag = "anomalies",
-    params(("system_id" = String, Path)),
+    params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 426, description = "Not a WebSocket upgrade request", body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]

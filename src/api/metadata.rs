@@ -84,7 +84,7 @@ pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     Ok(with_etag(StatusCode::CREATED, created))
 }
 
-#[utoipa::path(get, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path)),
+#[utoipa::path(get, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 200, body = Equipment, headers(("etag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn get(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Response, ApiError> {
@@ -128,7 +128,7 @@ fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
 
 /// Changes the name or topology; needs `If-Match` with the ETag you read.
 #[utoipa::path(patch, path = "/metadata/{system_id}", tag = "metadata", request_body = PatchEquipment,
-    params(("system_id" = String, Path), ("If-Match" = String, Header, description = "The ETag of the version you read")),
+    params(("system_id" = String, Path, example = "press-line-3"), ("If-Match" = String, Header, description = "The ETag of the version you read")),
     responses((status = 200, body = Equipment, headers(("etag" = String))), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 412, body = ErrorBody), (status = 422, body = ErrorBody), (status = 428, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
@@ -159,7 +159,7 @@ pub async fn patch(
     Ok(with_etag(StatusCode::OK, updated))
 }
 
-#[utoipa::path(delete, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path)),
+#[utoipa::path(delete, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 204, description = "Deleted with its series, readings and scores"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<StatusCode, ApiError> {

@@ -108,7 +108,7 @@ fn csv(page: &ReadingsPage) -> Response {
 
 /// Readings of one of your systems. `Accept: text/csv` gives CSV (the next cursor in `X-Next-Cursor`).
 #[utoipa::path(get, path = "/readings/systems/{system_id}", tag = "readings",
-    params(("system_id" = String, Path), ReadingsParams),
+    params(("system_id" = String, Path, example = "press-line-3"), ReadingsParams),
     responses(
         (status = 200, body = ReadingsPage, content_type = "application/json"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
