@@ -185,3 +185,20 @@ async fn cors_answers_only_the_configured_origins() {
     let refused = preflight("https://evil.example.com").await.unwrap();
     assert!(!refused.headers().contains_key("access-control-allow-origin"));
 }
+
+#[tokio::test]
+async fn with_the_broker_unreachable_readiness_says_kafka_and_ingestion_answers_503() {
+    let app = spawn_app(&[("KAFKA_BROKERS", "127.0.0.1:1"), ("MANIFOLD__API__REQUEST_TIMEOUT_MS", "2000")]).await;
+    let r = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!((body["database"].as_bool(), body["kafka"].as_bool(), body["status"].as_str()), (Some(true), Some(false), Some("not_ready")));
+
+    let (key, _) = app.register("down@example.com").await;
+    app.create_rig(&key, "rig-down").await;
+    let batch = json!({"system_id": "rig-down", "batch_id": "down-1", "series": [{"sensor_id": "PS1", "start": chrono::Utc::now().timestamp_micros(), "interval_us": 10_000, "values": [1.0]}]});
+    let r = app.req(reqwest::Method::POST, "/ingestion/ingest", &key).json(&batch).send().await.unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    let (status, error) = error_of(r).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "a broker outage is a 503, never a 500");
+}

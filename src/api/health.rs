@@ -17,6 +17,8 @@ const STALL_AFTER: Duration = Duration::from_secs(120);
 const STALL_WINDOW: Duration = Duration::from_secs(3600);
 /// Readiness probes come often; the broker is asked at most this often.
 const KAFKA_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// Probes have short deadlines of their own; an unanswered broker is "not reachable" by then.
+const KAFKA_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
@@ -79,7 +81,7 @@ async fn kafka_reachable(state: &AppState) -> bool {
     let producer = state.ingest.producer().clone();
     let reachable = tokio::task::spawn_blocking(move || {
         use rdkafka::producer::Producer;
-        producer.client().fetch_metadata(None, Duration::from_secs(2)).is_ok()
+        producer.client().fetch_metadata(None, KAFKA_CHECK_TIMEOUT).is_ok()
     })
     .await
     .unwrap_or(false);

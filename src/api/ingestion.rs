@@ -34,8 +34,9 @@ pub struct HttpIngest {
 
 impl HttpIngest {
     pub fn new(config: &Config) -> Result<Self, super::SetupError> {
+        let send_timeout = Duration::from_millis(config.api.request_timeout_ms / 2);
         Ok(Self {
-            producer: crate::kafka::request_producer(&config.kafka)?,
+            producer: crate::kafka::request_producer(&config.kafka, send_timeout.as_millis() as u64)?,
             encoder: RecordEncoder::for_batches(&config.schema_registry, &config.topics.batches.name)?,
             topic: config.topics.batches.name.clone(),
             validator: Validator {
@@ -45,7 +46,7 @@ impl HttpIngest {
                 policy: BadReadingsPolicy::RejectBatch,
             },
             limits: BatchLimits { max_readings: config.ingest.max_batch_readings },
-            send_timeout: Duration::from_millis(config.api.request_timeout_ms / 2),
+            send_timeout,
         })
     }
 
@@ -93,9 +94,18 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     }
     let payload = http.encoder.encode_batch(&raw).await?;
     let record = FutureRecord::to(&http.topic).key(batch.system_id.as_str()).payload(&payload);
-    if let Err((err, _)) = http.producer.send(record, http.send_timeout).await {
-        tracing::warn!(error = %err, "broker did not acknowledge an HTTP batch");
-        return Err(ApiError::Unavailable);
+    // A 503 may still mean "written" (the ack was lost): a client retries with the same batch
+    // id, which ingest stores once.
+    match tokio::time::timeout(http.send_timeout, http.producer.send(record, http.send_timeout)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err((err, _))) => {
+            tracing::warn!(error = %err, "broker did not acknowledge an HTTP batch");
+            return Err(ApiError::Unavailable);
+        }
+        Err(_) => {
+            tracing::warn!(timeout_ms = http.send_timeout.as_millis() as u64, "broker acknowledgement timed out for an HTTP batch");
+            return Err(ApiError::Unavailable);
+        }
     }
     state.usage.record_readings(user.user_id, readings as i64);
     state.submitted.record(batch.system_id.as_str(), &batch_id, readings as i32);

@@ -42,9 +42,11 @@ pub fn producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProduce
 }
 
 /// For a caller waiting on each acknowledgement (an HTTP request): a short linger, since the
-/// batching comes from many concurrent requests rather than from waiting.
-pub fn request_producer(config: &KafkaConfig) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
-    build_producer(config, &[("linger.ms", "1"), ("compression.type", "lz4")])
+/// batching comes from many concurrent requests rather than from waiting, and delivery given up
+/// after `delivery_timeout_ms`, so a request never waits on a broker that is down.
+pub fn request_producer(config: &KafkaConfig, delivery_timeout_ms: u64) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    let timeout = delivery_timeout_ms.to_string();
+    build_producer(config, &[("linger.ms", "1"), ("compression.type", "lz4"), ("message.timeout.ms", &timeout)])
 }
 
 /// A transactional producer: a stable `transactional.id` fences the previous instance's open
