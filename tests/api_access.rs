@@ -135,3 +135,28 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
     let docs = app.http.get(format!("{}/docs", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(docs.contains("/openapi.json"));
 }
+
+#[tokio::test]
+async fn odd_times_and_text_are_client_errors_never_server_errors() {
+    let app = spawn_app(&[]).await;
+    let (key, _) = app.register("odd@example.com").await;
+    app.create_rig(&key, "rig-odd").await;
+    for (path, field) in [
+        ("/readings/systems/rig-odd?to=-262143-01-01T00:30:00Z", "to"),
+        ("/readings/systems/rig-odd?from=0001-01-01T00:00:00Z", "from"),
+        ("/readings/systems/rig-odd?bucket=106751991167301d", "bucket"),
+        ("/readings/systems/rig-odd?from=2020-01-01T00:00:00Z&bucket=1s", "bucket"),
+        ("/readings/systems/rig-odd?after=-9000000000000000:PS1", "after"),
+        ("/anomalies/systems/rig-odd?before=-5000-01-01T00:00:00Z", "before"),
+    ] {
+        let (status, error) = error_of(app.req(Method::GET, path, &key).send().await.unwrap()).await;
+        assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(field)), "{path}");
+    }
+    let (status, _) = error_of(app.req(Method::GET, "/readings/systems/%00", &key).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let r = app.http.post(format!("{}/users/register", app.base)).json(&json!({"email": "nul@example.com", "name": "a\u{0}b"})).send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("name")));
+    let (status, _) = error_of(app.req(Method::GET, "/metadata/?name=%00", &key).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "text the database refuses is the client's error");
+}

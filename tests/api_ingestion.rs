@@ -139,6 +139,8 @@ async fn readings_come_raw_in_pages_or_in_buckets_as_json_or_csv() {
     }
     assert_eq!(seen, 100, "pages cover every reading once");
 
+    let hourly = app.get_json(&format!("/readings/systems/ds-rig?from={from}&bucket=1h"), &key).await;
+    assert_eq!(hourly["buckets"][0]["count"], 100, "the bucket holding an unaligned `from` is served");
     let buckets = app.get_json(&format!("/readings/systems/ds-rig?from={from}&bucket=1m"), &key).await;
     assert_eq!(buckets["buckets"][0]["count"], 100);
     assert_eq!(buckets["buckets"][0]["mean"], 49.5);

@@ -103,3 +103,23 @@ async fn a_websocket_client_receives_scores_published_after_it_subscribed_and_ot
     let plain = app.req(Method::GET, "/ws/systems/live-rig/scores", &alice).send().await.unwrap();
     assert_eq!(error_of(plain).await.0, StatusCode::UPGRADE_REQUIRED);
 }
+
+#[tokio::test]
+async fn a_deleted_system_id_registered_again_starts_empty_for_its_new_owner() {
+    let app = spawn_app(&[]).await;
+    let (alice, _) = app.register("alice@example.com").await;
+    let (bob, _) = app.register("bob@example.com").await;
+    app.create_rig(&alice, "reused-rig").await;
+    write_scores(&app, "reused-rig", Utc::now() - TimeDelta::hours(1), 0, 0.8).await;
+    let client = common::connect(&app.db_url).await;
+    client.execute("INSERT INTO ingested_batches (system_id, batch_id, readings) VALUES ('reused-rig', 'batch-1', 10)", &[]).await.unwrap();
+    assert_eq!(app.get_json("/ingestion/batches/batch-1", &alice).await["status"], "stored");
+
+    assert_eq!(app.req(Method::DELETE, "/metadata/reused-rig", &alice).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    app.create_rig(&bob, "reused-rig").await;
+    for path in ["/anomalies/systems/reused-rig/latest", "/ingestion/batches/batch-1"] {
+        let (status, _) = error_of(app.req(Method::GET, path, &bob).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: nothing of the previous owner is inherited");
+    }
+    assert!(app.get_json("/anomalies/systems/reused-rig", &bob).await["items"].as_array().unwrap().is_empty());
+}

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
-use super::json::param;
+use super::json::{param, time_param};
 use crate::store::{ScoredWindow, ScoresQuery};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -52,8 +52,8 @@ pub async fn history(
     Query(params): Query<ScoresParams>,
 ) -> Result<Json<ScoresPage>, ApiError> {
     state.owned_system(&user, &system_id).await?;
-    let to = param::<DateTime<Utc>>("to", &params.to)?.unwrap_or_else(Utc::now);
-    let from = param::<DateTime<Utc>>("from", &params.from)?.unwrap_or(to - TimeDelta::hours(24));
+    let to = time_param("to", &params.to)?.unwrap_or_else(Utc::now);
+    let from = time_param("from", &params.from)?.unwrap_or_else(|| to - TimeDelta::hours(24));
     if from >= to {
         return Err(ApiError::invalid("from", "must be before `to`"));
     }
@@ -61,7 +61,7 @@ pub async fn history(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1 to 1000"));
     }
-    let before = param::<DateTime<Utc>>("before", &params.before)?.unwrap_or(to);
+    let before = time_param("before", &params.before)?.unwrap_or(to);
     let component = params.component.filter(|c| !c.trim().is_empty());
     let query = ScoresQuery { system_id: system_id.clone(), from, to, before, component, limit };
     let items = state.store.scored_windows(&query).await?;

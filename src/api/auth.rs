@@ -3,6 +3,7 @@
 //! costs no query. The middleware also applies the user's rate limit and counts usage.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,9 @@ struct Cached {
 #[derive(Clone, Default)]
 pub struct KeyCache {
     entries: Arc<Mutex<HashMap<Vec<u8>, Cached>>>,
+    /// Bumped by every revoke or user change: a lookup that started before one is not cached,
+    /// or a revoked key could live on for the TTL.
+    generation: Arc<AtomicU64>,
 }
 
 impl KeyCache {
@@ -65,8 +69,11 @@ impl KeyCache {
         self.lock().get(hash).filter(|c| c.at.elapsed() < CACHE_TTL).cloned()
     }
 
-    fn put(&self, hash: Vec<u8>, user: User, key_id: Uuid) {
+    fn put(&self, hash: Vec<u8>, user: User, key_id: Uuid, generation: u64) {
         let mut entries = self.lock();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
         if entries.len() > 10_000 {
             entries.retain(|_, c| c.at.elapsed() < CACHE_TTL);
         }
@@ -75,12 +82,16 @@ impl KeyCache {
 
     /// After a revoke: the key stops working on this instance now (others within the TTL).
     pub fn forget_key(&self, key_id: Uuid) {
-        self.lock().retain(|_, c| c.key_id != key_id);
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, c| c.key_id != key_id);
     }
 
     /// After a tier, role or status change.
     pub fn forget_user(&self, user_id: Uuid) {
-        self.lock().retain(|_, c| c.user.user_id != user_id);
+        let mut entries = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, c| c.user.user_id != user_id);
     }
 }
 
@@ -105,9 +116,10 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, query: Option<&str>
     if let Some(cached) = state.keys.get(&presented) {
         return Ok(AuthUser(cached.user, cached.key_id));
     }
+    let generation = state.keys.generation.load(Ordering::Acquire);
     let candidates = state.store.users_by_key_prefix(&key[..LOOKUP_LEN]).await?;
     let (user, _, key_id) = candidates.into_iter().find(|(_, stored, _)| constant_time_eq(stored, &presented)).ok_or(ApiError::Unauthorized)?;
-    state.keys.put(presented, user.clone(), key_id);
+    state.keys.put(presented, user.clone(), key_id, generation);
     Ok(AuthUser(user, key_id))
 }
 

@@ -137,6 +137,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(_) => ApiError::Conflict("already exists".into()),
+            // Values our own checks let through but the database refuses (a NUL in text, a
+            // year it cannot store): the client's input, so a 4xx, never a 500.
+            StoreError::BadValue { .. } => ApiError::invalid("request", "a value in the request is outside what can be stored or searched"),
             StoreError::Unavailable(_) | StoreError::LockTimeout(_) => {
                 tracing::warn!(error = %err, "database unavailable for a request");
                 ApiError::Unavailable

@@ -109,7 +109,7 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     }
     state.usage.record_readings(user.user_id, readings as i64);
     state.submitted.record(batch.system_id.as_str(), &batch_id, readings as i32);
-    let status_url = format!("/ingestion/batches/{batch_id}");
+    let status_url = format!("/ingestion/batches/{}", path_segment(&batch_id));
     Ok((StatusCode::ACCEPTED, Json(Accepted { batch_id, system_id: batch.system_id.to_string(), readings, status: "pending".into(), status_url })))
 }
 
@@ -119,23 +119,36 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     responses((status = 200, body = BatchStatus), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn batch(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(batch_id): Path<String>) -> Result<Json<BatchStatus>, ApiError> {
-    if let Some(status) = state.store.batch_status(user.user_id, &batch_id).await? {
-        return Ok(Json(status));
+    // Memory first: a batch leaves it only once written, so checking the database second
+    // cannot miss one in between.
+    for (system_id, readings) in state.submitted.unwritten(&batch_id) {
+        if state.owned_system(&user, &system_id).await.is_ok() {
+            return Ok(Json(BatchStatus {
+                batch_id,
+                system_id,
+                status: BatchState::Pending,
+                readings: Some(readings),
+                submitted_at: None,
+                stored_at: None,
+                duplicates: 0,
+                dead_letters: Vec::new(),
+            }));
+        }
     }
-    // Accepted a moment ago and not yet recorded (see `submitted`).
-    match state.submitted.unwritten(&batch_id) {
-        Some((system_id, readings)) if state.owned_system(&user, &system_id).await.is_ok() => Ok(Json(BatchStatus {
-            batch_id,
-            system_id,
-            status: BatchState::Pending,
-            readings: Some(readings),
-            submitted_at: None,
-            stored_at: None,
-            duplicates: 0,
-            dead_letters: Vec::new(),
-        })),
-        _ => Err(ApiError::NotFound("batch")),
+    state.store.batch_status(user.user_id, &batch_id).await?.map(Json).ok_or(ApiError::NotFound("batch"))
+}
+
+/// Batch ids may hold characters with a meaning in URLs (`/`, `?`, `#`, `%`).
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
     }
+    out
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,4 +166,13 @@ pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     state.owned_system(&user, &system_id).await?;
     let readings = state.store.latest_readings(&system_id).await?;
     Ok(Json(Latest { system_id, readings }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_status_url_escapes_what_a_path_cannot_hold() {
+        assert_eq!(super::path_segment("gw-7_001.a~b"), "gw-7_001.a~b");
+        assert_eq!(super::path_segment("line/3?x#y%"), "line%2F3%3Fx%23y%25");
+    }
 }

@@ -35,3 +35,14 @@ pub fn param<T: std::str::FromStr>(name: &str, value: &Option<String>) -> Result
         Some(text) => text.parse().map(Some).map_err(|_| ApiError::invalid(name, format!("{text:?} is not a valid {name}"))),
     }
 }
+
+/// The earliest and latest times a query may name: what PostgreSQL stores, with room for the
+/// arithmetic done on them (a default range, a bucket's start).
+pub fn time_param(name: &str, value: &Option<String>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    use chrono::Datelike;
+    let parsed = param::<chrono::DateTime<chrono::Utc>>(name, value)?;
+    match parsed {
+        Some(t) if !(1900..=9999).contains(&t.year()) => Err(ApiError::invalid(name, "must be between the years 1900 and 9999")),
+        other => Ok(other),
+    }
+}

@@ -40,8 +40,8 @@ pub struct KeyList {
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, ValidJson(body): ValidJson<NewKeyRequest>) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if name.is_some_and(|n| n.len() > 100) {
-        return Err(ApiError::invalid("name", "must be at most 100 characters"));
+    if name.is_some_and(|n| n.len() > 100 || n.contains(char::is_control)) {
+        return Err(ApiError::invalid("name", "must be at most 100 characters, without control characters"));
     }
     let active = state.store.list_keys(user.user_id).await?.iter().filter(|k| k.revoked_at.is_none()).count();
     if active >= MAX_ACTIVE_KEYS {

@@ -21,6 +21,8 @@ use crate::store::{ScoredWindow, Store};
 
 const CHANNEL: &str = "manifold_scores";
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// A client that takes longer than this to accept a message is dropped, so it holds nothing.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct ScoreFeed {
@@ -65,7 +67,8 @@ impl ScoreFeed {
 }
 
 /// A WebSocket that pushes each newly scored window of the system as a JSON text message (a
-/// `ScoredWindow`). Browsers may pass the key as `?api_key=`.
+/// `ScoredWindow`); a client too slow to keep up gets `{"lagged": n}` for the n windows it
+/// missed (read them from the history route). Browsers may pass the key as `?api_key=`.
 #[utoipa::path(get, path = "/ws/systems/{system_id}/scores", tag = "anomalies",
     params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = ErrorBody),
@@ -104,7 +107,8 @@ async fn push(mut socket: WebSocket, system_id: String, mut scores: broadcast::R
         };
         if let Some(message) = outgoing {
             let closing = matches!(message, Message::Close(_));
-            if socket.send(message).await.is_err() || closing {
+            let sent = tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await;
+            if !matches!(sent, Ok(Ok(()))) || closing {
                 return;
             }
         }

@@ -51,8 +51,8 @@ pub struct Page {
 
 fn check_name(name: &str) -> Result<&str, ApiError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
+    if name.is_empty() || name.len() > 200 || name.contains(char::is_control) {
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters, without control characters"));
     }
     Ok(name)
 }
@@ -80,6 +80,7 @@ pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
         StoreError::Conflict(_) => ApiError::Conflict(format!("system {system_id} exists")),
         other => other.into(),
     })?;
+    state.refresh_system(system_id.as_str()).await;
     let created = state.store.get_equipment(user.user_id, system_id.as_str()).await?.ok_or(ApiError::Internal)?;
     Ok(with_etag(StatusCode::CREATED, created))
 }
@@ -155,15 +156,17 @@ pub async fn patch(
         Updated::VersionMismatch => return Err(ApiError::PreconditionFailed),
     }
     state.equipment.forget(&system_id);
+    state.refresh_system(&system_id).await;
     let updated = state.store.get_equipment(user.user_id, &system_id).await?.ok_or(ApiError::NotFound("system"))?;
     Ok(with_etag(StatusCode::OK, updated))
 }
 
 #[utoipa::path(delete, path = "/metadata/{system_id}", tag = "metadata", params(("system_id" = String, Path, example = "press-line-3")),
-    responses((status = 204, description = "Deleted with its series, readings and scores"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Deleted with its series, latest values, scores, windows, batch records and dead letters"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn delete(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<StatusCode, ApiError> {
     let deleted = state.store.delete_equipment(user.user_id, &system_id).await?;
     state.equipment.forget(&system_id);
+    state.refresh_system(&system_id).await;
     if deleted { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound("system")) }
 }

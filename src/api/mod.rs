@@ -102,9 +102,19 @@ impl AppState {
         users::create(self, &Register { email: email.into(), name: name.into() }, "admin").await
     }
 
+    /// After this instance's own equipment write: ownership checks see it now, not when the
+    /// notification arrives. A failure only delays that until the notification.
+    async fn refresh_system(&self, system_id: &str) {
+        if let Err(err) = self.systems.reload_system(&self.store, system_id).await {
+            tracing::warn!(error = %err, "catalogue refresh after a write failed; the notification will do it");
+        }
+    }
+
     /// The caller's system, from the catalogue cache; anyone else's is "not found", never "forbidden".
     async fn owned_system(&self, user: &User, system_id: &str) -> Result<Arc<SystemMeta>, ApiError> {
-        match self.systems.get_or_load(&self.store, system_id).await? {
+        // An id that cannot exist is not looked up (nor is text the database would refuse).
+        let system_id = crate::domain::SystemId::parse(system_id).map_err(|_| ApiError::NotFound("system"))?;
+        match self.systems.get_or_load(&self.store, system_id.as_str()).await? {
             Some(system) if system.owner_id == user.user_id => Ok(system),
             _ => Err(ApiError::NotFound("system")),
         }

@@ -14,10 +14,14 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
-use super::json::param;
+use super::json::{param, time_param};
 use crate::store::{BucketReading, RawReading, ReadingsQuery};
 
 const MAX_LIMIT: i64 = 10_000;
+/// A bucketed query groups the whole range before paging; this bounds its work.
+const MAX_BUCKETS: i64 = 1_000_000;
+/// Buckets are aligned to this origin (as `date_bin` in the SQL is).
+const BUCKET_ORIGIN_SECONDS: i64 = 946_684_800;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -64,17 +68,24 @@ fn bucket_seconds(text: &str) -> Result<i64, ApiError> {
         "d" => 86_400,
         _ => 0,
     };
-    match number.parse::<i64>() {
-        Ok(n) if scale > 0 && n > 0 && n * scale <= 31 * 86_400 => Ok(n * scale),
+    match number.parse::<i64>().ok().and_then(|n| n.checked_mul(scale)) {
+        Some(seconds) if seconds > 0 && seconds <= 31 * 86_400 => Ok(seconds),
         _ => Err(ApiError::invalid("bucket", "must be a length such as 30s, 1m, 15m, 1h or 1d (at most 31 days)")),
     }
+}
+
+/// The start of the bucket holding `time` (2000-01-01 UTC origin, as in the SQL).
+fn bucket_start(time: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    let offset = (time.timestamp() - BUCKET_ORIGIN_SECONDS).div_euclid(seconds) * seconds;
+    DateTime::from_timestamp(BUCKET_ORIGIN_SECONDS + offset, 0).unwrap_or(time)
 }
 
 /// Cursors are `<microseconds>:<sensor id>` of the last row served.
 fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, String), ApiError> {
     let bad = || ApiError::invalid("after", "must be the `next` value of a previous page");
     let (micros, sensor) = text.split_once(':').ok_or_else(bad)?;
-    let time = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    use chrono::Datelike;
+    let time = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).filter(|t| (1900..=9999).contains(&t.year())).ok_or_else(bad)?;
     Ok((time, sensor.to_owned()))
 }
 
@@ -110,7 +121,8 @@ fn csv(page: &ReadingsPage) -> Response {
 #[utoipa::path(get, path = "/readings/systems/{system_id}", tag = "readings",
     params(("system_id" = String, Path, example = "press-line-3"), ReadingsParams),
     responses(
-        (status = 200, body = ReadingsPage, content_type = "application/json"),
+        (status = 200, description = "JSON, or CSV when asked with `Accept: text/csv` (next cursor in `X-Next-Cursor`)",
+            content((ReadingsPage = "application/json"), (String = "text/csv"))),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn readings(
@@ -121,8 +133,8 @@ pub async fn readings(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.owned_system(&user, &system_id).await?;
-    let to = param::<DateTime<Utc>>("to", &params.to)?.unwrap_or_else(Utc::now);
-    let from = param::<DateTime<Utc>>("from", &params.from)?.unwrap_or(to - TimeDelta::hours(1));
+    let to = time_param("to", &params.to)?.unwrap_or_else(Utc::now);
+    let from = time_param("from", &params.from)?.unwrap_or_else(|| to - TimeDelta::hours(1));
     if from >= to {
         return Err(ApiError::invalid("from", "must be before `to`"));
     }
@@ -131,9 +143,15 @@ pub async fn readings(
         return Err(ApiError::invalid("limit", format!("must be 1 to {MAX_LIMIT}")));
     }
     let bucket = params.bucket.as_deref().map(bucket_seconds).transpose()?;
+    if let Some(seconds) = bucket
+        && (to - from).num_seconds() / seconds > MAX_BUCKETS
+    {
+        return Err(ApiError::invalid("bucket", format!("too small for the range: at most {MAX_BUCKETS} buckets per request")));
+    }
     let after = match params.after.as_deref() {
         Some(text) => parse_cursor(text)?,
-        None => (from - TimeDelta::microseconds(1), String::new()),
+        // Just before the first row: the bucket holding `from` starts at or before it.
+        None => (bucket.map_or(from, |seconds| bucket_start(from, seconds)) - TimeDelta::microseconds(1), String::new()),
     };
     let sensors = params.sensor.as_deref().map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
     let query = ReadingsQuery { system_id: system_id.clone(), from, to, sensors, after, limit };
@@ -161,9 +179,17 @@ mod tests {
         assert_eq!(bucket_seconds("15m").unwrap(), 900);
         assert_eq!(bucket_seconds("1h").unwrap(), 3600);
         assert_eq!(bucket_seconds("120").unwrap(), 120);
-        for bad in ["0m", "m", "5w", "-1h", "40d", ""] {
+        for bad in ["0m", "m", "5w", "-1h", "40d", "", "106751991167301d"] {
             assert!(matches!(bucket_seconds(bad), Err(ApiError::Invalid { ref field, .. }) if field == "bucket"), "{bad}");
         }
+    }
+
+    #[test]
+    fn buckets_start_on_the_same_grid_as_the_sql() {
+        let t = DateTime::parse_from_rfc3339("2026-11-26T15:07:42Z").unwrap().to_utc();
+        assert_eq!(bucket_start(t, 60).to_rfc3339(), "2026-11-26T15:07:00+00:00");
+        assert_eq!(bucket_start(t, 3600).to_rfc3339(), "2026-11-26T15:00:00+00:00");
+        assert_eq!(bucket_start(t, 10).to_rfc3339(), "2026-11-26T15:07:40+00:00");
     }
 
     #[test]
@@ -171,5 +197,6 @@ mod tests {
         let time = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         assert_eq!(parse_cursor(&cursor(time, "PS1")).unwrap(), (time, "PS1".to_owned()));
         assert!(parse_cursor("yesterday").is_err());
+        assert!(parse_cursor("-9000000000000000000:PS1").is_err(), "a time the database cannot hold");
     }
 }

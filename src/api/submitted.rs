@@ -31,9 +31,10 @@ impl SubmittedLog {
         self.wake.notify_one();
     }
 
-    /// A batch accepted in the last few milliseconds, not yet written: (system id, readings).
-    pub fn unwritten(&self, batch_id: &str) -> Option<(String, i32)> {
-        self.lock().iter().find(|b| b.1 == batch_id).map(|b| (b.0.clone(), b.2))
+    /// Batches with this id accepted in the last few milliseconds, not yet written:
+    /// (system id, readings) each; the caller keeps the ones of its own systems.
+    pub fn unwritten(&self, batch_id: &str) -> Vec<(String, i32)> {
+        self.lock().iter().filter(|b| b.1 == batch_id).map(|b| (b.0.clone(), b.2)).collect()
     }
 
     /// Writes what gathered until `stop`, then the rest. A failed write is logged and dropped:

@@ -35,8 +35,8 @@ fn check(register: &Register) -> Result<(), ApiError> {
     if email.len() > 254 || at.is_none_or(|i| i == 0 || i == email.len() - 1) || email.contains(char::is_whitespace) {
         return Err(ApiError::invalid("email", "must be an email address"));
     }
-    if register.name.trim().is_empty() || register.name.len() > 100 {
-        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    if register.name.trim().is_empty() || register.name.len() > 100 || register.name.contains(char::is_control) {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters, without control characters"));
     }
     Ok(())
 }
@@ -152,12 +152,18 @@ pub async fn usage(
         return Err(ApiError::NotFound("user"));
     }
     let to = param::<NaiveDate>("to", &params.to)?.unwrap_or_else(|| Utc::now().date_naive());
-    let from = param::<NaiveDate>("from", &params.from)?.unwrap_or(to - TimeDelta::days(30));
+    let from = match param::<NaiveDate>("from", &params.from)? {
+        Some(from) => from,
+        None => to.checked_sub_signed(TimeDelta::days(30)).ok_or_else(|| ApiError::invalid("to", "is not a usable date"))?,
+    };
     if from > to || (to - from).num_days() > 366 {
         return Err(ApiError::invalid("from", "must be on or before `to`, at most a year apart"));
     }
-    // Counts still in memory would be missing from the answer; write them first.
-    if let Err(err) = state.usage.flush(&state.store).await {
+    // Counts still in memory would be missing from the answer: write them first, in a task of
+    // its own, so a client that goes away mid-flush cannot drop them.
+    let flushing = state.clone();
+    let flushed = tokio::spawn(async move { flushing.usage.flush(&flushing.store).await }).await;
+    if let Ok(Err(err)) = flushed {
         tracing::warn!(error = %err, "usage flush before a read failed");
     }
     let days = state.store.usage(user_id, from, to).await?;

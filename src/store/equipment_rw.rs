@@ -121,6 +121,7 @@ impl Store {
 
     pub async fn delete_equipment(&self, owner: Uuid, system_id: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        Ok(client.execute(EQUIPMENT_DELETE, &[&owner, &system_id]).await.map_err(q("delete equipment"))? == 1)
+        let deleted: i64 = client.query_one(EQUIPMENT_DELETE, &[&owner, &system_id]).await.map_err(q("delete equipment"))?.get(0);
+        Ok(deleted == 1)
     }
 }

@@ -54,6 +54,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("timed out waiting for a lock: {0}")]
     LockTimeout(String),
+    /// The database refused a value (SQLSTATE class 22: out of range, NUL in text, …).
+    #[error("{context}: value refused: {message}")]
+    BadValue { context: &'static str, message: String },
     #[error("{context}: {source}")]
     Query {
         context: &'static str,
@@ -70,6 +73,10 @@ impl StoreError {
         match source.code() {
             Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(context.to_owned()),
             Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::LockTimeout(context.to_owned()),
+            Some(code) if code.code().starts_with("22") => {
+                let message = source.as_db_error().map_or_else(|| source.to_string(), |db| db.message().to_owned());
+                StoreError::BadValue { context, message }
+            }
             None if source.is_closed() || is_io(&source) => StoreError::Unavailable(format!("{context}: {source}")),
             _ => StoreError::Query { context, source },
         }
@@ -143,7 +150,7 @@ impl Store {
     }
 }
 
-fn pg_config(url: &str, connect_timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
+pub(crate) fn pg_config(url: &str, connect_timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
     let mut pg: tokio_postgres::Config = url.parse().map_err(|err: tokio_postgres::Error| StoreError::Url(err.to_string()))?;
     pg.connect_timeout(connect_timeout);
     if pg.get_application_name().is_none() {

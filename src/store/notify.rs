@@ -22,11 +22,16 @@ where
     F: FnMut(Notice) -> Fut,
     Fut: Future<Output = Result<(), StoreError>>,
 {
-    let mut backoff = Duration::from_millis(200);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    let mut backoff = FIRST_BACKOFF;
     while !shutdown.is_cancelled() {
-        match listen_once(database, channel, shutdown, &mut handler).await {
+        let mut connected = false;
+        match listen_once(database, channel, shutdown, &mut handler, &mut connected).await {
             Ok(()) => return,
             Err(err) => {
+                if connected {
+                    backoff = FIRST_BACKOFF;
+                }
                 tracing::warn!(error = %err, channel, retry_in_ms = backoff.as_millis() as u64, "notification listener lost its connection");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -38,13 +43,22 @@ where
     }
 }
 
-async fn listen_once<F, Fut>(database: &DatabaseConfig, channel: &'static str, shutdown: &CancellationToken, handler: &mut F) -> Result<(), StoreError>
+async fn listen_once<F, Fut>(
+    database: &DatabaseConfig,
+    channel: &'static str,
+    shutdown: &CancellationToken,
+    handler: &mut F,
+    connected: &mut bool,
+) -> Result<(), StoreError>
 where
     F: FnMut(Notice) -> Fut,
     Fut: Future<Output = Result<(), StoreError>>,
 {
-    let pg: tokio_postgres::Config = database.url.expose().parse().map_err(|e: tokio_postgres::Error| StoreError::Url(e.to_string()))?;
-    let (client, mut connection) = pg.connect(tokio_postgres::NoTls).await.map_err(|e| StoreError::query("connect a listener", e))?;
+    let pg = super::pg_config(database.url.expose(), Duration::from_millis(database.connect_timeout_ms))?;
+    let (client, mut connection) = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        connecting = pg.connect(tokio_postgres::NoTls) => connecting.map_err(|e| StoreError::query("connect a listener", e))?,
+    };
     let (notify_tx, mut notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -61,9 +75,16 @@ where
         }
         Ok(())
     });
-    client.batch_execute(&format!("LISTEN {channel}")).await.map_err(|e| StoreError::query("LISTEN", e))?;
     // Listening first, then loading: a change between the two is seen twice, never missed.
-    handler(Notice::Connected).await?;
+    let setup = async {
+        client.batch_execute(&format!("LISTEN {channel}")).await.map_err(|e| StoreError::query("LISTEN", e))?;
+        handler(Notice::Connected).await
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => { driver.abort(); return Ok(()); }
+        done = setup => done?,
+    }
+    *connected = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => { driver.abort(); return Ok(()); }
