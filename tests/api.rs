@@ -202,3 +202,13 @@ async fn with_the_broker_unreachable_readiness_says_kafka_and_ingestion_answers_
     let (status, error) = error_of(r).await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")), "a broker outage is a 503, never a 500");
 }
+
+#[tokio::test]
+async fn a_statement_outliving_the_request_timeout_is_ended_by_the_database() {
+    let app = spawn_app(&[("MANIFOLD__API__REQUEST_TIMEOUT_MS", "300")]).await;
+    let client = app.state.store.client().await.unwrap();
+    let started = std::time::Instant::now();
+    let err = client.simple_query("SELECT pg_sleep(5)").await.expect_err("cancelled by statement_timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "ended after {:?}", started.elapsed());
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::QUERY_CANCELED));
+}

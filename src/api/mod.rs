@@ -121,6 +121,11 @@ impl AppState {
     }
 }
 
+/// The API's pool: statements end with the request timeout, not after it.
+pub fn store_for(config: &Config) -> Result<Store, crate::store::StoreError> {
+    Store::with_statement_timeout(&config.database, Duration::from_millis(config.api.request_timeout_ms))
+}
+
 pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .route("/users/me", get(users::me))

@@ -99,7 +99,7 @@ async fn maintain(config: &Config, once: bool) -> anyhow::Result<i32> {
 
 async fn api(config: Config) -> anyhow::Result<i32> {
     let shutdown = crate::shutdown::on_signals();
-    let state = crate::api::AppState::new(&config, Store::new(&config.database)?, Metrics::new())?;
+    let state = crate::api::AppState::new(&config, crate::api::store_for(&config)?, Metrics::new())?;
     let (bound, server) = crate::api::serve(config.api.listen, state, shutdown).await?;
     tracing::info!(listen = %bound, "API listening");
     server.await?;

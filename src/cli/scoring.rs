@@ -19,7 +19,7 @@ pub async fn run_all(config: Config) -> anyhow::Result<i32> {
     let metrics = Metrics::new();
     let shutdown = crate::shutdown::on_signals();
     let api_token = tokio_util::sync::CancellationToken::new();
-    let state = crate::api::AppState::new(&config, Store::new(&config.database)?, metrics.clone())?;
+    let state = crate::api::AppState::new(&config, crate::api::store_for(&config)?, metrics.clone())?;
     let (bound, api) = crate::api::serve(config.api.listen, state, api_token.clone()).await?;
     tracing::info!(listen = %bound, "API listening");
     // One side failing stops the other: a half-running pipeline would look healthy and not be.

@@ -73,6 +73,7 @@ impl StoreError {
         match source.code() {
             Some(code) if *code == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(context.to_owned()),
             Some(code) if *code == SqlState::LOCK_NOT_AVAILABLE => StoreError::LockTimeout(context.to_owned()),
+            Some(code) if *code == SqlState::QUERY_CANCELED => StoreError::Unavailable(format!("{context}: statement timed out")),
             Some(code) if code.code().starts_with("22") => {
                 let message = source.as_db_error().map_or_else(|| source.to_string(), |db| db.message().to_owned());
                 StoreError::BadValue { context, message }
@@ -120,7 +121,20 @@ pub struct Store {
 impl Store {
     /// Builds the pool; connections are opened lazily, so this succeeds while the database is down.
     pub fn new(config: &DatabaseConfig) -> Result<Self, StoreError> {
-        let pg = pg_config(config.url.expose(), Duration::from_millis(config.connect_timeout_ms))?;
+        Self::build(config, None)
+    }
+
+    /// For request handlers: the server ends any statement that runs longer than `limit`, so a
+    /// request given up by its timeout does not keep the database busy.
+    pub fn with_statement_timeout(config: &DatabaseConfig, limit: Duration) -> Result<Self, StoreError> {
+        Self::build(config, Some(limit))
+    }
+
+    fn build(config: &DatabaseConfig, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
+        let mut pg = pg_config(config.url.expose(), Duration::from_millis(config.connect_timeout_ms))?;
+        if let Some(limit) = statement_timeout {
+            pg.options(format!("-c statement_timeout={}", limit.as_millis()));
+        }
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)

@@ -26,7 +26,7 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> App {
 
 /// The API with a given configuration (a test pipeline's, for ingestion).
 pub async fn spawn_app_with(config: Config, db_url: String) -> App {
-    let store = manifold::store::Store::new(&config.database).expect("store");
+    let store = manifold::api::store_for(&config).expect("store");
     let state = AppState::new(&config, store, manifold::telemetry::Metrics::new()).expect("api state");
     let stop = CancellationToken::new();
     let (bound, _) = manifold::api::serve("127.0.0.1:0".parse().unwrap(), state.clone(), stop.clone()).await.expect("serve");
