@@ -6,6 +6,7 @@
 //! while disconnected are lost.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
 
@@ -16,14 +17,21 @@ use crate::store::{Store, StoreError, SystemMeta};
 /// The channel the equipment and series triggers notify on (migration 0004).
 pub const EQUIPMENT_CHANNEL: &str = "manifold_equipment";
 
+/// A loaded system (or its absence), with the ticket of the load that produced it.
+type Entry = (u64, Option<Arc<SystemMeta>>);
+
 #[derive(Clone, Default)]
 pub struct MetadataCache {
-    systems: Arc<RwLock<HashMap<String, Arc<SystemMeta>>>>,
+    systems: Arc<RwLock<HashMap<String, Entry>>>,
+    /// Taken before each database read. A load that started later saw a snapshot at least as
+    /// new, so an older load finishing last never overwrites it (a deleted system cannot come
+    /// back from a read that raced its deletion).
+    tickets: Arc<AtomicU64>,
 }
 
 impl MetadataCache {
     pub fn get(&self, system_id: &str) -> Option<Arc<SystemMeta>> {
-        self.read().get(system_id).cloned()
+        self.read().get(system_id).and_then(|(_, meta)| meta.clone())
     }
 
     /// The system from the cache, or from the database once when the cache does not have it
@@ -35,29 +43,42 @@ impl MetadataCache {
         self.reload_system(store, system_id).await
     }
 
+    fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
     pub async fn reload_all(&self, store: &Store) -> Result<usize, StoreError> {
+        let ticket = self.ticket();
         let catalog = store.load_catalog().await?;
         let count = catalog.len();
-        *self.write() = catalog.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let mut systems = self.write();
+        // Loads newer than this one keep their result; everything else is replaced, and
+        // the absence of systems not in the catalogue is forgotten.
+        let newer: Vec<(String, Entry)> = systems.drain().filter(|(_, (t, _))| *t > ticket).collect();
+        systems.extend(catalog.into_iter().map(|(k, v)| (k, (ticket, Some(Arc::new(v))))));
+        systems.extend(newer);
         Ok(count)
     }
 
     pub async fn reload_system(&self, store: &Store, system_id: &str) -> Result<Option<Arc<SystemMeta>>, StoreError> {
+        let ticket = self.ticket();
         let loaded = store.load_system(system_id).await?.map(Arc::new);
         let mut systems = self.write();
-        match &loaded {
-            Some(meta) => systems.insert(system_id.to_owned(), meta.clone()),
-            None => systems.remove(system_id),
-        };
-        Ok(loaded)
+        match systems.get(system_id) {
+            Some((applied, current)) if *applied > ticket => Ok(current.clone()),
+            _ => {
+                systems.insert(system_id.to_owned(), (ticket, loaded.clone()));
+                Ok(loaded)
+            }
+        }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<SystemMeta>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
         // A writer panicking mid-insert leaves a usable map; keep serving it.
         self.systems.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<SystemMeta>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
         self.systems.write().unwrap_or_else(|p| p.into_inner())
     }
 
