@@ -160,3 +160,14 @@ async fn odd_times_and_text_are_client_errors_never_server_errors() {
     let (status, _) = error_of(app.req(Method::GET, "/metadata/?name=%00", &key).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "text the database refuses is the client's error");
 }
+
+#[tokio::test]
+async fn registrations_are_limited_per_client_address() {
+    let app = spawn_app(&[("MANIFOLD__API__REGISTER_PER_HOUR", "2")]).await;
+    app.register("first@example.com").await;
+    app.register("second@example.com").await;
+    let r = app.http.post(format!("{}/users/register", app.base)).json(&json!({"email": "third@example.com", "name": "x"})).send().await.unwrap();
+    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 60);
+    let (status, error) = error_of(r).await;
+    assert_eq!((status, error["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")));
+}

@@ -14,6 +14,7 @@ async fn schemathesis_and_a_generated_typescript_client_accept_the_openapi_docum
         ("MANIFOLD__API__TIERS__FREE__REQUESTS_PER_MINUTE", "6000000"),
         ("MANIFOLD__API__TIERS__FREE__BURST", "100000"),
         ("MANIFOLD__API__TIERS__FREE__MAX_SYSTEMS", "100000"),
+        ("MANIFOLD__API__REGISTER_PER_HOUR", "1000000"),
     ])
     .await;
     let app = spawn_app_with(p.config.clone(), p.db_url.clone()).await;

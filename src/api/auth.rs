@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -138,6 +138,20 @@ pub async fn require_key(State(state): State<AppState>, mut request: Request, ne
     state.usage.record_request(auth.0.user_id, auth.1);
     request.extensions_mut().insert(auth);
     let mut response = next.run(request).await;
+    budget.write_headers(response.headers_mut());
+    response
+}
+
+/// For routes without a key (registration): a budget per client address.
+pub async fn limit_by_address(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = state.address_limits.client(peer.ip(), request.headers());
+    let budget = state.address_limits.check(client);
+    let mut response = if budget.allowed { next.run(request).await } else { ApiError::RateLimited { retry_after: budget.reset }.into_response() };
     budget.write_headers(response.headers_mut());
     response
 }

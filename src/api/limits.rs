@@ -1,5 +1,6 @@
 //! Per-tier request rates (GCRA, via `governor`, keyed by user) and the `RateLimit-*` headers.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -82,6 +83,54 @@ impl RateLimits {
     }
 }
 
+/// Requests without a key (registration), limited per client address.
+pub struct AddressLimits {
+    limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>,
+    per_hour: u32,
+    trusted_hops: usize,
+}
+
+impl AddressLimits {
+    pub fn new(per_hour: u32, trusted_hops: usize) -> Self {
+        let rate = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(std::time::Duration::from_secs(3600) / rate.get()).unwrap_or(Quota::per_hour(rate)).allow_burst(rate);
+        Self { limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(), per_hour, trusted_hops }
+    }
+
+    /// The client's address: the peer, or behind `trusted_hops` proxies the entry they added.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if self.trusted_hops == 0 {
+            return peer;
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        forwarded.len().checked_sub(self.trusted_hops).and_then(|i| forwarded.get(i)).and_then(|a| a.parse().ok()).unwrap_or(peer)
+    }
+
+    pub fn check(&self, client: IpAddr) -> Budget {
+        match self.limiter.check_key(&client) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let reset = (u64::from(self.per_hour.saturating_sub(remaining)) * 3600).div_ceil(u64::from(self.per_hour.max(1)));
+                Budget { limit: self.per_hour, remaining, reset, allowed: true }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Budget { limit: self.per_hour, remaining: 0, reset: wait.as_secs_f64().ceil().max(1.0) as u64, allowed: false }
+            }
+        }
+    }
+
+    pub fn shrink(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +150,30 @@ mod tests {
         assert!(!budgets[3].allowed);
         assert_eq!(budgets[3].reset, 1, "one request per second comes back");
         assert!(limits.check(Uuid::new_v4(), "free").allowed, "another user has a budget of their own");
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_comes_from_the_peer_unless_proxies_are_trusted() {
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7".parse().unwrap());
+        assert_eq!(AddressLimits::new(10, 0).client(peer, &headers), peer, "a header nobody vouches for is ignored");
+        assert_eq!(AddressLimits::new(10, 1).client(peer, &headers), "203.0.113.7".parse::<IpAddr>().unwrap(), "the entry our proxy added");
+        assert_eq!(AddressLimits::new(10, 3).client(peer, &headers), peer, "fewer entries than proxies: the peer");
+    }
+
+    #[test]
+    fn an_address_over_its_hourly_registrations_waits() {
+        let limits = AddressLimits::new(2, 0);
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limits.check(client).allowed && limits.check(client).allowed);
+        let refused = limits.check(client);
+        assert!(!refused.allowed);
+        assert!(refused.reset > 1000, "the next one is half an hour away: {refused:?}");
     }
 }

@@ -57,6 +57,7 @@ pub struct Inner {
     database: DatabaseConfig,
     keys: auth::KeyCache,
     limits: limits::RateLimits,
+    address_limits: limits::AddressLimits,
     usage: usage::UsageTracker,
     systems: MetadataCache,
     equipment: equipment_cache::EquipmentCache,
@@ -86,6 +87,7 @@ impl AppState {
             database: config.database.clone(),
             keys: auth::KeyCache::default(),
             limits: limits::RateLimits::new(&config.api.tiers),
+            address_limits: limits::AddressLimits::new(config.api.register_per_hour, config.api.trusted_proxy_hops),
             usage: usage::UsageTracker::default(),
             systems: MetadataCache::default(),
             equipment: equipment_cache::EquipmentCache::default(),
@@ -149,7 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .route("/users/register", post(users::register))
+        .route("/users/register", post(users::register).route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::limit_by_address)))
         .route("/openapi.json", get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }))
         .route("/docs", get(|| async { Html(openapi::DOCS_PAGE) }));
     let app = public.merge(authenticated).fallback(|| async { ApiError::NotFound("route") });
@@ -174,7 +176,7 @@ pub async fn serve(listen: SocketAddr, state: AppState, shutdown: CancellationTo
     tasks.spawn(async move { recorder.submitted.run(recorder.store.clone(), recorder_stop).await });
     let handle = tokio::spawn(async move {
         let (stop, sessions) = (shutdown.clone(), state.shutdown.clone());
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move {
             stop.cancelled().await;
             // WebSocket sessions hold connections open; ending them lets the server drain.
             sessions.cancel();
@@ -201,6 +203,7 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
             tracing::warn!(error = %err, "usage flush failed; counts kept for the next one");
         }
         state.limits.shrink();
+        state.address_limits.shrink();
         if stopping {
             return;
         }

@@ -58,7 +58,8 @@ pub async fn create(state: &AppState, register: &Register, role: &str) -> Result
 
 /// Registers a user on the free tier; the answer holds their API key, shown this once.
 #[utoipa::path(post, path = "/users/register", tag = "users", request_body = Register,
-    responses((status = 201, body = Registered), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Registered), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address (`api.register_per_hour`)", body = ErrorBody)))]
 pub async fn register(State(state): State<AppState>, ValidJson(body): ValidJson<Register>) -> Result<(StatusCode, Json<Registered>), ApiError> {
     Ok((StatusCode::CREATED, Json(create(&state, &body, "user").await?)))
 }

@@ -175,6 +175,11 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// How often in-memory usage counters and key last-use times are written to the database.
     pub usage_flush_ms: u64,
+    /// Registrations allowed per client address and hour (the route needs no key to limit by).
+    pub register_per_hour: u32,
+    /// Proxies in front of the API that append to `X-Forwarded-For`: the client address is
+    /// that many entries from the right. 0 trusts no header and uses the peer address.
+    pub trusted_proxy_hops: usize,
     pub tiers: TiersConfig,
 }
 
@@ -296,6 +301,9 @@ impl Config {
             if limits.requests_per_minute == 0 || limits.burst == 0 {
                 return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());
             }
+        }
+        if self.api.register_per_hour == 0 {
+            return invalid("api.register_per_hour", "must be at least 1".into());
         }
         if self.api.body_limit_bytes < 1024 || self.api.request_timeout_ms == 0 || self.api.usage_flush_ms == 0 {
             return invalid("api.body_limit_bytes", "needs body_limit_bytes >= 1024 and non-zero request_timeout_ms and usage_flush_ms".into());
