@@ -123,3 +123,24 @@ async fn a_deleted_system_id_registered_again_starts_empty_for_its_new_owner() {
     }
     assert!(app.get_json("/anomalies/systems/reused-rig", &bob).await["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_websocket_session_ends_when_its_key_is_revoked() {
+    let app = spawn_app(&[("MANIFOLD__API__WS_RECHECK_MS", "200")]).await;
+    let (first, _) = app.register("ws@example.com").await;
+    app.create_rig(&first, "ws-rig").await;
+    let second: Value = app.req(Method::POST, "/users/me/keys", &first).json(&serde_json::json!({})).send().await.unwrap().json().await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(&app, "ws-rig", second["api_key"].as_str().unwrap())).await.expect("subscribe");
+    let revoked = app.req(Method::DELETE, &format!("/users/me/keys/{}", second["key_id"].as_str().unwrap()), &first).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the session outlived its key");
+}

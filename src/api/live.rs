@@ -76,29 +76,47 @@ impl ScoreFeed {
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn scores(
     State(state): State<AppState>,
-    AuthUser(user, _): AuthUser,
+    AuthUser(user, key_id): AuthUser,
     Path(system_id): Path<String>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     state.owned_system(&user, &system_id).await?;
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
     let receiver = state.scores.sender.subscribe();
-    let shutdown = state.shutdown.clone();
-    Ok(upgrade.on_upgrade(move |socket| push(socket, system_id, receiver, shutdown)))
+    let session = Session { store: state.store.clone(), key_id, system_id, shutdown: state.shutdown.clone(), recheck: state.config.ws_recheck_ms };
+    Ok(upgrade.on_upgrade(move |socket| push(socket, session, receiver)))
 }
 
-async fn push(mut socket: WebSocket, system_id: String, mut scores: broadcast::Receiver<Arc<ScoredWindow>>, shutdown: CancellationToken) {
+struct Session {
+    store: Store,
+    key_id: uuid::Uuid,
+    system_id: String,
+    shutdown: CancellationToken,
+    recheck: u64,
+}
+
+/// A session ends when its key is revoked, its user disabled or the system no longer theirs:
+/// checked every `api.ws_recheck_ms` (a database hiccup does not end it).
+async fn still_granted(session: &Session) -> bool {
+    session.store.key_still_grants(session.key_id, &session.system_id).await.unwrap_or(true)
+}
+
+async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Receiver<Arc<ScoredWindow>>) {
+    let system_id = session.system_id.as_str();
     let mut ping = tokio::time::interval(PING_EVERY);
+    let mut recheck = tokio::time::interval(Duration::from_millis(session.recheck));
+    recheck.tick().await;
     loop {
         let outgoing = tokio::select! {
-            _ = shutdown.cancelled() => Some(Message::Close(None)),
+            _ = session.shutdown.cancelled() => Some(Message::Close(None)),
             _ = ping.tick() => Some(Message::Ping(Default::default())),
+            _ = recheck.tick() => (!still_granted(&session).await).then_some(Message::Close(None)),
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => None,
             },
             received = scores.recv() => match received {
-                Ok(window) if window.system_id == system_id => serde_json::to_string(&*window).ok().map(|t| Message::Text(t.into())),
+                Ok(window) if window.system_id == *system_id => serde_json::to_string(&*window).ok().map(|t| Message::Text(t.into())),
                 Ok(_) => None,
                 // A slow client misses windows rather than slowing the others; it is told so.
                 Err(broadcast::error::RecvError::Lagged(missed)) => Some(Message::Text(format!("{{\"lagged\":{missed}}}").into())),

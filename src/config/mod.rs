@@ -180,6 +180,8 @@ pub struct ApiConfig {
     /// Proxies in front of the API that append to `X-Forwarded-For`: the client address is
     /// that many entries from the right. 0 trusts no header and uses the peer address.
     pub trusted_proxy_hops: usize,
+    /// How often a WebSocket session re-checks that its key and system are still valid.
+    pub ws_recheck_ms: u64,
     pub tiers: TiersConfig,
 }
 
@@ -301,6 +303,9 @@ impl Config {
             if limits.requests_per_minute == 0 || limits.burst == 0 {
                 return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());
             }
+        }
+        if self.api.ws_recheck_ms == 0 {
+            return invalid("api.ws_recheck_ms", "must be at least 1".into());
         }
         if self.api.register_per_hour == 0 {
             return invalid("api.register_per_hour", "must be at least 1".into());

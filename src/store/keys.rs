@@ -14,6 +14,7 @@ const KEY_REVOKE: &str = include_str!("sql/key_revoke.sql");
 const KEYS_TOUCH: &str = include_str!("sql/keys_touch.sql");
 const USER_UPDATE: &str = include_str!("sql/user_update.sql");
 const SYSTEMS_COUNT: &str = include_str!("sql/systems_count.sql");
+const KEY_ACTIVE: &str = include_str!("sql/key_active.sql");
 
 /// A key as listed: never the key itself, only the prefix that identifies it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -76,6 +77,13 @@ impl Store {
             .await
             .map_err(q("update a user"))?;
         Ok(row.as_ref().map(user))
+    }
+
+    /// True while the key works and its user still owns the system.
+    pub async fn key_still_grants(&self, key_id: Uuid, system_id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(KEY_ACTIVE).await.map_err(q("prepare key check"))?;
+        Ok(client.query_one(&statement, &[&key_id, &system_id]).await.map_err(q("check a key"))?.get(0))
     }
 
     pub async fn count_systems(&self, owner: Uuid) -> Result<i64, StoreError> {
