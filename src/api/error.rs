@@ -102,6 +102,7 @@ pub fn body_for_status(status: StatusCode) -> Json<ErrorBody> {
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::NOT_FOUND => "not_found",
         s if s.is_server_error() => "internal",

@@ -71,7 +71,7 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
-/// Errors made by layers or axum's own rejections (413, 405, 408, …) get the API's JSON body.
+/// Errors made by layers or axum's own rejections (413, 405, a timeout's 503, …) get the API's JSON body.
 async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
@@ -112,7 +112,8 @@ pub fn apply(app: Router<AppState>, state: &AppState) -> Router<AppState> {
         .layer(from_fn_with_state(state.clone(), track))
         .layer(axum::extract::DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_millis(config.request_timeout_ms)))
+        // The server ran out of time, not the client: 503 (retry), not 408.
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_millis(config.request_timeout_ms)))
         .layer(from_fn(json_errors))
         .layer(CompressionLayer::new());
     let app = match cors(&config.cors_origins) {
