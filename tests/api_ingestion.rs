@@ -121,26 +121,34 @@ async fn readings_come_raw_in_pages_or_in_buckets_as_json_or_csv() {
     app.create_rig(&key, "ds-rig").await;
     let minute = Utc::now().timestamp_micros() / 60_000_000 * 60_000_000 - 120_000_000;
     let values: Vec<f64> = (0..100).map(f64::from).collect();
-    let mut body = batch("ds-rig", minute, values);
+    let mut body = batch("ds-rig", minute, values.clone());
+    body["series"].as_array_mut().unwrap().push(json!({"sensor_id": "PS2", "start": minute, "interval_us": 10_000, "values": values}));
     body["batch_id"] = json!("ds-1");
     assert_eq!(app.req(Method::POST, "/ingestion/ingest", &key).json(&body).send().await.unwrap().status(), StatusCode::ACCEPTED);
     wait_status(&app, &key, "ds-1", "stored").await;
 
     let from = chrono::DateTime::from_timestamp_micros(minute).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut seen = 0;
-    let mut path = format!("/readings/systems/ds-rig?from={from}&sensor=PS1&limit=40");
+    let mut seen: Vec<(chrono::DateTime<Utc>, String)> = Vec::new();
+    let mut path = format!("/readings/systems/ds-rig?from={from}&sensor=PS1,PS2&limit=40");
     loop {
         let page = app.get_json(&path, &key).await;
-        seen += page["readings"].as_array().unwrap().len();
+        seen.extend(page["readings"].as_array().unwrap().iter().map(|r| (r["time"].as_str().unwrap().parse().unwrap(), r["sensor_id"].as_str().unwrap().to_owned())));
         match page["next"].as_str() {
-            Some(next) => path = format!("/readings/systems/ds-rig?from={from}&sensor=PS1&limit=40&after={next}"),
+            Some(next) => path = format!("/readings/systems/ds-rig?from={from}&sensor=PS1,PS2&limit=40&after={next}"),
             None => break,
         }
     }
-    assert_eq!(seen, 100, "pages cover every reading once");
+    assert_eq!(seen.len(), 200, "pages cover every reading of both sensors");
+    let mut ordered = seen.clone();
+    ordered.sort();
+    ordered.dedup();
+    assert_eq!(seen, ordered, "in (time, sensor) order, each once");
+    let only_ps1 = app.get_json(&format!("/readings/systems/ds-rig?from={from}&sensor=PS1&limit=10000"), &key).await;
+    assert_eq!(only_ps1["readings"].as_array().unwrap().len(), 100);
 
     let hourly = app.get_json(&format!("/readings/systems/ds-rig?from={from}&bucket=1h"), &key).await;
     assert_eq!(hourly["buckets"][0]["count"], 100, "the bucket holding an unaligned `from` is served");
+    assert_eq!(hourly["buckets"][1]["sensor_id"], "PS2");
     let buckets = app.get_json(&format!("/readings/systems/ds-rig?from={from}&bucket=1m"), &key).await;
     assert_eq!(buckets["buckets"][0]["count"], 100);
     assert_eq!(buckets["buckets"][0]["mean"], 49.5);
@@ -150,7 +158,7 @@ async fn readings_come_raw_in_pages_or_in_buckets_as_json_or_csv() {
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let text = csv.text().await.unwrap();
     assert!(text.starts_with("sensor_id,time,count,mean,min,max\n"));
-    assert_eq!(text.lines().count(), 2, "one header and one 10 s bucket (100 readings at 10 ms)");
+    assert_eq!(text.lines().count(), 3, "one header and one 10 s bucket per sensor (100 readings at 10 ms)");
     let (status, error) = error_of(app.req(Method::GET, "/readings/systems/ds-rig?bucket=7w", &key).send().await.unwrap()).await;
     assert_eq!((status, error["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("bucket")));
     stop_ingest.cancel();
