@@ -7,6 +7,7 @@ pub mod api;
 pub mod check;
 pub mod codec;
 pub mod domain;
+pub mod failure;
 pub mod infer;
 pub mod cli;
 pub mod config;

@@ -18,10 +18,13 @@ pub enum RejectKind {
     OutOfRange,
     FutureTime,
     ExpiredTime,
+    /// Valid by every check, but the database refused to store it (a data exception or a
+    /// program limit, isolated to this one message).
+    StorageRejected,
 }
 
 impl RejectKind {
-    pub const ALL: [RejectKind; 11] = [
+    pub const ALL: [RejectKind; 12] = [
         RejectKind::Malformed,
         RejectKind::UnknownSchema,
         RejectKind::EmptyBatch,
@@ -33,6 +36,7 @@ impl RejectKind {
         RejectKind::OutOfRange,
         RejectKind::FutureTime,
         RejectKind::ExpiredTime,
+        RejectKind::StorageRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +52,7 @@ impl RejectKind {
             RejectKind::OutOfRange => "out_of_range",
             RejectKind::FutureTime => "future_time",
             RejectKind::ExpiredTime => "expired_time",
+            RejectKind::StorageRejected => "storage_rejected",
         }
     }
 

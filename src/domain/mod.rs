@@ -4,6 +4,7 @@
 mod batch;
 mod error;
 mod ids;
+pub mod text;
 mod topology;
 
 pub use batch::{BatchLimits, RawBatch, RawSeries, Reading, SensorBatch, Series};

@@ -20,6 +20,33 @@ pub enum KafkaError {
     Topic { topic: String, message: String },
 }
 
+impl KafkaError {
+    /// What kind of failure this is (see [`crate::failure`], where the decision is made).
+    pub fn failure(&self) -> crate::failure::FailureKind {
+        match self {
+            KafkaError::Config(_) | KafkaError::Topic { .. } => crate::failure::FailureKind::Systemic,
+            KafkaError::Client { source, .. } => classify(source),
+        }
+    }
+}
+
+/// The kind of a librdkafka error: by its code, and fatal errors (the client is unusable until
+/// recreated) are transient for a caller that recreates its client.
+pub fn classify(error: &rdkafka::error::KafkaError) -> crate::failure::FailureKind {
+    match error.rdkafka_error_code() {
+        Some(code) => crate::failure::classify_kafka(code),
+        None => crate::failure::FailureKind::Transient,
+    }
+}
+
+/// True when librdkafka says the client can no longer be used and must be recreated.
+pub fn is_fatal(error: &rdkafka::error::KafkaError) -> bool {
+    match error {
+        rdkafka::error::KafkaError::Transaction(e) => e.is_fatal(),
+        other => other.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal),
+    }
+}
+
 /// The settings every manifold client shares; pass-through properties are applied last so an
 /// operator can override anything (SASL, TLS, timeouts) without a code change.
 pub fn client_config(config: &KafkaConfig) -> ClientConfig {

@@ -62,6 +62,13 @@ const MIGRATIONS: &[Migration] = &[
         down: include_str!("../../migrations/0005_api.down.sql"),
         timescale: None,
     },
+    Migration {
+        version: 6,
+        name: "failures",
+        up: include_str!("../../migrations/0006_failures.up.sql"),
+        down: include_str!("../../migrations/0006_failures.down.sql"),
+        timescale: None,
+    },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.

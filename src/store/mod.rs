@@ -40,6 +40,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::config::DatabaseConfig;
+use crate::failure::FailureKind;
 
 pub use migrate::{MigrationReport, StorageEngine};
 
@@ -55,8 +56,8 @@ pub enum StoreError {
     #[error("timed out waiting for a lock: {0}")]
     LockTimeout(String),
     /// The database refused a value (SQLSTATE class 22: out of range, NUL in text, …).
-    #[error("{context}: value refused: {message}")]
-    BadValue { context: &'static str, message: String },
+    #[error("{context}: value refused ({code}): {message}")]
+    BadValue { context: &'static str, code: String, message: String },
     #[error("{context}: {source}")]
     Query {
         context: &'static str,
@@ -76,7 +77,7 @@ impl StoreError {
             Some(code) if *code == SqlState::QUERY_CANCELED => StoreError::Unavailable(format!("{context}: statement timed out")),
             Some(code) if code.code().starts_with("22") => {
                 let message = source.as_db_error().map_or_else(|| source.to_string(), |db| db.message().to_owned());
-                StoreError::BadValue { context, message }
+                StoreError::BadValue { context, code: code.code().to_owned(), message }
             }
             None if source.is_closed() || is_io(&source) => StoreError::Unavailable(format!("{context}: {source}")),
             _ => StoreError::Query { context, source },
@@ -85,7 +86,47 @@ impl StoreError {
 
     /// True when retrying later may succeed (outage, lock contention), as opposed to bad SQL or data.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::LockTimeout(_))
+        self.failure() == FailureKind::Transient
+    }
+
+    /// What kind of failure this is (see [`crate::failure`], where the decision is made).
+    pub fn failure(&self) -> FailureKind {
+        match self {
+            StoreError::Unavailable(_) | StoreError::LockTimeout(_) => FailureKind::Transient,
+            StoreError::Conflict(_) => crate::failure::classify_sqlstate("23505", ""),
+            StoreError::BadValue { code, message, .. } => crate::failure::classify_sqlstate(code, message),
+            StoreError::Url(_) | StoreError::Migration { .. } => FailureKind::Systemic,
+            StoreError::Query { source, .. } => match source.as_db_error() {
+                Some(db) => crate::failure::classify_sqlstate(db.code().code(), db.message()),
+                None if source.is_closed() || is_io(source) => FailureKind::Transient,
+                // A client-side failure (a parameter that cannot be encoded, an unexpected
+                // answer): manifold's own bug or a schema it does not expect.
+                None => FailureKind::Systemic,
+            },
+        }
+    }
+
+    /// The SQLSTATE the server answered with, if it answered.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            StoreError::BadValue { code, .. } => Some(code),
+            StoreError::Conflict(_) => Some("23505"),
+            StoreError::Query { source, .. } => source.as_db_error().map(|db| db.code().code()),
+            _ => None,
+        }
+    }
+
+    /// `SQLSTATE: message`, sanitized and bounded, for a record of a data-permanent failure.
+    pub fn reason_text(&self) -> String {
+        let text = match self {
+            StoreError::BadValue { code, message, .. } => format!("{code}: {message}"),
+            StoreError::Query { source, .. } => match source.as_db_error() {
+                Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                None => source.to_string(),
+            },
+            other => other.to_string(),
+        };
+        crate::domain::text::message(&text)
     }
 }
 

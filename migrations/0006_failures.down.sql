@@ -1,0 +1,3 @@
+DROP TABLE scoring_failures;
+DROP TABLE outbox_failures;
+DROP INDEX dead_letters_source;
