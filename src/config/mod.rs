@@ -116,6 +116,8 @@ pub struct IngestConfig {
     pub queued_max_kbytes: u64,
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_seconds: u64,
     pub listen: SocketAddr,
 }
 

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
@@ -17,12 +18,24 @@ use crate::store::{Store, StoreError, SystemMeta};
 /// The channel the equipment and series triggers notify on (migration 0004).
 pub const EQUIPMENT_CHANNEL: &str = "manifold_equipment";
 
-/// A loaded system (or its absence), with the ticket of the load that produced it.
-type Entry = (u64, Option<Arc<SystemMeta>>);
+/// A loaded system (or its absence), with the ticket of the load that produced it and when.
+type Entry = (u64, Option<Arc<SystemMeta>>, Instant);
+
+/// Unknown system ids remembered as absent, at most (a flood of random ids cannot grow memory
+/// beyond this; past it the remembered absences are forgotten at once).
+const MAX_ABSENT: usize = 10_000;
+/// How long an absence is trusted without a notification (a lost notification heals by then).
+const ABSENT_TTL: Duration = Duration::from_secs(60);
+/// Database look-ups for unknown ids per second; beyond it an unknown id counts as absent
+/// without asking (its message is dead-lettered as unknown_system and can be replayed).
+const MISS_LOOKUPS_PER_SECOND: u32 = 50;
 
 #[derive(Clone, Default)]
 pub struct MetadataCache {
     systems: Arc<RwLock<HashMap<String, Entry>>>,
+    /// Look-ups of unknown ids in the current second: (second started, count).
+    misses: Arc<Mutex<Option<(Instant, u32)>>>,
+    lookups: Arc<AtomicU64>,
     /// Taken before each database read. A load that started later saw a snapshot at least as
     /// new, so an older load finishing last never overwrites it (a deleted system cannot come
     /// back from a read that raced its deletion).
@@ -31,16 +44,49 @@ pub struct MetadataCache {
 
 impl MetadataCache {
     pub fn get(&self, system_id: &str) -> Option<Arc<SystemMeta>> {
-        self.read().get(system_id).and_then(|(_, meta)| meta.clone())
+        self.read().get(system_id).and_then(|(_, meta, _)| meta.clone())
     }
 
     /// The system from the cache, or from the database once when the cache does not have it
-    /// (its notification may not have arrived yet).
+    /// (its notification may not have arrived yet). A recent absence is answered from memory,
+    /// and look-ups of unknown ids are limited per second, so a flood of random ids neither
+    /// queries the database per message nor grows memory without limit.
     pub async fn get_or_load(&self, store: &Store, system_id: &str) -> Result<Option<Arc<SystemMeta>>, StoreError> {
-        if let Some(found) = self.get(system_id) {
-            return Ok(Some(found));
+        match self.read().get(system_id) {
+            Some((_, Some(found), _)) => return Ok(Some(found.clone())),
+            Some((_, None, at)) if at.elapsed() < ABSENT_TTL => return Ok(None),
+            _ => {}
         }
+        if !self.may_look_up() {
+            return Ok(None);
+        }
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         self.reload_system(store, system_id).await
+    }
+
+    /// Database look-ups made for systems the cache did not have.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    fn may_look_up(&self) -> bool {
+        let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match misses.as_mut() {
+            Some((start, count)) if now.duration_since(*start) < Duration::from_secs(1) => {
+                *count += 1;
+                *count <= MISS_LOOKUPS_PER_SECOND
+            }
+            _ => {
+                *misses = Some((now, 1));
+                true
+            }
+        }
+    }
+
+    /// Systems remembered as absent (for tests and the bound).
+    pub fn absent_count(&self) -> usize {
+        self.read().values().filter(|(_, meta, _)| meta.is_none()).count()
     }
 
     fn ticket(&self) -> u64 {
@@ -54,8 +100,9 @@ impl MetadataCache {
         let mut systems = self.write();
         // Loads newer than this one keep their result; everything else is replaced, and
         // the absence of systems not in the catalogue is forgotten.
-        let newer: Vec<(String, Entry)> = systems.drain().filter(|(_, (t, _))| *t > ticket).collect();
-        systems.extend(catalog.into_iter().map(|(k, v)| (k, (ticket, Some(Arc::new(v))))));
+        let newer: Vec<(String, Entry)> = systems.drain().filter(|(_, (t, _, _))| *t > ticket).collect();
+        let now = Instant::now();
+        systems.extend(catalog.into_iter().map(|(k, v)| (k, (ticket, Some(Arc::new(v)), now))));
         systems.extend(newer);
         Ok(count)
     }
@@ -65,9 +112,12 @@ impl MetadataCache {
         let loaded = store.load_system(system_id).await?.map(Arc::new);
         let mut systems = self.write();
         match systems.get(system_id) {
-            Some((applied, current)) if *applied > ticket => Ok(current.clone()),
+            Some((applied, current, _)) if *applied > ticket => Ok(current.clone()),
             _ => {
-                systems.insert(system_id.to_owned(), (ticket, loaded.clone()));
+                if loaded.is_none() && systems.values().filter(|(_, meta, _)| meta.is_none()).count() >= MAX_ABSENT {
+                    systems.retain(|_, (_, meta, _)| meta.is_some());
+                }
+                systems.insert(system_id.to_owned(), (ticket, loaded.clone(), Instant::now()));
                 Ok(loaded)
             }
         }

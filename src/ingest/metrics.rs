@@ -17,6 +17,9 @@ pub struct IngestMetrics {
     pub consumer_lag: IntGaugeVec,
     pub paused: IntGauge,
     pub write_errors: IntCounterVec,
+    pub pauses: IntCounterVec,
+    pub systemic: IntGauge,
+    pub isolations: IntCounter,
 }
 
 impl IngestMetrics {
@@ -54,6 +57,9 @@ impl IngestMetrics {
             consumer_lag: register(r, IntGaugeVec::new(Opts::new("manifold_ingest_consumer_lag_messages", "Messages behind the high watermark, per partition"), &["partition"])),
             paused: register(r, IntGauge::new("manifold_ingest_paused", "1 while consumption is paused because the database is unavailable")),
             write_errors: register(r, IntCounterVec::new(Opts::new("manifold_ingest_write_errors_total", "Chunk writes that failed, by kind"), &["kind"])),
+            pauses: register(r, IntCounterVec::new(Opts::new("manifold_ingest_pauses_total", "Times consumption was paused, by failure kind (transient or systemic)"), &["kind"])),
+            systemic: register(r, IntGauge::new("manifold_ingest_systemic_failure", "1 while ingest is stopped by a failure an operator must fix")),
+            isolations: counter("manifold_ingest_isolations_total", "Chunks the database refused for their content, narrowed down to the messages at fault"),
         }
     }
 }

@@ -8,10 +8,10 @@ mod metrics;
 mod outage;
 mod pending;
 mod service;
+mod writer;
 pub mod validate;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -78,9 +78,7 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
     });
 
     let listener_token = CancellationToken::new();
-    let readiness: ops::Readiness = Arc::new(move || {
-        if health.outage.load(Ordering::Relaxed) { Err("paused: the database or the schema registry is unavailable".into()) } else { Ok(()) }
-    });
+    let readiness: ops::Readiness = Arc::new(move || health.readiness());
     let (bound, listener) = ops::serve(config.ingest.listen, metrics, readiness, listener_token.clone()).await?;
     tracing::info!(listen = %bound, "ingest operations listener up");
 

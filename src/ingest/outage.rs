@@ -1,4 +1,5 @@
-//! Pausing for an outage and resuming from it; starting over from the stored offsets.
+//! Pausing for an outage or a systemic failure and resuming from it; starting over from the
+//! stored offsets.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -6,27 +7,52 @@ use std::time::{Duration, Instant};
 use super::consumer;
 use super::pending::Pending;
 use super::service::{IngestService, Loop, Transient};
+use crate::domain::text;
+use crate::failure::{FailureKind, sqlstate_hint};
 
 impl IngestService {
     /// Drops everything not yet stored and consumes again from the database's offsets.
     pub(super) async fn restart_from_stored(&self, state: &mut Loop) {
         state.pending = Pending::default();
+        state.stalled = None;
         let assigned: Vec<i32> = state.partitions.keys().copied().collect();
         consumer::pause(&state.consumer, &self.topic, &assigned);
         self.reseek(state, &assigned).await;
     }
 
+    /// Pauses every partition (polling goes on, so the group keeps us) until the retry timer.
+    /// A systemic failure, or a run of transient ones the breaker turns systemic, also says what
+    /// to fix; no failure of this kind ever dead-letters a message.
     pub(super) fn enter_outage(&self, state: &mut Loop, cause: Transient) {
-        let (kind, text) = match cause {
-            Transient::Store(err) => ("database", err.to_string()),
-            Transient::Registry(err) => ("dependency", err),
+        let (dependency, kind, error, fix) = match cause {
+            Transient::Store(kind, err) => {
+                let fix = match err.sqlstate() {
+                    Some(code) => sqlstate_hint(code),
+                    None => "the database has been unreachable for long: check that it runs and that database.url reaches it",
+                };
+                ("database", kind, err.to_string(), fix)
+            }
+            Transient::Registry(err) => ("dependency", FailureKind::Transient, err, "the schema registry has been unreachable for long: check schema_registry.url"),
         };
-        self.metrics.write_errors.with_label_values(&[kind]).inc();
+        let kind = state.breaker.failed(kind, Instant::now());
+        self.metrics.write_errors.with_label_values(&[dependency]).inc();
+        if state.retry_at.is_none() {
+            // Entries into a pause, not retries within one.
+            self.metrics.pauses.with_label_values(&[kind.as_str()]).inc();
+        }
         let assigned: Vec<i32> = state.partitions.keys().copied().collect();
         consumer::pause(&state.consumer, &self.topic, &assigned);
         self.health.outage.store(true, Ordering::Relaxed);
         self.metrics.paused.set(1);
-        tracing::warn!(kind, error = %text, retry_in_ms = state.backoff.as_millis() as u64, "ingest paused; will retry");
+        if kind == FailureKind::Systemic {
+            state.backoff = Duration::from_millis(self.config.retry_max_ms);
+            let what = text::message(&format!("{fix} ({dependency}: {error})"));
+            *self.health.systemic.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
+            self.metrics.systemic.set(1);
+            tracing::error!(kind = dependency, error = %error, fix, retry_in_ms = state.backoff.as_millis() as u64, "ingest stopped: the deployment needs attention");
+        } else {
+            tracing::warn!(kind = dependency, error = %error, retry_in_ms = state.backoff.as_millis() as u64, "ingest paused; will retry");
+        }
         state.retry_at = Some(Instant::now() + state.backoff);
         state.backoff = (state.backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
     }
@@ -42,9 +68,11 @@ impl IngestService {
         }
         let assigned: Vec<i32> = state.partitions.keys().copied().collect();
         consumer::resume(&state.consumer, &self.topic, &assigned);
-        if self.health.outage.swap(false, Ordering::Relaxed) {
+        let was_systemic = self.health.systemic.lock().unwrap_or_else(|p| p.into_inner()).take().is_some();
+        if self.health.outage.swap(false, Ordering::Relaxed) || was_systemic {
             tracing::info!("ingest resumed");
         }
         self.metrics.paused.set(0);
+        self.metrics.systemic.set(0);
     }
 }

@@ -20,13 +20,15 @@ use tracing::instrument;
 use super::consumer::{self, IngestConsumer, RebalanceEvent};
 use super::metadata::MetadataCache;
 use super::metrics::IngestMetrics;
-use super::pending::Pending;
+use super::pending::{Pending, Work};
 use super::validate::{Validator, Verdict};
+use super::writer::{self, Committed, Report, Target, WriteFailure};
 use crate::codec::{BatchDecoder, CodecError};
 use crate::config::{IngestConfig, KafkaConfig};
-use crate::domain::DomainError;
+use crate::domain::{DomainError, text};
+use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
-use crate::store::ingest::{Chunk, ChunkOutcome, DeadLetter, WriteError, write_chunk};
+use crate::store::ingest::DeadLetter;
 use crate::store::{StorageEngine, Store, StoreError};
 use crate::window::WindowSpec;
 
@@ -36,6 +38,21 @@ const SEEK_RETRY: Duration = Duration::from_millis(50);
 #[derive(Default)]
 pub struct IngestHealth {
     pub outage: AtomicBool,
+    /// Set while paused for a systemic failure: what an operator must fix.
+    pub systemic: std::sync::Mutex<Option<String>>,
+}
+
+impl IngestHealth {
+    /// The readiness answer: ready, or why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if let Some(what) = self.systemic.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Err(format!("stopped: {what}"));
+        }
+        if self.outage.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("paused: the database or the schema registry is unavailable".into());
+        }
+        Ok(())
+    }
 }
 
 pub struct IngestService {
@@ -61,31 +78,27 @@ pub(super) struct PartitionState {
     pub(super) ready: bool,
 }
 
-/// A chunk whose write failed for a transient reason, waiting to be retried as it is.
-pub(super) struct Stalled {
-    chunk: Chunk,
-    event_times: Vec<i64>,
-}
-
-pub(super) type Written = (Stalled, Result<ChunkOutcome, WriteError>, Duration);
-
 pub(super) struct Loop {
     pub(super) consumer: IngestConsumer,
     pub(super) partitions: HashMap<i32, PartitionState>,
     pub(super) pending: Pending,
-    pub(super) stalled: Option<Stalled>,
+    /// What is left of a chunk whose write failed (transient or systemic), retried as it is.
+    pub(super) stalled: Option<Work>,
     /// Set while paused for an outage: when to try again, and the current back-off.
     pub(super) retry_at: Option<Instant>,
     /// Partitions whose seek failed (a seek right after an assignment may: librdkafka #3959).
     pub(super) seek_retry_at: Option<Instant>,
     /// The chunk being written while the next one is decoded (at most one in flight, so each
     /// chunk's compare-and-set starts from the offsets the previous one stored).
-    pub(super) in_flight: Option<tokio::task::JoinHandle<Written>>,
+    pub(super) in_flight: Option<tokio::task::JoinHandle<Report>>,
     pub(super) backoff: Duration,
+    /// Turns a run of transient failures into a systemic one.
+    pub(super) breaker: Breaker,
 }
 
+/// Why ingest cannot make progress now.
 pub(super) enum Transient {
-    Store(StoreError),
+    Store(FailureKind, StoreError),
     Registry(String),
 }
 
@@ -103,6 +116,7 @@ impl IngestService {
             seek_retry_at: None,
             in_flight: None,
             backoff: Duration::from_millis(self.config.retry_initial_ms),
+            breaker: Breaker::new(self.config.breaker_failures, Duration::from_secs(self.config.breaker_seconds)),
         };
         let max_delay = Duration::from_millis(self.config.chunk_max_delay_ms);
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
@@ -160,15 +174,22 @@ impl IngestService {
     }
 
     async fn on_rebalance(&self, state: &mut Loop, event: RebalanceEvent) {
+        // A write in flight finishes first: an assignment that read the stored offsets before
+        // it commits would seek back, and the next chunk would move an offset backwards and
+        // write its dead letters twice.
+        self.settle(state).await;
         match event {
             RebalanceEvent::Revoked(partitions) => {
+                forget(state, &partitions);
                 for p in &partitions {
                     state.partitions.remove(p);
-                    state.pending.abandon(*p);
                 }
                 tracing::info!(?partitions, "partitions revoked");
             }
             RebalanceEvent::Assigned(partitions) => {
+                // Consumption starts again from the stored offsets: anything taken before is
+                // consumed again, so it must not also be written from memory.
+                forget(state, &partitions);
                 for p in &partitions {
                     state.partitions.insert(*p, PartitionState::default());
                 }
@@ -184,7 +205,7 @@ impl IngestService {
     pub(super) async fn reseek(&self, state: &mut Loop, partitions: &[i32]) {
         let stored = match self.store.read_offsets(&self.config.group_id, &self.topic, partitions).await {
             Ok(stored) => stored,
-            Err(err) => return self.enter_outage(state, Transient::Store(err)),
+            Err(err) => return self.enter_outage(state, Transient::Store(err.failure(), err)),
         };
         let targets: Vec<(i32, Option<i64>)> = partitions.iter().map(|p| (*p, stored.get(p).copied())).collect();
         let failed = consumer::seek(&state.consumer, &self.topic, &targets);
@@ -217,7 +238,7 @@ impl IngestService {
                 match self.cache.get_or_load(&self.store, batch.system_id.as_str()).await {
                     Ok(Some(system)) => Ok((self.validator.check(&batch, &system, now_us()), Some(batch))),
                     Ok(None) => Ok((Verdict::Reject(unknown_system(&batch.system_id.to_string())), Some(batch))),
-                    Err(err) => Err(Transient::Store(err)),
+                    Err(err) => Err(Transient::Store(err.failure(), err)),
                 }
             }
             Err(CodecError::Rejected(err)) => Ok((Verdict::Reject(err), None)),
@@ -245,20 +266,21 @@ impl IngestService {
             key: message.key().map(<[u8]>::to_vec),
             value,
             kind: kind.kind.as_str(),
-            message: kind.to_string(),
+            // The text may echo the client's input: it is stored, put in jsonb and in a header.
+            message: text::message(&kind.to_string()),
             system_id: batch.as_ref().map(|b| b.system_id.to_string()),
             batch_id: batch.as_ref().map(|b| b.batch_id.clone()),
         };
-        match verdict {
-            Verdict::Accept(accepted) => state.pending.accept(p, offset, accepted),
-            Verdict::Reject(err) => state.pending.dead_letter(p, offset, letter(&err, message.payload().map(<[u8]>::to_vec))),
+        let (accepted, letter) = match verdict {
+            Verdict::Accept(accepted) => (Some(accepted), None),
+            Verdict::Reject(err) => (None, Some(letter(&err, message.payload().map(<[u8]>::to_vec)))),
             Verdict::Partial { accepted, rejected, error } => {
                 let mut dead = letter(&error, serde_json::to_vec(&rejected).ok());
                 dead.batch_id = rejected.batch_id.clone();
-                state.pending.accept(p, offset, accepted);
-                state.pending.dead_letter(p, offset, dead);
+                (Some(accepted), Some(dead))
             }
-        }
+        };
+        state.pending.take(p, message, accepted, letter);
     }
 
     /// Starts writing the pending chunk once the previous write has settled.
@@ -267,30 +289,32 @@ impl IngestService {
         if state.retry_at.is_some() {
             return; // the previous write hit an outage: keep collecting, retry later
         }
-        let (chunk, event_times) = {
+        let work = {
             let partitions = &state.partitions;
-            state.pending.take_chunk(&self.topic, |p| partitions.get(&p).and_then(|s| s.stored))
+            state.pending.take_work(|p| partitions.get(&p).and_then(|s| s.stored))
         };
-        self.start_write(state, Stalled { chunk, event_times });
+        self.start_write(state, work);
     }
 
-    fn start_write(&self, state: &mut Loop, work: Stalled) {
-        if work.chunk.is_empty() {
+    fn start_write(&self, state: &mut Loop, work: Work) {
+        if work.is_empty() {
             return;
         }
-        let (store, group, engine, windows) = (self.store.clone(), self.config.group_id.clone(), self.engine, self.windows);
-        state.in_flight = Some(tokio::spawn(async move {
-            let started = Instant::now();
-            let result = commit(&store, &group, engine, &windows, &work.chunk).await;
-            (work, result, started.elapsed())
-        }));
+        let target = Target {
+            store: self.store.clone(),
+            group: self.config.group_id.clone(),
+            topic: self.topic.clone(),
+            engine: self.engine,
+            windows: self.windows,
+        };
+        state.in_flight = Some(tokio::spawn(writer::write(target, work)));
     }
 
     /// Waits for the write in flight, if any, and applies its outcome.
-    async fn settle(&self, state: &mut Loop) {
+    pub(super) async fn settle(&self, state: &mut Loop) {
         if let Some(handle) = state.in_flight.take() {
             match handle.await {
-                Ok(written) => self.settled(state, written).await,
+                Ok(report) => self.settled(state, report).await,
                 Err(err) => {
                     tracing::error!(error = %err, "chunk writer task failed; consuming again from the stored offsets");
                     Box::pin(self.restart_from_stored(state)).await;
@@ -305,68 +329,74 @@ impl IngestService {
             self.start_write(state, stalled);
             self.settle(state).await;
             if state.stalled.is_some() {
-                return;
+                return; // still failing: the outage was extended with a longer back-off
             }
         }
         self.leave_outage(state).await;
     }
 
-    async fn settled(&self, state: &mut Loop, (work, result, took): Written) {
-        match result {
-            Ok(outcome) => {
-                for advance in &work.chunk.offsets {
-                    if let Some(s) = state.partitions.get_mut(&advance.partition) {
-                        s.stored = Some(advance.next);
-                    }
+    async fn settled(&self, state: &mut Loop, report: Report) {
+        for committed in &report.committed {
+            for (partition, next) in &committed.offsets {
+                if let Some(s) = state.partitions.get_mut(partition) {
+                    s.stored = Some(*next);
                 }
-                let next: Vec<(i32, i64)> = work.chunk.offsets.iter().map(|a| (a.partition, a.next)).collect();
-                consumer::commit_for_lag_tools(&state.consumer, &self.topic, &next);
-                self.record(&work, &outcome, took);
+            }
+            consumer::commit_for_lag_tools(&state.consumer, &self.topic, &committed.offsets);
+            self.record(committed, report.took);
+        }
+        if report.isolated {
+            self.metrics.isolations.inc();
+            tracing::info!(transactions = report.committed.len(), "a chunk the database refused was narrowed down to its culprits");
+        }
+        match report.failure {
+            None => {
+                let now = now_us();
+                for newest in &report.left.event_times {
+                    self.metrics.end_to_end_seconds.observe(((now - newest) as f64 / 1e6).max(0.0));
+                }
+                state.breaker.succeeded();
                 state.backoff = Duration::from_millis(self.config.retry_initial_ms);
             }
-            Err(WriteError::Fenced { topic, partition }) => {
+            Some(WriteFailure::Fenced { partition }) => {
                 self.metrics.write_errors.with_label_values(&["fenced"]).inc();
-                tracing::warn!(%topic, partition, "another consumer moved a partition; re-reading stored offsets");
+                tracing::warn!(topic = %self.topic, partition, "another consumer moved a partition; re-reading stored offsets");
                 self.restart_from_stored(state).await;
             }
-            Err(WriteError::Store(err)) => {
-                state.stalled = Some(work);
-                self.enter_outage(state, Transient::Store(err));
+            Some(WriteFailure::Store { kind, error }) => {
+                state.stalled = Some(report.left);
+                self.enter_outage(state, Transient::Store(kind, error));
             }
         }
     }
 
-
-    /// The log lines and counters of a committed chunk, from one place.
-    fn record(&self, work: &Stalled, outcome: &ChunkOutcome, took: Duration) {
-        let m = &self.metrics;
+    /// The log lines and counters of a committed transaction, from one place.
+    fn record(&self, committed: &Committed, took: Duration) {
+        let (m, outcome) = (&self.metrics, &committed.outcome);
         m.readings_written.inc_by(outcome.readings_written);
         m.batches_stored.inc_by(outcome.batches_stored as u64);
         m.duplicates.inc_by(outcome.duplicates.len() as u64);
         m.chunk_readings.observe(outcome.readings_written as f64);
         m.chunk_seconds.observe(took.as_secs_f64());
-        let now = now_us();
-        for newest in &work.event_times {
-            m.end_to_end_seconds.observe(((now - newest) as f64 / 1e6).max(0.0));
-        }
-        for letter in &work.chunk.dead_letters {
-            m.dead_letters.with_label_values(&[letter.kind]).inc();
-            tracing::info!(reason = letter.kind, partition = letter.source_partition, offset = letter.source_offset, message = %letter.message, "message dead-lettered");
+        for (reason, partition, offset, message) in &committed.letters {
+            m.dead_letters.with_label_values(&[reason]).inc();
+            tracing::info!(reason, partition, offset, message = %message, "message dead-lettered");
         }
         for (system_id, batch_id) in &outcome.duplicates {
             tracing::info!(%system_id, %batch_id, "duplicate batch skipped");
         }
         tracing::debug!(readings = outcome.readings_written, batches = outcome.batches_stored, took_ms = took.as_millis() as u64, "chunk committed");
     }
-
 }
 
-async fn commit(store: &Store, group: &str, engine: StorageEngine, windows: &WindowSpec, chunk: &Chunk) -> Result<ChunkOutcome, WriteError> {
-    let mut client = store.client().await?;
-    let tx = client.transaction().await.map_err(|e| StoreError::query("begin the ingest transaction", e))?;
-    let outcome = write_chunk(&tx, group, engine, windows, chunk).await?;
-    tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?;
-    Ok(outcome)
+/// Drops what was taken from `partitions` but not stored (pending or stalled).
+fn forget(state: &mut Loop, partitions: &[i32]) {
+    for p in partitions {
+        state.pending.abandon(*p);
+    }
+    if let Some(stalled) = state.stalled.as_mut() {
+        stalled.parts.retain(|part| !partitions.contains(&part.partition));
+    }
 }
 
 fn unknown_system(system_id: &str) -> DomainError {

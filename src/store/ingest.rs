@@ -17,7 +17,11 @@ use tracing::instrument;
 use super::pgtime::PgTimestamp;
 use super::windows::{self, CloseReason, OUTBOX_LOCK};
 use super::{q, StorageEngine, StoreError};
+use crate::domain::text;
 use crate::window::{WindowAccumulator, WindowSpec};
+
+/// Ids are validated shorter than this; the bound only guards the dead-letter row.
+const ID_BYTES: usize = 256;
 
 const CLAIM_BATCHES: &str = include_str!("sql/claim_batches.sql");
 const BATCHES_REPEATED: &str = include_str!("sql/batches_repeated.sql");
@@ -68,10 +72,12 @@ pub struct OffsetAdvance {
     pub next: i64,
 }
 
+/// What one ingest transaction writes. It borrows the batches and dead letters, so narrowing a
+/// refused chunk down to its culprit costs no copies of the rows.
 #[derive(Debug, Default)]
-pub struct Chunk {
-    pub batches: Vec<AcceptedBatch>,
-    pub dead_letters: Vec<DeadLetter>,
+pub struct Chunk<'a> {
+    pub batches: Vec<&'a AcceptedBatch>,
+    pub dead_letters: Vec<&'a DeadLetter>,
     pub offsets: Vec<OffsetAdvance>,
 }
 
@@ -94,7 +100,7 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
-impl Chunk {
+impl Chunk<'_> {
     pub fn is_empty(&self) -> bool {
         self.batches.is_empty() && self.dead_letters.is_empty() && self.offsets.is_empty()
     }
@@ -113,7 +119,7 @@ pub async fn write_chunk(
     group: &str,
     engine: StorageEngine,
     spec: &WindowSpec,
-    chunk: &Chunk,
+    chunk: &Chunk<'_>,
 ) -> Result<ChunkOutcome, WriteError> {
     let mut outcome = ChunkOutcome::default();
     let batches = claim(tx, &chunk.batches, &mut outcome).await?;
@@ -154,7 +160,7 @@ pub async fn write_chunk(
 /// Claims batch ids; returns the batches to store. Repeats inside the chunk count as duplicates.
 async fn claim<'b>(
     tx: &Transaction<'_>,
-    batches: &'b [AcceptedBatch],
+    batches: &[&'b AcceptedBatch],
     outcome: &mut ChunkOutcome,
 ) -> Result<Vec<&'b AcceptedBatch>, StoreError> {
     if batches.is_empty() {
@@ -163,7 +169,7 @@ async fn claim<'b>(
     let mut seen = HashSet::with_capacity(batches.len());
     let mut unique = Vec::with_capacity(batches.len());
     let mut in_chunk = Vec::new();
-    for batch in batches {
+    for &batch in batches {
         if seen.insert((batch.system_id.as_str(), batch.batch_id.as_str())) {
             unique.push(batch);
         } else {
@@ -258,16 +264,18 @@ async fn upsert_minutes(tx: &Transaction<'_>, rows: &[&Row]) -> Result<(), Store
     Ok(())
 }
 
-async fn insert_dead_letters(tx: &Transaction<'_>, letters: &[DeadLetter]) -> Result<usize, StoreError> {
+async fn insert_dead_letters(tx: &Transaction<'_>, letters: &[&DeadLetter]) -> Result<usize, StoreError> {
     let topics: Vec<&str> = letters.iter().map(|d| d.source_topic.as_str()).collect();
     let partitions: Vec<i32> = letters.iter().map(|d| d.source_partition).collect();
     let offsets: Vec<i64> = letters.iter().map(|d| d.source_offset).collect();
     let keys: Vec<Option<&[u8]>> = letters.iter().map(|d| d.key.as_deref()).collect();
     let values: Vec<Option<&[u8]>> = letters.iter().map(|d| d.value.as_deref()).collect();
     let kinds: Vec<&str> = letters.iter().map(|d| d.kind).collect();
-    let messages: Vec<&str> = letters.iter().map(|d| d.message.as_str()).collect();
-    let systems: Vec<Option<&str>> = letters.iter().map(|d| d.system_id.as_deref()).collect();
-    let batches: Vec<Option<&str>> = letters.iter().map(|d| d.batch_id.as_deref()).collect();
+    // Free text reaches a column, a jsonb header and a Kafka header: it must not be able to
+    // fail there (a NUL is refused by PostgreSQL text and jsonb alike).
+    let messages: Vec<String> = letters.iter().map(|d| text::message(&d.message)).collect();
+    let systems: Vec<Option<String>> = letters.iter().map(|d| d.system_id.as_deref().map(|t| text::sanitize(t, ID_BYTES))).collect();
+    let batches: Vec<Option<String>> = letters.iter().map(|d| d.batch_id.as_deref().map(|t| text::sanitize(t, ID_BYTES))).collect();
     let statement = tx.prepare_cached(INSERT_DEAD_LETTERS).await.map_err(q("prepare dead-letter insert"))?;
     let inserted = tx
         .execute(&statement, &[&topics, &partitions, &offsets, &keys, &values, &kinds, &messages, &systems, &batches])

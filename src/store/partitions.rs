@@ -32,10 +32,12 @@ pub struct PartitionPolicy {
 }
 
 impl PartitionPolicy {
-    /// The first and last day that must have a partition at `now`.
+    /// The first and last day that must have a partition at `now`. One day beyond the skew
+    /// horizon: a reading accepted just below the horizon must never find its day missing
+    /// before the next maintenance pass (that was a "no partition for row" stall).
     pub fn window(&self, now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
         let first = (now - chrono::Duration::days(i64::from(self.retention_days))).date_naive();
-        let last = (now + chrono::Duration::hours(i64::from(self.future_skew_hours))).date_naive();
+        let last = (now + chrono::Duration::hours(i64::from(self.future_skew_hours)) + chrono::Duration::days(1)).date_naive();
         (first, last)
     }
 }
@@ -156,12 +158,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn window_spans_retention_back_and_skew_ahead() {
+    fn window_spans_retention_back_and_a_day_beyond_the_skew_ahead() {
         let policy = PartitionPolicy { retention_days: 3, future_skew_hours: 30, lock_timeout: Duration::from_secs(1) };
         let now = DateTime::parse_from_rfc3339("2026-11-26T20:00:00Z").unwrap().with_timezone(&Utc);
         let (first, last) = policy.window(now);
         assert_eq!(first, NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());
-        assert_eq!(last, NaiveDate::from_ymd_opt(2026, 11, 28).unwrap());
+        // The horizon is 2026-11-28T02:00; its day and the next one exist.
+        assert_eq!(last, NaiveDate::from_ymd_opt(2026, 11, 29).unwrap());
     }
 
     #[test]

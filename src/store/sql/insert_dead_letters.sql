@@ -4,6 +4,8 @@ WITH letters AS (
                               error_kind, error_message, system_id, batch_id)
     SELECT * FROM unnest($1::text[], $2::int[], $3::int8[], $4::bytea[], $5::bytea[], $6::text[], $7::text[],
                          $8::text[], $9::text[])
+    -- A message is dead-lettered once: a chunk written twice cannot insert or publish it again.
+    ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
     RETURNING dead_letter_id, received_at, source_topic, source_partition, source_offset, message_key,
               message_value, error_kind, error_message
 )
