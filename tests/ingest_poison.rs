@@ -28,13 +28,26 @@ fn run_ingest(p: &TestPipeline) -> (Metrics, CancellationToken, tokio::task::Joi
     (metrics, token, handle)
 }
 
-fn pauses(metrics: &Metrics) -> u64 {
+/// The sum of a metric's samples whose line starts with `series` (a name, or a name and labels).
+fn sample(metrics: &Metrics, series: &str) -> f64 {
     metrics
         .render()
         .lines()
-        .filter(|l| l.starts_with("manifold_ingest_pauses_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .filter(|l| !l.starts_with('#') && l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+fn pauses(metrics: &Metrics) -> u64 {
+    sample(metrics, "manifold_ingest_pauses_total") as u64
+}
+
+async fn wait_until_systemic(metrics: &Metrics, why: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sample(metrics, "manifold_ingest_systemic_failure") != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +120,7 @@ async fn a_message_the_database_refuses_is_isolated_as_storage_rejected_in_offse
     let next: i64 = client.query_one("SELECT next_offset FROM ingest_offsets", &[]).await.unwrap().get(0);
     assert_eq!(next, total);
     assert_eq!(pauses(&metrics), 0, "isolating a culprit is not a pause");
-    assert!(metrics.render().contains("manifold_ingest_dead_letters_total{reason=\"storage_rejected\"} 4"));
+    assert_eq!(sample(&metrics, "manifold_ingest_dead_letters_total{reason=\"storage_rejected\"}"), 4.0);
     stop.cancel();
     running.await.unwrap().unwrap();
 }
@@ -123,19 +136,15 @@ async fn a_missing_table_pauses_ingest_as_systemic_without_a_dead_letter_and_res
     for i in 0..5 {
         p.produce(&system, &batch(&system, &format!("b{i}"), hour_ago() + i * 10_000_000)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !metrics.render().contains("manifold_ingest_systemic_failure 1") {
-        assert!(tokio::time::Instant::now() < deadline, "a missing table is reported as systemic");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_systemic(&metrics, "a missing table is reported as systemic").await;
     assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 0, "a deployment problem never dead-letters");
-    assert!(metrics.render().contains("manifold_ingest_pauses_total{kind=\"systemic\"}"));
+    assert!(sample(&metrics, "manifold_ingest_pauses_total{kind=\"systemic\"}") >= 1.0, "the pause is counted as systemic");
 
     client.batch_execute("ALTER TABLE ingested_batches_moved RENAME TO ingested_batches").await.unwrap();
     p.wait_for("SELECT count(*) FROM ingested_batches", 5, Duration::from_secs(30)).await;
     assert_eq!(p.query_i64("SELECT count(*) FROM readings").await, 50);
     assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 0);
-    assert!(metrics.render().contains("manifold_ingest_systemic_failure 0"), "resumed by itself once fixed");
+    assert_eq!(sample(&metrics, "manifold_ingest_systemic_failure"), 0.0, "resumed by itself once fixed");
     stop.cancel();
     running.await.unwrap().unwrap();
 }
@@ -159,11 +168,7 @@ async fn a_database_that_refuses_every_value_is_systemic_not_a_dead_letter_per_m
     for i in 0..3 {
         p.produce(&system, &batch(&system, &format!("b{i}"), hour_ago() + i * 10_000_000)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !metrics.render().contains("manifold_ingest_systemic_failure 1") {
-        assert!(tokio::time::Instant::now() < deadline, "a database refusing harmless content is systemic");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_systemic(&metrics, "a database refusing harmless content is systemic").await;
     assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 0);
     client.batch_execute("DROP TRIGGER refuse_all ON ingested_batches").await.unwrap();
     p.wait_for("SELECT count(*) FROM ingested_batches", 3, Duration::from_secs(30)).await;
