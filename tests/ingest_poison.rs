@@ -193,3 +193,74 @@ async fn a_flood_of_unknown_system_ids_is_answered_mostly_from_memory() {
     assert!(cache.get_or_load(&store, "random-0").await.unwrap().is_none());
     assert_eq!(cache.lookups(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebalance_while_a_chunk_is_written_never_moves_an_offset_backwards() {
+    let p = TestPipeline::new(&[("MANIFOLD__TOPICS__PARTITIONS", "2"), ("MANIFOLD__INGEST__CHUNK_MAX_DELAY_MS", "200")]).await;
+    let prefix = p.rigs(4).await;
+    let client = common::connect(&p.db_url).await;
+    client
+        .batch_execute(
+            "CREATE TABLE offset_regressions (partition int, old bigint, new bigint); \
+             CREATE FUNCTION note_regression() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.next_offset < OLD.next_offset THEN \
+                 INSERT INTO offset_regressions VALUES (NEW.partition, OLD.next_offset, NEW.next_offset); END IF; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER note_regression BEFORE UPDATE ON ingest_offsets FOR EACH ROW EXECUTE FUNCTION note_regression();",
+        )
+        .await
+        .unwrap();
+    // Consumer A reaches the database through a proxy that can hold its commit back.
+    let proxy = {
+        let url = reqwest::Url::parse(&p.db_url).unwrap();
+        common::proxy::Proxy::start(format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())).await
+    };
+    let mut proxied = reqwest::Url::parse(&p.db_url).unwrap();
+    proxied.set_port(Some(proxy.port)).unwrap();
+    let mut config_a = p.config.clone();
+    config_a.database.url = manifold::config::Config::load(
+        &Default::default(),
+        &[("DATABASE_URL".to_owned(), proxied.to_string()), ("ENV".into(), "test".into())].into_iter().collect(),
+    )
+    .unwrap()
+    .database
+    .url;
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let running_a = tokio::spawn(manifold::ingest::run(config_a, Metrics::new(), stop_a.clone()));
+
+    let start = hour_ago();
+    let mut n = 0i64;
+    let mut produce_round = async |n: &mut i64| {
+        for _ in 0..20 {
+            let system = format!("{prefix}-{}", *n % 4);
+            p.produce(&system, &batch(&system, &format!("b{n}"), start + *n * 10_000_000)).await;
+            *n += 1;
+        }
+        // A sensor the rig does not have: a dead letter per round.
+        let system = format!("{prefix}-0");
+        let mut bad: RawBatch = serde_json::from_slice(&batch(&system, &format!("bad{n}"), start)).unwrap();
+        bad.series[0].sensor_id = "NOPE".into();
+        p.produce(&system, &serde_json::to_vec(&bad).unwrap()).await;
+    };
+    produce_round(&mut n).await;
+    p.wait_for("SELECT count(*) FROM ingested_batches", 20, Duration::from_secs(60)).await;
+
+    // Hold A's next commit, let a second consumer join (a rebalance), then let the commit land.
+    proxy.stall();
+    produce_round(&mut n).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let running_b = tokio::spawn(manifold::ingest::run(p.config.clone(), Metrics::new(), stop_b.clone()));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.restore();
+    produce_round(&mut n).await;
+
+    p.wait_for("SELECT count(*) FROM ingested_batches", 60, Duration::from_secs(90)).await;
+    p.wait_for("SELECT count(DISTINCT source_offset::text || '/' || source_partition) FROM dead_letters", 3, Duration::from_secs(30)).await;
+    assert_eq!(p.query_i64("SELECT count(*) FROM offset_regressions").await, 0, "a stored offset moved backwards");
+    assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 3, "each bad message dead-lettered once");
+    assert_eq!(p.query_i64("SELECT count(*) FROM readings").await, 600, "each reading stored once");
+    stop_b.cancel();
+    stop_a.cancel();
+    running_b.await.unwrap().unwrap();
+    running_a.await.unwrap().unwrap();
+}
