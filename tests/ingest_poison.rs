@@ -110,7 +110,7 @@ async fn a_message_the_database_refuses_is_isolated_as_storage_rejected_in_offse
         .await
         .unwrap();
     let offsets: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(offsets, poisoned.iter().map(|&i| i as i64).collect::<Vec<_>>(), "the culprits, in source-offset order");
+    assert_eq!(offsets, poisoned.to_vec(), "the culprits, in source-offset order");
     for row in &rows {
         assert_eq!(row.get::<_, String>(1), "storage_rejected");
         assert!(row.get::<_, String>(2).starts_with("poison"));
@@ -223,7 +223,7 @@ async fn a_rebalance_while_a_chunk_is_written_never_moves_an_offset_backwards_no
 
     let start = hour_ago();
     let mut n = 0i64;
-    let mut produce_round = async |n: &mut i64| {
+    let produce_round = async |n: &mut i64| {
         for _ in 0..20 {
             let system = format!("{prefix}-{}", *n % 4);
             p.produce(&system, &batch(&system, &format!("b{n}"), start + *n * 10_000_000)).await;
