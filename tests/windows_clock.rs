@@ -181,3 +181,35 @@ async fn a_rescore_never_announces_a_window_whose_end_is_in_the_future() {
     assert_eq!((events[0].revision, events[0].closed_by.as_str()), (1, "RESCORE"));
     assert_eq!(p.query_i64("SELECT count(*) FROM windows WHERE window_end > now() AND revision = 0 AND ready_revision = 0").await, 1, "the future window is left alone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_held_back_while_its_end_was_in_the_future_is_announced_by_the_next_chunk() {
+    let p = TestPipeline::new(&[
+        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "3"),
+        ("MANIFOLD__WINDOWS__ALLOWED_LATENESS_SECONDS", "1"),
+        ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3600"),
+    ])
+    .await;
+    let system = format!("{}-0", p.rigs(1).await);
+    let (stop, running) = p.spawn_ingest();
+    warm_up(&p).await;
+
+    // A reading 2 s ahead: its window ends in the future, so nothing passes it yet.
+    let ahead = now_us() + 2 * S;
+    let window = ahead - ahead.rem_euclid(3 * S);
+    p.produce(&system, &batch(&system, "ahead", &[("PS1", ahead)])).await;
+    p.wait_for("SELECT count(*) FROM windows", 1, Duration::from_secs(20)).await;
+    assert!(announced(&p).await.is_empty());
+
+    // Once its end (and the lateness) has passed by the clock, the next chunk announces it.
+    let due = window + 3 * S + S;
+    tokio::time::sleep(Duration::from_micros((due - now_us()).max(0) as u64 + 200_000)).await;
+    let t = now_us() / S * S;
+    p.produce(&system, &batch(&system, "next", &[("PS1", t)])).await;
+    p.wait_for("SELECT count(*) FROM outbox WHERE topic_role = 'windows_ready'", 1, Duration::from_secs(20)).await;
+    let events = announced(&p).await;
+    assert_eq!((events[0].window_start, events[0].revision, events[0].closed_by.as_str()), (window, 0, "WATERMARK"));
+    assert!(events[0].announced_at >= events[0].window_end);
+    stop.cancel();
+    running.await.unwrap();
+}
