@@ -130,8 +130,11 @@ proptest::proptest! {
     /// later consumer can store, and ranges whose sums cannot overflow.
     #[test]
     fn a_valid_topology_holds_only_storable_values(
-        kind in ".{0,40}", unit in "\\PC{0,3}|.{0,40}", name in proptest::option::of(".{0,220}"),
-        min in proptest::num::f64::ANY, max in proptest::num::f64::ANY,
+        kind in proptest::prop_oneof!["[a-z]{1,10}", ".{0,40}"],
+        unit in proptest::prop_oneof!["\\PC{1,3}", ".{0,40}"],
+        name in proptest::option::of(proptest::prop_oneof!["\\PC{1,30}", ".{0,220}"]),
+        min in proptest::prop_oneof![proptest::num::f64::ANY, -2e9..0.0f64, proptest::strategy::Just(-1e308)],
+        max in proptest::prop_oneof![proptest::num::f64::ANY, 0.0..2e9f64, proptest::strategy::Just(1e308)],
     ) {
         let mut t = small();
         t.sensors[0].kind = kind;
