@@ -184,6 +184,18 @@ pub struct ApiConfig {
     pub trusted_proxy_hops: usize,
     /// How often a WebSocket session re-checks that its key and system are still valid.
     pub ws_recheck_ms: u64,
+    /// Live WebSocket sessions one user may hold open at once (429 beyond).
+    pub ws_sessions_per_user: usize,
+    /// Lookups of API keys no cache answers, per client address and minute (429 beyond): a
+    /// flood of random keys costs at most this many queries per address.
+    pub key_lookups_per_minute: u32,
+    /// Refused keys remembered by hash (at most this many, for `unknown_keys_cache_seconds`),
+    /// so a client repeating a wrong or revoked key costs no query.
+    pub unknown_keys_cached: usize,
+    pub unknown_keys_cache_seconds: u64,
+    /// Rows one raw-readings page or one sub-minute bucket query may read from `readings`
+    /// (422 naming the parameter beyond).
+    pub max_rows_scanned: i64,
     pub tiers: TiersConfig,
 }
 
