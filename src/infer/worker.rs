@@ -104,12 +104,24 @@ fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> In
 
 /// True when another producer or consumer took this instance's identity. InvalidProducerEpoch
 /// counts only when fatal: librdkafka recovers from it by itself after a transaction timeout.
-fn fenced(error: &rdkafka::error::KafkaError) -> bool {
-    match error.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::TransactionCoordinatorFenced | RDKafkaErrorCode::FencedInstanceId) => true,
-        Some(RDKafkaErrorCode::InvalidProducerEpoch) => crate::kafka::is_fatal(error),
+fn fenced_code(code: RDKafkaErrorCode, fatal: bool) -> bool {
+    match code {
+        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::TransactionCoordinatorFenced | RDKafkaErrorCode::FencedInstanceId => true,
+        RDKafkaErrorCode::InvalidProducerEpoch => fatal,
         _ => false,
     }
+}
+
+/// Why a client is fenced, if it is: by the error itself, or (a fatal error reports only that
+/// it is fatal) by the client's fatal error.
+fn fence_reason(error: Option<&rdkafka::error::KafkaError>, fatal: Option<(RDKafkaErrorCode, String)>) -> Option<String> {
+    if let Some(e) = error
+        && let Some(code) = e.rdkafka_error_code()
+        && fenced_code(code, crate::kafka::is_fatal(e))
+    {
+        return Some(e.to_string());
+    }
+    fatal.filter(|(code, _)| fenced_code(*code, true)).map(|(code, text)| format!("{code:?}: {text}"))
 }
 
 /// A message in hand, with its partition's revocation count when it was received.
@@ -139,10 +151,13 @@ impl InferWorker {
     async fn producer(&self, timeout: Duration) -> Result<FutureProducer, InferError> {
         let producer = crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id())?;
         let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.init_transactions(timeout))
-            .await
-            .map_err(|e| InferError::Internal(e.to_string()))?
-            .map_err(kafka("init transactions"))?;
+        let initialized = tokio::task::spawn_blocking(move || p.init_transactions(timeout)).await.map_err(|e| InferError::Internal(e.to_string()))?;
+        if let Err(source) = initialized {
+            if let Some(why) = fence_reason(Some(&source), producer.client().fatal_error()) {
+                return Err(self.fenced(&why));
+            }
+            return Err(kafka("init transactions")(source));
+        }
         Ok(producer)
     }
 
@@ -152,7 +167,7 @@ impl InferWorker {
         let signal = RebalanceSignal::default();
         let consumer = self.consumer(signal.clone())?;
         let timeout = Duration::from_millis(self.kafka.request_timeout_ms.max(10_000));
-        let mut producer = self.producer(timeout).await.map_err(|e| self.fence_check(e))?;
+        let mut producer = self.producer(timeout).await?;
         let mut breaker = Breaker::new(BREAKER_RUN, Duration::from_millis(self.config.unready_after_ms));
         tracing::info!(topic = %self.input_topic, transactional_id = %self.config.transactional_id(), "infer started");
         let wait = Duration::from_millis(self.config.batch_wait_ms);
@@ -167,7 +182,7 @@ impl InferWorker {
                     vec![(message, generation)]
                 }
                 Err(err) => {
-                    self.consumer_error(err)?;
+                    self.consumer_error(&consumer, err)?;
                     continue;
                 }
             };
@@ -178,7 +193,7 @@ impl InferWorker {
                         let generation = signal.generation(message.topic(), message.partition());
                         batch.push((message, generation));
                     }
-                    Ok(Err(err)) => self.consumer_error(err)?,
+                    Ok(Err(err)) => self.consumer_error(&consumer, err)?,
                     Err(_) => break,
                 }
             }
@@ -203,8 +218,10 @@ impl InferWorker {
                         Ok(Err(e)) => Some(e),
                         _ => None,
                     };
-                    if let Some(fence) = err.kafka_source().into_iter().chain(abort_error.as_ref()).find(|e| fenced(e)) {
-                        return Err(self.fenced(fence));
+                    let fatal = producer.client().fatal_error();
+                    let fence = fence_reason(err.kafka_source(), None).or_else(|| fence_reason(abort_error.as_ref(), fatal.clone()));
+                    if let Some(why) = fence {
+                        return Err(self.fenced(&why));
                     }
                     if matches!(err, InferError::Revoked) {
                         // Cannot happen while no `recv` runs, but if it does: start over from
@@ -218,10 +235,10 @@ impl InferWorker {
                         kind => breaker.failed(kind, Instant::now()),
                     };
                     self.failed(&err, kind, messages.len());
-                    if err.kafka_source().into_iter().chain(abort_error.as_ref()).any(crate::kafka::is_fatal) {
+                    if fatal.is_some() || err.kafka_source().into_iter().chain(abort_error.as_ref()).any(crate::kafka::is_fatal) {
                         tracing::warn!("the infer producer hit a fatal error; recreating it");
                         self.metrics.producer_recreated.inc();
-                        producer = self.producer(timeout).await.map_err(|e| self.fence_check(e))?;
+                        producer = self.producer(timeout).await?;
                     }
                     if !rewind(&consumer, &messages) {
                         // Without the rewind the batch would be skipped: start over from the
@@ -323,7 +340,7 @@ impl InferWorker {
     }
 
     /// Stops for good: a second producer with this id would only fence the other back.
-    fn fenced(&self, error: &rdkafka::error::KafkaError) -> InferError {
+    fn fenced(&self, error: &str) -> InferError {
         let why = format!(
             "fenced ({error}): another live infer instance uses transactional id {:?} or group instance id {:?}; two instances share an ordinal (infer.instance)",
             self.config.transactional_id(),
@@ -335,20 +352,17 @@ impl InferWorker {
         InferError::Fenced(why)
     }
 
-    fn fence_check(&self, err: InferError) -> InferError {
-        match err.kafka_source() {
-            Some(source) if fenced(source) => self.fenced(source),
-            _ => err,
-        }
-    }
-
-    /// A consumer error between batches: fatal ones end the worker (a new consumer is made).
-    fn consumer_error(&self, err: rdkafka::error::KafkaError) -> Result<(), InferError> {
-        if fenced(&err) {
-            return Err(self.fenced(&err));
-        }
+    /// A consumer error between batches: fatal ones end the worker (a new consumer is made),
+    /// unless another consumer took this one's group instance id.
+    fn consumer_error(&self, consumer: &StreamConsumer<RebalanceSignal>, err: rdkafka::error::KafkaError) -> Result<(), InferError> {
         if crate::kafka::is_fatal(&err) || matches!(err, rdkafka::error::KafkaError::MessageConsumptionFatal(_)) {
+            if let Some(why) = fence_reason(Some(&err), consumer.client().fatal_error()) {
+                return Err(self.fenced(&why));
+            }
             return Err(kafka("consume")(err));
+        }
+        if let Some(why) = fence_reason(Some(&err), None) {
+            return Err(self.fenced(&why));
         }
         tracing::warn!(error = %err, "kafka consumer error");
         Ok(())
