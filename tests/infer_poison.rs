@@ -15,6 +15,7 @@ use axum::routing::post;
 use common::pipeline::TestPipeline;
 use manifold::codec::{RecordEncoder, WindowReady, schemas};
 use manifold::config::ConfigError;
+use manifold::infer::{InferError, InferHealth, InferMetrics};
 use manifold::sim::{self, Cycle};
 use manifold::telemetry::Metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -80,7 +81,8 @@ fn counter(metrics: &Metrics, name: &str, filter: &str) -> f64 {
         .lines()
         .filter(|l| l.starts_with(name) && l.contains(filter))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .sum::<f64>()
+        + 0.0
 }
 
 /// The infer group's committed offset per partition (read_committed position of the group).
@@ -158,6 +160,7 @@ async fn undecodable_and_wrongly_shaped_records_are_set_aside_and_committed_past
     assert_eq!(reasons, BTreeMap::from([("undecodable".into(), 3), ("unknown_schema".into(), 3), ("wrong_shape".into(), 3)]));
     assert_eq!(counter(&metrics, "manifold_infer_windows_failed_total", ""), 9.0);
     assert_eq!(counter(&metrics, "manifold_infer_windows_scored_total", ""), 9.0);
+    assert_eq!(counter(&metrics, "manifold_infer_errors_total", ""), 0.0, "no batch failed: a bad record is not retried");
 
     let messages = common::scores::read(&p, 9, Duration::from_secs(30)).await;
     let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
@@ -248,7 +251,7 @@ async fn two_replicas_on_distinct_ordinals_share_the_partitions_without_duplicat
         for s in 0..6 {
             let system = format!("{prefix}-{s}");
             let payload = encoder.encode(event(&system, t0 + wave * MIN).to_avro().unwrap()).await.unwrap();
-            produce_to(&producer, &topic, (s % 3) as i32, &system, &payload).await;
+            produce_to(&producer, &topic, s % 3, &system, &payload).await;
             produced += 1;
         }
         p.wait_for("SELECT count(DISTINCT (system_id, window_start)) FROM anomaly_scores", produced, Duration::from_secs(60)).await;
@@ -288,4 +291,83 @@ fn production_without_an_explicit_instance_ordinal_is_refused_naming_the_key() {
     let config = manifold::config::Config::load(&Default::default(), &env).unwrap();
     assert_eq!(config.infer.transactional_id(), "scoring-2");
     assert_eq!(config.infer.group_instance_id().as_deref(), Some(format!("{}-2", config.infer.group_id).as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_fenced_by_another_on_its_ordinal_stops_and_reports_not_ready() {
+    let (url, _) = gnn_double().await;
+    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let topic = p.config.topics.windows_ready.name.clone();
+    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
+    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
+    let mut config = p.config.clone();
+    config.infer.instance = Some(7);
+    let start = || {
+        let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
+        let worker = manifold::infer::worker(&config, InferMetrics::new(&Metrics::new()), health.clone()).unwrap();
+        let token = CancellationToken::new();
+        (health, token.clone(), tokio::spawn(worker.run(token)))
+    };
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
+    let window = |k: i64| encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap());
+
+    let (health_a, _stop_a, a) = start();
+    produce_to(&producer, &topic, 0, &system, &window(0).await.unwrap()).await;
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 1, Duration::from_secs(60)).await;
+    assert!(health_a.ready().is_ok());
+
+    // A second process started with the same ordinal (a misconfigured deployment).
+    let (health_b, stop_b, b) = start();
+    for k in 1..4 {
+        produce_to(&producer, &topic, 0, &system, &window(k).await.unwrap()).await;
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(60), a).await.expect("the fenced replica stops").unwrap();
+    assert!(matches!(stopped, Err(InferError::Fenced(_))), "{stopped:?}");
+    let why = health_a.ready().unwrap_err();
+    assert!(why.contains("share an ordinal"), "{why}");
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 4, Duration::from_secs(60)).await;
+    assert!(health_b.ready().is_ok(), "the newer replica keeps scoring");
+    let messages = common::scores::read(&p, 4, Duration::from_secs(30)).await;
+    let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
+    assert_eq!((messages.len(), keys.len()), (4, 4), "nothing published twice: {messages:?}");
+    stop_b.cancel();
+    b.await.unwrap().unwrap();
+}
+
+/// Not a check: how fast windows are scored with 1 % of the records bad (GNN double, 3
+/// partitions). `cargo test --test infer_poison -- --ignored --nocapture poison_throughput`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn poison_throughput() {
+    let (url, _) = gnn_double().await;
+    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
+    let prefix = p.rigs(3).await;
+    let topic = p.config.topics.windows_ready.name.clone();
+    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
+    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 10_000) * MIN;
+    let (good, bad) = (600i64, 6i64);
+    for k in 0..good {
+        let partition = (k % 3) as i32;
+        let system = format!("{prefix}-{partition}");
+        produce_to(&producer, &topic, partition, &system, &encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap()).await.unwrap()).await;
+        if k % (good / bad) == 0 {
+            produce_to(&producer, &topic, partition, &system, b"garbage").await;
+        }
+    }
+    let metrics = Metrics::new();
+    let started = std::time::Instant::now();
+    let (stop, infer) = spawn_infer(p.config.clone(), metrics.clone());
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", good, Duration::from_secs(300)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    p.wait_for("SELECT count(*) FROM scoring_failures", bad, Duration::from_secs(30)).await;
+    println!(
+        "{good} windows + {bad} bad records scored in {seconds:.1} s ({:.0} windows/s), batch errors {}",
+        good as f64 / seconds,
+        counter(&metrics, "manifold_infer_errors_total", "")
+    );
+    stop.cancel();
+    infer.await.unwrap().unwrap();
 }
