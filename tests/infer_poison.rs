@@ -371,3 +371,47 @@ async fn poison_throughput() {
     stop.cancel();
     infer.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_is_systemic_not_ready_and_never_a_failed_window() {
+    let (url, _) = gnn_double().await;
+    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url), ("MANIFOLD__INFER__SYSTEMIC_RETRY_MS", "300")]).await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let topic = p.config.topics.windows_ready.name.clone();
+    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
+    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
+    let client = common::connect(&p.db_url).await;
+    // The deployment is wrong: the scores table is missing.
+    client.batch_execute("ALTER TABLE anomaly_scores RENAME TO anomaly_scores_moved").await.unwrap();
+
+    let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
+    let metrics = Metrics::new();
+    let worker = manifold::infer::worker(&p.config, InferMetrics::new(&metrics), health.clone()).unwrap();
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(token.clone()));
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
+    produce_to(&producer, &topic, 0, &system, &encoder.encode(event(&system, t0).to_avro().unwrap()).await.unwrap()).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while health.ready().is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "a missing table never made the worker not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let why = health.ready().unwrap_err();
+    assert!(why.contains("42P01") || why.contains("does not exist"), "{why}");
+    assert!(counter(&metrics, "manifold_infer_errors_total", "failure=\"systemic\"") >= 1.0);
+    assert_eq!(p.query_i64("SELECT count(*) FROM scoring_failures").await, 0, "no window is at fault");
+
+    // Fixed: the same window is scored and the worker is ready again.
+    client.batch_execute("ALTER TABLE anomaly_scores_moved RENAME TO anomaly_scores").await.unwrap();
+    p.wait_for("SELECT count(*) FROM anomaly_scores", 3, Duration::from_secs(60)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while health.ready().is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "still not ready after the fix: {:?}", health.ready());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(p.query_i64("SELECT count(*) FROM scoring_failures").await, 0);
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}

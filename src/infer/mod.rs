@@ -2,6 +2,7 @@
 
 mod baseline;
 mod batch;
+mod error;
 mod health;
 mod http;
 mod metrics;
@@ -23,7 +24,8 @@ pub use http::{HttpScorer, HttpScorerError, ScoreRequest};
 pub use metrics::InferMetrics;
 pub use poison::FailReason;
 pub use scorer::{BASELINE_VERSION, SERVICE_VERSION, ScoredWindow, Scorer};
-pub use worker::{InferError, InferWorker};
+pub use error::InferError;
+pub use worker::InferWorker;
 
 use crate::codec::{RecordEncoder, schemas};
 use crate::config::Config;
@@ -93,11 +95,11 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
             }
             Err(err) => {
                 let kind = err.failure();
-                health.failed(kind, &err.to_string());
+                health.failed(kind, &err.detail());
                 if kind == FailureKind::Systemic {
-                    tracing::error!(error = %err, "infer worker cannot start or run; fix the deployment; restarting slowly");
+                    tracing::error!(error = %err.detail(), "infer worker cannot start or run; fix the deployment; restarting slowly");
                 } else {
-                    tracing::warn!(error = %err, failure = kind.as_str(), "infer worker stopped; restarting");
+                    tracing::warn!(error = %err.detail(), failure = kind.as_str(), "infer worker stopped; restarting");
                 }
                 let pause = if kind == FailureKind::Systemic { config.infer.systemic_retry_ms } else { 2000 };
                 tokio::select! {

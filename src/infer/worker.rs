@@ -21,6 +21,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{Outcome, to_message};
+use super::error::InferError;
 use super::health::{InferHealth, RebalanceSignal};
 use super::metrics::InferMetrics;
 use super::scorer::{ScoreError, Scorer};
@@ -46,56 +47,6 @@ pub struct InferWorker {
     pub kafka: KafkaConfig,
     pub input_topic: String,
     pub output_topic: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum InferError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Score(#[from] ScoreError),
-    #[error("schema registry: {message}")]
-    Registry { kind: FailureKind, message: String },
-    /// Another live instance uses this worker's transactional id or group instance id.
-    #[error("{0}")]
-    Fenced(String),
-    /// Partitions of the batch were revoked while it was in hand.
-    #[error("partitions revoked during the batch")]
-    Revoked,
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl InferError {
-    /// What kind of failure this is; the decision is [`crate::failure`]'s.
-    pub fn failure(&self) -> FailureKind {
-        match self {
-            InferError::Kafka(e) => e.failure(),
-            InferError::Score(ScoreError::Store(e)) => e.failure(),
-            InferError::Score(ScoreError::Service(e)) => e.failure(),
-            InferError::Registry { kind, .. } => *kind,
-            InferError::Fenced(_) => FailureKind::Systemic,
-            InferError::Revoked | InferError::Internal(_) => FailureKind::Transient,
-        }
-    }
-
-    /// A bounded label: which dependency failed.
-    fn label(&self) -> &'static str {
-        match self {
-            InferError::Kafka(_) | InferError::Fenced(_) | InferError::Revoked => "kafka",
-            InferError::Score(ScoreError::Store(_)) => "database",
-            InferError::Score(ScoreError::Service(_)) => "gnn_service",
-            InferError::Registry { .. } => "schema_registry",
-            InferError::Internal(_) => "internal",
-        }
-    }
-
-    fn kafka_source(&self) -> Option<&rdkafka::error::KafkaError> {
-        match self {
-            InferError::Kafka(KafkaError::Client { source, .. }) => Some(source),
-            _ => None,
-        }
-    }
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> InferError {
@@ -331,12 +282,14 @@ impl InferWorker {
     /// The counter, log line and readiness of a failed batch, from one place.
     fn failed(&self, err: &InferError, kind: FailureKind, windows: usize) {
         self.metrics.errors.with_label_values(&[err.label(), kind.as_str()]).inc();
-        self.health.failed(kind, &err.to_string());
+        let detail = err.detail();
         if kind == FailureKind::Systemic {
-            tracing::error!(error = %err, dependency = err.label(), windows, "scoring cannot make progress; fix the deployment (permissions, schema, topics, scorer URL); retrying slowly");
-        } else {
-            tracing::warn!(error = %err, dependency = err.label(), windows, "scoring batch failed; it will be retried");
+            self.health.failed(kind, &format!("{detail}; {}", err.hint()));
+            tracing::error!(error = %detail, dependency = err.label(), hint = err.hint(), windows, "scoring cannot make progress until the deployment is fixed; retrying slowly");
+            return;
         }
+        self.health.failed(kind, &detail);
+        tracing::warn!(error = %detail, dependency = err.label(), windows, "scoring batch failed; it will be retried");
     }
 
     /// Stops for good: a second producer with this id would only fence the other back.
