@@ -57,7 +57,7 @@ fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> In
 /// counts only when fatal: librdkafka recovers from it by itself after a transaction timeout.
 fn fenced_code(code: RDKafkaErrorCode, fatal: bool) -> bool {
     match code {
-        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::TransactionCoordinatorFenced | RDKafkaErrorCode::FencedInstanceId => true,
+        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::FencedInstanceId => true,
         RDKafkaErrorCode::InvalidProducerEpoch => fatal,
         _ => false,
     }
