@@ -67,13 +67,16 @@ pub enum Command {
     /// Open new revisions of scored windows in a time range, to score them with a new model.
     Rescore {
         /// Start of the range (RFC 3339).
-        #[arg(long)]
-        from: chrono::DateTime<chrono::Utc>,
+        #[arg(long, required_unless_present = "failed")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
         /// End of the range, exclusive (RFC 3339).
-        #[arg(long)]
-        to: chrono::DateTime<chrono::Utc>,
+        #[arg(long, required_unless_present = "failed")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long)]
         system: Option<String>,
+        /// Instead of a range: the windows whose scoring failed (`scoring_failures`).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        failed: bool,
     },
     /// Train or evaluate the rig model.
     Model {
