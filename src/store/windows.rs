@@ -146,6 +146,6 @@ mod tests {
             }
         }
         announcing.sort();
-        assert_eq!(announcing, ["windows_idle.sql", "windows_ready.sql", "windows_rescore.sql"], "the announcing paths");
+        assert_eq!(announcing, ["windows_idle.sql", "windows_ready.sql", "windows_rescore.sql", "windows_rescore_failed.sql"], "the announcing paths");
     }
 }
