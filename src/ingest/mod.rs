@@ -8,6 +8,7 @@ mod metrics;
 mod outage;
 mod pending;
 mod service;
+mod settle;
 mod writer;
 pub mod validate;
 
