@@ -1,3 +1,6 @@
 DROP TABLE scoring_failures;
 DROP TABLE outbox_failures;
 DROP INDEX dead_letters_source;
+
+-- relay (gone with its table already; kept for symmetry with the up file)
+DROP INDEX IF EXISTS outbox_failures_time;

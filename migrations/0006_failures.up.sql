@@ -36,3 +36,6 @@ CREATE TABLE scoring_failures (
     UNIQUE (source_topic, source_partition, source_offset)
 );
 CREATE INDEX scoring_failures_open ON scoring_failures (failed_at) WHERE retried_at IS NULL;
+
+-- relay: retention prunes outbox failures by time (prune.sql), like every other table.
+CREATE INDEX outbox_failures_time ON outbox_failures (failed_at);
