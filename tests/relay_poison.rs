@@ -257,3 +257,44 @@ async fn a_restarted_relay_republishes_nothing_and_records_no_failure_again() {
     assert_eq!(metric(&second_metrics, "manifold_relay_events_failed_total"), None, "the second relay recorded nothing");
     assert_eq!(metric(&second_metrics, "manifold_relay_events_published_total{topic_role=\"windows_ready\"}"), Some(1.0));
 }
+
+/// The issue's example end to end, at the largest size a device's producer sends: a JSON message
+/// with a huge unknown field name used to stop the relay for good (its dead letter, value plus
+/// headers, was over the producer's limit), so no window was ever announced again. Now it goes
+/// out whole (the dead-letter topic and the relay's producer have room for any input message
+/// plus headers) and the windows after it are announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maximal_message_with_a_huge_unknown_field_is_dead_lettered_whole_and_windows_after_it_are_announced() {
+    let p = TestPipeline::new(&[]).await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let frame = format!(r#"{{"system_id": "{system}", "series": [], "": 1}}"#).len();
+    // Just under librdkafka's default message.max.bytes with the key and framing.
+    let poison = format!(r#"{{"system_id": "{system}", "series": [], "{}": 1}}"#, "f".repeat(999_800 - frame)).into_bytes();
+    let t0 = (chrono::Utc::now().timestamp_micros() / 60_000_000 - 10) * 60_000_000;
+    let (stop, running) = p.spawn_ingest();
+    p.produce(&system, &poison).await;
+    for w in 0..3 {
+        let series = vec![manifold::domain::RawSeries {
+            sensor_id: "PS1".into(),
+            start: t0 + w * 60_000_000,
+            interval_us: 1_000_000,
+            times_us: vec![],
+            values: vec![50.0; 60],
+        }];
+        let batch = manifold::domain::RawBatch { batch_id: Some(format!("w{w}")), system_id: system.clone(), produced_at: None, series };
+        p.produce(&system, &serde_json::to_vec(&batch).unwrap()).await;
+    }
+    let letters = read_topic(&p, &p.config.topics.dead_letters.name, 1);
+    let windows = read_topic(&p, &p.config.topics.windows_ready.name, 2);
+    stop.cancel();
+    running.await.unwrap();
+
+    assert_eq!(letters.len(), 1, "{:?}", letters.iter().map(|l| &l.headers).collect::<Vec<_>>());
+    assert_eq!(letters[0].value, poison, "the dead letter carries the whole original");
+    assert!(!letters[0].headers.contains_key("manifold.value.truncated"));
+    assert!(letters[0].headers.values().all(|v| v.len() <= 1024), "no header echoes the 600 KB name");
+    assert!(windows.len() >= 2, "windows after the poison message are announced: {}", windows.len());
+    assert!(windows.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(p.query_i64("SELECT count(*) FROM outbox_failures").await, 0);
+}
