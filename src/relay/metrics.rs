@@ -64,6 +64,11 @@ impl RelayMetrics {
         self.systemic.set(0);
     }
 
+    /// The relay is making progress (or has none to make): a systemic failure is over.
+    pub fn healthy(&self) {
+        self.systemic.set(0);
+    }
+
     pub fn backlog(&self, newest: i64, last: i64) {
         self.backlog.set((newest - last).max(0));
     }

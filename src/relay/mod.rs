@@ -13,6 +13,7 @@
 //! restart from the committed position after a back-off; systemic ones (authorization, a
 //! fenced producer, a missing topic) raise `manifold_relay_systemic` and retry slowly.
 
+mod error;
 mod limits;
 mod metrics;
 mod position;
@@ -24,12 +25,12 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
+pub use error::RelayError;
 pub use metrics::RelayMetrics;
 
 use crate::codec::{CodecError, RecordEncoder, WindowReady, schemas};
 use crate::config::{Config, DatabaseConfig, KafkaConfig, RelayConfig, TopicsConfig};
 use crate::failure::{Breaker, FailureKind};
-use crate::kafka::KafkaError;
 use crate::store::{OutboxEvent, Store, StoreError};
 use limits::{Fit, Record};
 use publish::{Outcome, Outgoing, PositionRecord, blocking};
@@ -42,65 +43,6 @@ const BREAKER_THRESHOLD: u32 = 20;
 const BREAKER_WINDOW: Duration = Duration::from_secs(300);
 /// How often the backlog gauge is refreshed from the outbox.
 const HEADS_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("schema registry unavailable: {0}")]
-    Registry(String),
-    #[error("the schema registry refused the window-ready schema: {0}")]
-    Schema(String),
-    #[error("relay stalled: {0}")]
-    Stalled(&'static str),
-}
-
-impl RelayError {
-    fn failure(&self) -> FailureKind {
-        let kind = match self {
-            RelayError::Kafka(e) => e.failure(),
-            RelayError::Store(e) => e.failure(),
-            RelayError::Registry(_) | RelayError::Stalled(_) => FailureKind::Transient,
-            RelayError::Schema(_) => FailureKind::Systemic,
-        };
-        // Content failures are handled where the event is known; one that gets here has no
-        // event to blame (the position record, the failure record itself): someone must look.
-        if kind == FailureKind::DataPermanent { FailureKind::Systemic } else { kind }
-    }
-
-    /// librdkafka says the producer is unusable; the next attempt creates a new one.
-    fn fatal(&self) -> bool {
-        matches!(self, RelayError::Kafka(KafkaError::Client { source, .. }) if crate::kafka::is_fatal(source))
-    }
-
-    /// What an operator should do about a systemic failure.
-    fn fix(&self) -> &'static str {
-        use rdkafka::types::RDKafkaErrorCode as K;
-        match self {
-            RelayError::Kafka(KafkaError::Client { source, .. }) => match source.rdkafka_error_code() {
-                Some(K::TopicAuthorizationFailed | K::ClusterAuthorizationFailed | K::TransactionalIdAuthorizationFailed) => {
-                    "grant the relay's principal Write and Describe on its topics and on relay.transactional_id"
-                }
-                Some(K::UnknownTopic | K::UnknownTopicOrPartition | K::UnknownPartition | K::InvalidTopic) => {
-                    "create the topics: manifold topics create (or fix topics.*.name)"
-                }
-                Some(K::ProducerFenced | K::Fenced | K::InvalidProducerEpoch | K::TransactionCoordinatorFenced) => {
-                    "another process uses the same relay.transactional_id: give each deployment its own"
-                }
-                Some(K::SaslAuthenticationFailed | K::Authentication | K::SSL | K::UnsupportedSASLMechanism | K::IllegalSASLState) => {
-                    "check the Kafka credentials and TLS settings (kafka.client.*)"
-                }
-                _ => "check the Kafka client settings (kafka.client.*) and the broker's logs",
-            },
-            RelayError::Kafka(_) => "check the Kafka settings and that the topics exist (manifold check)",
-            RelayError::Store(_) => "check the database: manifold migrate, and the role's grants on outbox and outbox_failures",
-            RelayError::Schema(_) => "the window-ready schema conflicts with the registry's: check the subject's compatibility",
-            RelayError::Registry(_) | RelayError::Stalled(_) => "check that Kafka and the schema registry answer (manifold check)",
-        }
-    }
-}
 
 pub struct Relay {
     store: Store,
@@ -205,6 +147,9 @@ impl Relay {
             // the position may move past events set aside, up to the newest of them.
             let whole = (events.len() as i64) < run_limit;
             if events.is_empty() && heads.newest_failed <= last {
+                // Nothing to do and nothing failing: the run of failures, if any, is over.
+                retry.breaker.succeeded();
+                self.metrics.healthy();
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(idle) => continue,
