@@ -298,3 +298,81 @@ async fn a_maximal_message_with_a_huge_unknown_field_is_dead_lettered_whole_and_
     assert!(windows.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(p.query_i64("SELECT count(*) FROM outbox_failures").await, 0);
 }
+
+/// The broker counts a whole batch against the topic's limit and refuses every record in it, so
+/// one refusal names several suspects; the relay publishes them one at a time, and records fine
+/// on their own are published, not set aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_refused_together_are_narrowed_down_and_published_when_each_fits_alone() {
+    let p = TestPipeline::new(&[]).await;
+    let dlq = p.config.topics.dead_letters.name.clone();
+    let (stop, running, metrics) = spawn_relay(&p);
+    let first = insert_window(&p, 0).await;
+    p.wait_for(&format!("SELECT count(*) FROM outbox WHERE seq = {first} AND published_at IS NOT NULL"), 1, WAIT).await;
+
+    // Each letter fits the new limit alone; two in one batch (same key, same partition) do not.
+    set_topic_limit(&p, &dlq, 6_000).await;
+    // One statement, so the relay reads both in one run.
+    let client = common::connect(&p.db_url).await;
+    let seqs: Vec<i64> = client
+        .query(
+            "WITH letters AS (
+                 INSERT INTO dead_letters (source_topic, source_partition, source_offset, message_key, message_value, error_kind, error_message)
+                 SELECT $1, 0, g, 'rig-key', convert_to(repeat('ab', 1750), 'UTF8'), 'malformed', 'malformed JSON'
+                 FROM generate_series(1::int8, 2::int8) g
+                 RETURNING dead_letter_id, source_offset, message_key, message_value)
+             INSERT INTO outbox (topic_role, message_key, payload, headers)
+             SELECT 'dead_letters', message_key, message_value, jsonb_build_object('manifold.error.kind', 'malformed',
+                    'manifold.source.offset', source_offset::text, 'manifold.dead_letter.id', dead_letter_id::text)
+             FROM letters ORDER BY dead_letter_id RETURNING seq",
+            &[&p.config.topics.batches.name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (a, b) = (seqs[0].min(seqs[1]), seqs[0].max(seqs[1]));
+    p.wait_for(&format!("SELECT count(*) FROM outbox WHERE seq IN ({a}, {b}) AND published_at IS NOT NULL"), 2, WAIT).await;
+    stop.cancel();
+    running.await.unwrap();
+
+    let letters = read_topic(&p, &dlq, 2);
+    assert_eq!(letters.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![a, b], "each once, in order");
+    assert!(letters.iter().all(|l| l.value.len() == 3_500 && !l.headers.contains_key("manifold.value.truncated")));
+    assert_eq!(p.query_i64("SELECT count(*) FROM outbox_failures").await, 0, "no event was at fault alone");
+    assert_eq!(metric(&metrics, "manifold_relay_events_failed_total"), None);
+}
+
+/// Not a check, a measurement: events per second through the relay (delivery reports kept,
+/// every record measured against its limit), start-up included.
+/// `cargo test --test relay_poison relay_throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn relay_throughput() {
+    let p = TestPipeline::new(&[]).await;
+    let n: i64 = 20_000;
+    let client = common::connect(&p.db_url).await;
+    client
+        .execute(
+            "WITH letters AS (
+                 INSERT INTO dead_letters (source_topic, source_partition, source_offset, message_key, message_value, error_kind, error_message)
+                 SELECT $1, 0, g, convert_to('rig-' || (g % 50), 'UTF8'), convert_to(repeat('x', 1000), 'UTF8'), 'malformed', 'malformed JSON'
+                 FROM generate_series(1::int8, $2::int8) g
+                 RETURNING dead_letter_id, source_offset, message_key, message_value)
+             INSERT INTO outbox (topic_role, message_key, payload, headers)
+             SELECT 'dead_letters', message_key, message_value, jsonb_build_object('manifold.error.kind', 'malformed',
+                    'manifold.source.offset', source_offset::text, 'manifold.dead_letter.id', dead_letter_id::text)
+             FROM letters ORDER BY dead_letter_id",
+            &[&p.config.topics.batches.name, &n],
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (stop, running, _metrics) = spawn_relay(&p);
+    p.wait_for("SELECT count(*) FROM outbox WHERE published_at IS NULL", 0, Duration::from_secs(600)).await;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    running.await.unwrap();
+    println!("relay: {n} dead letters of 1 KB in {:.2} s = {:.0} events/s (start-up included)", elapsed.as_secs_f64(), n as f64 / elapsed.as_secs_f64());
+}

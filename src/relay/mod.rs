@@ -41,6 +41,9 @@ const RELAY_LOCK: i64 = 0x6d66_7265_6c61_7931;
 /// This many restarts in a row, or failing for this long, and a transient failure is systemic.
 const BREAKER_THRESHOLD: u32 = 20;
 const BREAKER_WINDOW: Duration = Duration::from_secs(300);
+/// Attempts in a row whose records were all purged (librdkafka recovering from an abort)
+/// before the relay restarts with a new producer.
+const MAX_PURGED: u32 = 3;
 /// How often the backlog gauge is refreshed from the outbox.
 const HEADS_EVERY: Duration = Duration::from_secs(1);
 
@@ -131,6 +134,7 @@ impl Relay {
         let batch = self.config.batch_size.max(1);
         let idle = Duration::from_millis(self.config.poll_interval_ms);
         let mut run_limit = batch;
+        let mut purged = 0;
         let mut heads = self.store.outbox_heads().await?;
         let mut heads_at = Instant::now();
         while !shutdown.is_cancelled() {
@@ -177,6 +181,7 @@ impl Relay {
             match publish::transaction(&producer, &run, position_record, timeout).await? {
                 Outcome::Committed => {
                     last = position;
+                    purged = 0;
                     run_limit = batch;
                     retry.breaker.succeeded();
                     retry.backoff = Duration::from_millis(self.config.retry_initial_ms);
@@ -203,6 +208,13 @@ impl Relay {
                     }
                     if let Some(err) = abort_error {
                         return Err(err);
+                    }
+                }
+                Outcome::Purged => {
+                    tracing::debug!(attempt = purged + 1, "records purged while the producer recovered from an abort; sending the run again");
+                    purged += 1;
+                    if purged > MAX_PURGED {
+                        return Err(RelayError::Stalled("records purged in every attempt"));
                     }
                 }
             }

@@ -46,6 +46,9 @@ pub enum Outcome {
     /// The transaction was aborted because these events were refused for their content. When
     /// the abort itself failed, `abort_error` says why (the producer must be recreated).
     Refused { refusals: Vec<Refusal>, abort_error: Option<RelayError> },
+    /// The transaction was aborted and every failure was the aftermath of an earlier one (a
+    /// record purged while the producer recovered from the last abort): send the run again.
+    Purged,
 }
 
 /// Publishes `run` and `position` in one transaction. Refusals for content are returned (the
@@ -119,7 +122,7 @@ pub async fn transaction(producer: &FutureProducer, run: &[Outgoing], position: 
     match (refusals.is_empty(), other) {
         (false, _) => Ok(Outcome::Refused { refusals, abort_error }),
         (true, Some(error)) => Err(error.into()),
-        (true, None) => Err(abort_error.unwrap_or(RelayError::Stalled("the transaction failed without a delivery error"))),
+        (true, None) => abort_error.map_or(Ok(Outcome::Purged), Err),
     }
 }
 
