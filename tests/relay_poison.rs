@@ -344,6 +344,39 @@ async fn records_refused_together_are_narrowed_down_and_published_when_each_fits
     assert_eq!(metric(&metrics, "manifold_relay_events_failed_total"), None);
 }
 
+/// A deployment problem (here the window-ready topic does not exist) is systemic: the relay
+/// raises its gauge and retries, sets no event aside, and goes on by itself once it is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_stops_the_relay_loudly_without_setting_any_event_aside() {
+    // librdkafka waits this long for a topic to appear before it fails its records.
+    let p = TestPipeline::new(&[("MANIFOLD__KAFKA__CLIENT__TOPIC_METADATA_PROPAGATION_MAX_MS", "1000")]).await;
+    let mut config = p.config.clone();
+    config.topics.windows_ready.name = format!("{}.windows-missing", p.prefix);
+    config.relay.systemic_retry_ms = 500;
+    let metrics = Metrics::new();
+    let relay = Relay::new(&config, p.store(), &metrics);
+    let token = CancellationToken::new();
+    let running = tokio::spawn(relay.run(token.clone()));
+    let window = insert_window(&p, 0).await;
+
+    let deadline = Instant::now() + WAIT;
+    while metric(&metrics, "manifold_relay_systemic") != Some(1.0) {
+        assert!(Instant::now() < deadline, "the relay never reported the systemic failure");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(p.query_i64("SELECT count(*) FROM outbox_failures").await, 0, "no event is at fault");
+    assert_eq!(p.query_i64(&format!("SELECT count(*) FROM outbox WHERE seq = {window} AND published_at IS NOT NULL")).await, 0);
+
+    // The fix: create the topic. The relay publishes the event and clears its gauge.
+    topics::create(&config.kafka, &config.topics).await.unwrap();
+    p.wait_for(&format!("SELECT count(*) FROM outbox WHERE seq = {window} AND published_at IS NOT NULL"), 1, WAIT).await;
+    token.cancel();
+    running.await.unwrap();
+    assert_eq!(metric(&metrics, "manifold_relay_systemic"), Some(0.0));
+    assert_eq!(p.query_i64("SELECT count(*) FROM outbox_failures").await, 0);
+    assert_eq!(read_topic(&p, &config.topics.windows_ready.name, 1).iter().map(|s| s.seq).collect::<Vec<_>>(), vec![window]);
+}
+
 /// Not a check, a measurement: events per second through the relay (delivery reports kept,
 /// every record measured against its limit), start-up included.
 /// `cargo test --test relay_poison relay_throughput -- --ignored --nocapture`
