@@ -44,6 +44,8 @@ const BREAKER_WINDOW: Duration = Duration::from_secs(300);
 /// Attempts in a row whose records were all purged (librdkafka recovering from an abort)
 /// before the relay restarts with a new producer.
 const MAX_PURGED: u32 = 3;
+/// Payload bytes read per run, about: 500 maximal dead letters would otherwise take 500 MB.
+const RUN_MAX_BYTES: i64 = 16 * 1024 * 1024;
 /// How often the backlog gauge is refreshed from the outbox.
 const HEADS_EVERY: Duration = Duration::from_secs(1);
 
@@ -146,10 +148,10 @@ impl Relay {
                 heads_at = Instant::now();
                 self.metrics.backlog(heads.newest, last);
             }
-            let events = self.store.outbox_after(last, run_limit).await?;
-            // Everything unpublished after `last` is in hand (no more than the limit came back):
-            // the position may move past events set aside, up to the newest of them.
-            let whole = (events.len() as i64) < run_limit;
+            let read = self.store.outbox_after(last, run_limit, RUN_MAX_BYTES).await?;
+            // When everything unpublished after `last` is in hand, the position may move past
+            // events set aside, up to the newest of them.
+            let (events, whole) = (read.events, read.whole);
             if events.is_empty() && heads.newest_failed <= last {
                 // Nothing to do and nothing failing: the run of failures, if any, is over.
                 retry.breaker.succeeded();

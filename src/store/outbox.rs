@@ -24,6 +24,14 @@ pub struct OutboxEvent {
     pub headers: BTreeMap<String, String>,
 }
 
+/// A read of the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRun {
+    pub events: Vec<OutboxEvent>,
+    /// True when no limit cut it short: no event after `seq` is left out.
+    pub whole: bool,
+}
+
 /// An event the relay set aside, with why (a bounded reason code and a sanitized message).
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxFailure {
@@ -42,12 +50,14 @@ pub struct OutboxHeads {
 }
 
 impl Store {
-    /// Events after `seq`, in order, without those set aside.
-    pub async fn outbox_after(&self, seq: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+    /// Events after `seq`, in order, without those set aside: at most `limit` events and about
+    /// `max_bytes` of payload (at least one event).
+    pub async fn outbox_after(&self, seq: i64, limit: i64, max_bytes: i64) -> Result<OutboxRun, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(OUTBOX_READ).await.map_err(q("prepare outbox read"))?;
-        let rows = client.query(&statement, &[&seq, &limit]).await.map_err(q("read the outbox"))?;
-        Ok(rows
+        let rows = client.query(&statement, &[&seq, &limit, &max_bytes]).await.map_err(q("read the outbox"))?;
+        let fetched: i64 = rows.first().map_or(0, |r| r.get("fetched"));
+        let events: Vec<OutboxEvent> = rows
             .into_iter()
             .map(|row| {
                 let headers: serde_json::Value = row.get("headers");
@@ -63,7 +73,10 @@ impl Store {
                     headers,
                 }
             })
-            .collect())
+            .collect();
+        // Neither limit cut the read: these are all the events after `seq` there are now.
+        let whole = fetched < limit && events.len() as i64 == fetched;
+        Ok(OutboxRun { events, whole })
     }
 
     pub async fn outbox_mark_published(&self, up_to: i64) -> Result<u64, StoreError> {
