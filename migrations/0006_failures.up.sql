@@ -37,5 +37,17 @@ CREATE TABLE scoring_failures (
 );
 CREATE INDEX scoring_failures_open ON scoring_failures (failed_at) WHERE retried_at IS NULL;
 
+-- windows: one readiness rule a device clock cannot poison.
+-- The windows the rule lets be announced: those whose end has passed by the database clock.
+-- Every statement that announces a window (watermark, idle, rescore) updates through this view,
+-- and a unit test refuses one that marks a window ready on the table itself, so a rule added
+-- later cannot announce a window early either.
+CREATE VIEW windows_due AS
+SELECT system_id, window_start, window_end, reading_count, sensors, revision, ready_revision, last_reading_at
+FROM windows
+WHERE window_end <= now();
+-- Watermarks a fast device clock dragged ahead before the cap existed come back to the clock.
+UPDATE system_watermarks SET max_event_time = now() WHERE max_event_time > now();
+
 -- relay: retention prunes outbox failures by time (prune.sql), like every other table.
 CREATE INDEX outbox_failures_time ON outbox_failures (failed_at);

@@ -129,6 +129,21 @@ pub fn classify_kafka(code: RDKafkaErrorCode) -> FailureKind {
     }
 }
 
+/// What kind of failure an HTTP answer of a dependency is (the external scorer, the schema
+/// registry). A 404 from the registry's lookup by id is the caller's to interpret (an unknown
+/// schema id is the record's fault); elsewhere it is a wrong URL.
+pub fn classify_http_status(status: u16) -> FailureKind {
+    use FailureKind::*;
+    match status {
+        // Timeout, too many requests, server errors: it may answer next time.
+        408 | 429 | 500..=599 => Transient,
+        // The request's content refused: malformed, conflicting, too large, unprocessable.
+        400 | 409 | 413 | 415 | 422 => DataPermanent,
+        // Authentication, authorization, a wrong URL or method: the deployment.
+        _ => Systemic,
+    }
+}
+
 /// Turns a run of failures into a systemic one: after `threshold` consecutive failures, or
 /// failures without a success for longer than `window`, the dependency is not coming back by
 /// itself and someone must look.
@@ -256,6 +271,28 @@ mod tests {
     fn every_systemic_table_entry_has_a_specific_hint() {
         for code in ["42501", "42P01", "42703", "28P01", "3D000", "25006"] {
             assert!(!sqlstate_hint(code).starts_with("the database refuses every write"), "{code}");
+        }
+    }
+
+    #[test]
+    fn http_statuses_classify_as_the_table_says() {
+        let table: &[(u16, FailureKind)] = &[
+            (408, Transient),
+            (429, Transient),
+            (500, Transient),
+            (502, Transient),
+            (503, Transient),
+            (504, Transient),
+            (400, DataPermanent),
+            (413, DataPermanent),
+            (422, DataPermanent),
+            (401, Systemic),
+            (403, Systemic),
+            (404, Systemic),
+            (405, Systemic),
+        ];
+        for (status, want) in table {
+            assert_eq!(classify_http_status(*status), *want, "{status}");
         }
     }
 

@@ -28,13 +28,26 @@ fn run_ingest(p: &TestPipeline) -> (Metrics, CancellationToken, tokio::task::Joi
     (metrics, token, handle)
 }
 
-fn pauses(metrics: &Metrics) -> u64 {
+/// The sum of a metric's samples whose line starts with `series` (a name, or a name and labels).
+fn sample(metrics: &Metrics, series: &str) -> f64 {
     metrics
         .render()
         .lines()
-        .filter(|l| l.starts_with("manifold_ingest_pauses_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .filter(|l| !l.starts_with('#') && l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+fn pauses(metrics: &Metrics) -> u64 {
+    sample(metrics, "manifold_ingest_pauses_total") as u64
+}
+
+async fn wait_until_systemic(metrics: &Metrics, why: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while sample(metrics, "manifold_ingest_systemic_failure") != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +110,7 @@ async fn a_message_the_database_refuses_is_isolated_as_storage_rejected_in_offse
         .await
         .unwrap();
     let offsets: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(offsets, poisoned.iter().map(|&i| i as i64).collect::<Vec<_>>(), "the culprits, in source-offset order");
+    assert_eq!(offsets, poisoned.to_vec(), "the culprits, in source-offset order");
     for row in &rows {
         assert_eq!(row.get::<_, String>(1), "storage_rejected");
         assert!(row.get::<_, String>(2).starts_with("poison"));
@@ -107,7 +120,7 @@ async fn a_message_the_database_refuses_is_isolated_as_storage_rejected_in_offse
     let next: i64 = client.query_one("SELECT next_offset FROM ingest_offsets", &[]).await.unwrap().get(0);
     assert_eq!(next, total);
     assert_eq!(pauses(&metrics), 0, "isolating a culprit is not a pause");
-    assert!(metrics.render().contains("manifold_ingest_dead_letters_total{reason=\"storage_rejected\"} 4"));
+    assert_eq!(sample(&metrics, "manifold_ingest_dead_letters_total{reason=\"storage_rejected\"}"), 4.0);
     stop.cancel();
     running.await.unwrap().unwrap();
 }
@@ -123,19 +136,15 @@ async fn a_missing_table_pauses_ingest_as_systemic_without_a_dead_letter_and_res
     for i in 0..5 {
         p.produce(&system, &batch(&system, &format!("b{i}"), hour_ago() + i * 10_000_000)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !metrics.render().contains("manifold_ingest_systemic_failure 1") {
-        assert!(tokio::time::Instant::now() < deadline, "a missing table is reported as systemic");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_systemic(&metrics, "a missing table is reported as systemic").await;
     assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 0, "a deployment problem never dead-letters");
-    assert!(metrics.render().contains("manifold_ingest_pauses_total{kind=\"systemic\"}"));
+    assert!(sample(&metrics, "manifold_ingest_pauses_total{kind=\"systemic\"}") >= 1.0, "the pause is counted as systemic");
 
     client.batch_execute("ALTER TABLE ingested_batches_moved RENAME TO ingested_batches").await.unwrap();
     p.wait_for("SELECT count(*) FROM ingested_batches", 5, Duration::from_secs(30)).await;
     assert_eq!(p.query_i64("SELECT count(*) FROM readings").await, 50);
     assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 0);
-    assert!(metrics.render().contains("manifold_ingest_systemic_failure 0"), "resumed by itself once fixed");
+    assert_eq!(sample(&metrics, "manifold_ingest_systemic_failure"), 0.0, "resumed by itself once fixed");
     stop.cancel();
     running.await.unwrap().unwrap();
 }
@@ -159,11 +168,7 @@ async fn a_database_that_refuses_every_value_is_systemic_not_a_dead_letter_per_m
     for i in 0..3 {
         p.produce(&system, &batch(&system, &format!("b{i}"), hour_ago() + i * 10_000_000)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !metrics.render().contains("manifold_ingest_systemic_failure 1") {
-        assert!(tokio::time::Instant::now() < deadline, "a database refusing harmless content is systemic");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_systemic(&metrics, "a database refusing harmless content is systemic").await;
     assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 0);
     client.batch_execute("DROP TRIGGER refuse_all ON ingested_batches").await.unwrap();
     p.wait_for("SELECT count(*) FROM ingested_batches", 3, Duration::from_secs(30)).await;
@@ -187,4 +192,70 @@ async fn a_flood_of_unknown_system_ids_is_answered_mostly_from_memory() {
     let before = cache.lookups();
     assert!(cache.get_or_load(&store, "random-0").await.unwrap().is_none());
     assert_eq!(cache.lookups(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebalance_while_a_chunk_is_written_never_moves_an_offset_backwards_nor_writes_a_message_twice() {
+    let p = TestPipeline::new(&[("MANIFOLD__TOPICS__PARTITIONS", "2"), ("MANIFOLD__INGEST__CHUNK_MAX_DELAY_MS", "200")]).await;
+    let prefix = p.rigs(4).await;
+    let client = common::connect(&p.db_url).await;
+    // Offsets moving backwards are recorded; while `hold_commit` is on, a commit that moved an
+    // offset takes 3 s per partition to finish (a deferred trigger runs at COMMIT), so other
+    // sessions keep seeing the old offset meanwhile: the write is in flight, for certain.
+    client
+        .batch_execute(
+            "CREATE TABLE offset_regressions (partition int, old bigint, new bigint); \
+             CREATE FUNCTION note_regression() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.next_offset < OLD.next_offset THEN \
+                 INSERT INTO offset_regressions VALUES (NEW.partition, OLD.next_offset, NEW.next_offset); END IF; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER note_regression BEFORE UPDATE ON ingest_offsets FOR EACH ROW EXECUTE FUNCTION note_regression(); \
+             CREATE TABLE hold_commit (held boolean NOT NULL); INSERT INTO hold_commit VALUES (false); \
+             CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF (SELECT held FROM hold_commit) THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER hold AFTER UPDATE ON ingest_offsets DEFERRABLE INITIALLY DEFERRED \
+               FOR EACH ROW EXECUTE FUNCTION hold();",
+        )
+        .await
+        .unwrap();
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let running_a = tokio::spawn(manifold::ingest::run(p.config.clone(), Metrics::new(), stop_a.clone()));
+
+    let start = hour_ago();
+    let mut n = 0i64;
+    let produce_round = async |n: &mut i64| {
+        for _ in 0..20 {
+            let system = format!("{prefix}-{}", *n % 4);
+            p.produce(&system, &batch(&system, &format!("b{n}"), start + *n * 10_000_000)).await;
+            *n += 1;
+        }
+        // A sensor the rig does not have: a dead letter per round.
+        let system = format!("{prefix}-0");
+        let mut bad: RawBatch = serde_json::from_slice(&batch(&system, &format!("bad{n}"), start)).unwrap();
+        bad.series[0].sensor_id = "NOPE".into();
+        p.produce(&system, &serde_json::to_vec(&bad).unwrap()).await;
+    };
+    produce_round(&mut n).await;
+    p.wait_for("SELECT count(*) FROM ingested_batches", 20, Duration::from_secs(60)).await;
+
+    // A's next commit is held; a second consumer joins meanwhile (a rebalance).
+    client.batch_execute("UPDATE hold_commit SET held = true").await.unwrap();
+    produce_round(&mut n).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client.batch_execute("UPDATE hold_commit SET held = false").await.unwrap();
+    let running_b = tokio::spawn(manifold::ingest::run(p.config.clone(), Metrics::new(), stop_b.clone()));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    produce_round(&mut n).await;
+
+    p.wait_for("SELECT count(*) FROM ingested_batches", 60, Duration::from_secs(90)).await;
+    p.wait_for("SELECT count(*) FROM dead_letters", 3, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(p.query_i64("SELECT count(*) FROM offset_regressions").await, 0, "a stored offset moved backwards");
+    assert_eq!(p.query_i64("SELECT coalesce(sum(duplicates), 0)::int8 FROM ingested_batches").await, 0, "no message was written twice");
+    assert_eq!(p.query_i64("SELECT count(*) FROM dead_letters").await, 3, "each bad message dead-lettered once");
+    assert_eq!(p.query_i64("SELECT count(*) FROM readings").await, 600, "each reading stored once");
+    stop_b.cancel();
+    stop_a.cancel();
+    running_b.await.unwrap().unwrap();
+    running_a.await.unwrap().unwrap();
 }

@@ -32,10 +32,15 @@ pub enum ApiError {
     /// A tier quota; `retry_after` when it resets by itself (daily quotas).
     #[error("{message}")]
     QuotaExceeded { message: String, retry_after: Option<u64> },
+    #[error("at most {limit} live sessions per user are open at a time; close one first")]
+    TooManySessions { limit: usize },
     #[error("this route needs a WebSocket upgrade request")]
     UpgradeRequired,
     #[error("the request body is larger than this API accepts")]
     PayloadTooLarge,
+    /// Valid, but more than the broker takes in one record: smaller batches go through.
+    #[error("the batch is larger than the broker accepts in one message; send it in smaller batches")]
+    BatchTooLarge,
     #[error("temporarily unavailable, retry later")]
     Unavailable,
     #[error("internal error")]
@@ -79,8 +84,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::QuotaExceeded { retry_after: Some(_), .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
             ApiError::QuotaExceeded { retry_after: None, .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
+            ApiError::TooManySessions { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_sessions"),
             ApiError::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge | ApiError::BatchTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -71,7 +71,7 @@ pub struct Accepted {
     responses(
         (status = 202, description = "Acknowledged by the broker; stored shortly", body = Accepted),
         (status = 401, body = ErrorBody), (status = 404, description = "No such system of yours", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 422, description = "Invalid; `field` names the culprit", body = ErrorBody),
+        (status = 413, description = "The body exceeds `api.body_limit_bytes`, or the batch exceeds what the broker takes in one message", body = ErrorBody), (status = 422, description = "Invalid; `field` names the culprit", body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, ValidJson(mut raw): ValidJson<RawBatch>) -> Result<(StatusCode, Json<Accepted>), ApiError> {
@@ -98,10 +98,7 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     // id, which ingest stores once.
     match tokio::time::timeout(http.send_timeout, http.producer.send(record, http.send_timeout)).await {
         Ok(Ok(_)) => {}
-        Ok(Err((err, _))) => {
-            tracing::warn!(error = %err, "broker did not acknowledge an HTTP batch");
-            return Err(ApiError::Unavailable);
-        }
+        Ok(Err((err, _))) => return Err(produce_failed(&err)),
         Err(_) => {
             tracing::warn!(timeout_ms = http.send_timeout.as_millis() as u64, "broker acknowledgement timed out for an HTTP batch");
             return Err(ApiError::Unavailable);
@@ -111,6 +108,25 @@ pub async fn ingest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     state.submitted.record(batch.system_id.as_str(), &batch_id, readings as i32);
     let status_url = format!("/ingestion/batches/{}", path_segment(&batch_id));
     Ok((StatusCode::ACCEPTED, Json(Accepted { batch_id, system_id: batch.system_id.to_string(), readings, status: "pending".into(), status_url })))
+}
+
+/// A record the broker refuses for its content (too large) fails again on every retry: the
+/// client is told so (413). Anything else may pass later (503, retry with the same batch id).
+fn produce_failed(err: &rdkafka::error::KafkaError) -> ApiError {
+    match crate::kafka::classify(err) {
+        crate::failure::FailureKind::DataPermanent => {
+            tracing::info!(error = %err, "broker refused an http batch for its content");
+            ApiError::BatchTooLarge
+        }
+        crate::failure::FailureKind::Systemic => {
+            tracing::error!(error = %err, "broker refuses http batches; check the producer's topic, acls and configuration");
+            ApiError::Unavailable
+        }
+        crate::failure::FailureKind::Transient => {
+            tracing::warn!(error = %err, "broker did not acknowledge an http batch");
+            ApiError::Unavailable
+        }
+    }
 }
 
 /// What became of a batch: pending, stored, skipped as a duplicate, or dead-lettered (why).

@@ -8,6 +8,8 @@ use super::error::ApiError;
 
 pub struct ValidJson<T>(pub T);
 
+const MAX_FIELD_BYTES: usize = 256;
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
     type Rejection = ApiError;
 
@@ -21,9 +23,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
         })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut deserializer).map(ValidJson).map_err(|err| {
-            let path = err.path().to_string();
+            // Paths hold map keys and messages quote input: both bounded, whatever was sent.
+            let path = crate::domain::text::sanitize(&err.path().to_string(), MAX_FIELD_BYTES);
             let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(field, err.inner().to_string())
+            ApiError::invalid(field, crate::codec::json_error_message(err.inner()))
         })
     }
 }
@@ -32,7 +35,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ValidJson<T> {
 pub fn param<T: std::str::FromStr>(name: &str, value: &Option<String>) -> Result<Option<T>, ApiError> {
     match value.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(text) => text.parse().map(Some).map_err(|_| ApiError::invalid(name, format!("{text:?} is not a valid {name}"))),
+        Some(text) => text.parse().map(Some).map_err(|_| ApiError::invalid(name, format!("{} is not a valid {name}", crate::domain::text::echo(text)))),
     }
 }
 

@@ -36,7 +36,8 @@ pub struct KeyList {
 }
 
 #[utoipa::path(post, path = "/users/me/keys", tag = "users", request_body = NewKeyRequest,
-    responses((status = 201, body = CreatedKey), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = CreatedKey), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, ValidJson(body): ValidJson<NewKeyRequest>) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = body.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
@@ -49,6 +50,7 @@ pub async fn create(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
     }
     let new = generate_key();
     let key = state.store.create_key(user.user_id, name, &new.prefix, &new.hash).await?;
+    state.keys.created(&new.hash);
     Ok((StatusCode::CREATED, Json(CreatedKey { key, api_key: new.key })))
 }
 

@@ -83,18 +83,25 @@ impl RateLimits {
     }
 }
 
-/// Requests without a key (registration), limited per client address.
+/// Requests limited per client address: registrations (per hour), and lookups of keys no
+/// cache can answer (per minute), which come before a user is known.
 pub struct AddressLimits {
     limiter: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>,
-    per_hour: u32,
+    /// Allowed per `window`, all at once if saved up.
+    amount: u32,
+    window: std::time::Duration,
     trusted_hops: usize,
 }
 
 impl AddressLimits {
     pub fn new(per_hour: u32, trusted_hops: usize) -> Self {
-        let rate = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::with_period(std::time::Duration::from_secs(3600) / rate.get()).unwrap_or(Quota::per_hour(rate)).allow_burst(rate);
-        Self { limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(), per_hour, trusted_hops }
+        Self::within(per_hour, std::time::Duration::from_secs(3600), trusted_hops)
+    }
+
+    pub fn within(amount: u32, window: std::time::Duration, trusted_hops: usize) -> Self {
+        let rate = NonZeroU32::new(amount).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(window / rate.get()).unwrap_or(Quota::per_hour(rate)).allow_burst(rate);
+        Self { limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(), amount, window, trusted_hops }
     }
 
     /// The client's address: the peer, or behind `trusted_hops` proxies the entry they added.
@@ -116,12 +123,12 @@ impl AddressLimits {
         match self.limiter.check_key(&client) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
-                let reset = (u64::from(self.per_hour.saturating_sub(remaining)) * 3600).div_ceil(u64::from(self.per_hour.max(1)));
-                Budget { limit: self.per_hour, remaining, reset, allowed: true }
+                let reset = (u64::from(self.amount.saturating_sub(remaining)) * self.window.as_secs()).div_ceil(u64::from(self.amount.max(1)));
+                Budget { limit: self.amount, remaining, reset, allowed: true }
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Budget { limit: self.per_hour, remaining: 0, reset: wait.as_secs_f64().ceil().max(1.0) as u64, allowed: false }
+                Budget { limit: self.amount, remaining: 0, reset: wait.as_secs_f64().ceil().max(1.0) as u64, allowed: false }
             }
         }
     }

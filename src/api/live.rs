@@ -1,7 +1,8 @@
 //! Live scores: each API instance listens for the database's score notifications and fans
 //! the scored windows out to its WebSocket clients, each seeing only the system it asked for.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -32,6 +33,58 @@ pub struct ScoreFeed {
 impl Default for ScoreFeed {
     fn default() -> Self {
         Self { sender: broadcast::channel(1024).0 }
+    }
+}
+
+/// Open WebSocket sessions per user, capped (`api.ws_sessions_per_user`): each holds a
+/// connection, a broadcast receiver and a periodic database check.
+#[derive(Clone)]
+pub struct SessionCounts {
+    open: Arc<Mutex<HashMap<uuid::Uuid, usize>>>,
+    max: usize,
+}
+
+/// One open session; dropping it (the session ends, or the upgrade never happens) frees the slot.
+pub struct SessionSlot {
+    counts: SessionCounts,
+    user_id: uuid::Uuid,
+}
+
+impl SessionCounts {
+    pub fn new(max: usize) -> Self {
+        Self { open: Arc::default(), max }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<uuid::Uuid, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot, or `None` when the user already has `max` sessions open.
+    pub fn acquire(&self, user_id: uuid::Uuid) -> Option<SessionSlot> {
+        let mut open = self.lock();
+        let count = open.entry(user_id).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(SessionSlot { counts: self.clone(), user_id })
+    }
+
+    #[cfg(test)]
+    fn open(&self, user_id: uuid::Uuid) -> usize {
+        self.lock().get(&user_id).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut open = self.counts.lock();
+        if let Some(count) = open.get_mut(&self.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.user_id);
+            }
+        }
     }
 }
 
@@ -68,11 +121,13 @@ impl ScoreFeed {
 
 /// A WebSocket that pushes each newly scored window of the system as a JSON text message (a
 /// `ScoredWindow`); a client too slow to keep up gets `{"lagged": n}` for the n windows it
-/// missed (read them from the history route). Browsers may pass the key as `?api_key=`.
+/// missed (read them from the history route). Browsers may pass the key as `?api_key=` (on this
+/// route only). A user has at most `api.ws_sessions_per_user` sessions open (429 beyond).
 #[utoipa::path(get, path = "/ws/systems/{system_id}/scores", tag = "anomalies",
     params(("system_id" = String, Path, example = "press-line-3")),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 426, description = "Not a WebSocket upgrade request", body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 426, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 429, description = "Too many requests, or too many open sessions for this user", body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn scores(
     State(state): State<AppState>,
@@ -82,9 +137,13 @@ pub async fn scores(
 ) -> Result<Response, ApiError> {
     state.owned_system(&user, &system_id).await?;
     let upgrade = upgrade.map_err(|_| ApiError::UpgradeRequired)?;
+    let slot = state.ws_sessions.acquire(user.user_id).ok_or(ApiError::TooManySessions { limit: state.ws_sessions.max })?;
     let receiver = state.scores.sender.subscribe();
     let session = Session { store: state.store.clone(), key_id, system_id, shutdown: state.shutdown.clone(), recheck: state.config.ws_recheck_ms };
-    Ok(upgrade.on_upgrade(move |socket| push(socket, session, receiver)))
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        push(socket, session, receiver).await;
+        drop(slot);
+    }))
 }
 
 struct Session {
@@ -130,5 +189,23 @@ async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Re
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_holds_at_most_the_configured_sessions_and_a_closed_one_frees_its_slot() {
+        let counts = SessionCounts::new(2);
+        let (alice, bob) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let first = counts.acquire(alice).unwrap();
+        let _second = counts.acquire(alice).unwrap();
+        assert!(counts.acquire(alice).is_none());
+        assert!(counts.acquire(bob).is_some(), "another user has slots of their own");
+        drop(first);
+        assert_eq!(counts.open(alice), 1);
+        assert!(counts.acquire(alice).is_some());
     }
 }

@@ -58,6 +58,9 @@ pub struct Inner {
     keys: auth::KeyCache,
     limits: limits::RateLimits,
     address_limits: limits::AddressLimits,
+    /// Lookups of keys no cache answers, per client address.
+    key_lookups: limits::AddressLimits,
+    ws_sessions: live::SessionCounts,
     usage: usage::UsageTracker,
     systems: MetadataCache,
     equipment: equipment_cache::EquipmentCache,
@@ -81,11 +84,13 @@ impl AppState {
     pub fn new(config: &Config, store: Store, metrics: Metrics) -> Result<Self, SetupError> {
         Ok(Self(Arc::new(Inner {
             http: layers::HttpMetrics::new(&metrics),
+            keys: auth::KeyCache::new(&config.api, &metrics),
+            key_lookups: limits::AddressLimits::within(config.api.key_lookups_per_minute, Duration::from_secs(60), config.api.trusted_proxy_hops),
+            ws_sessions: live::SessionCounts::new(config.api.ws_sessions_per_user),
             store,
             metrics,
             config: config.api.clone(),
             database: config.database.clone(),
-            keys: auth::KeyCache::default(),
             limits: limits::RateLimits::new(&config.api.tiers),
             address_limits: limits::AddressLimits::new(config.api.register_per_hour, config.api.trusted_proxy_hops),
             usage: usage::UsageTracker::default(),
@@ -204,6 +209,7 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
         }
         state.limits.shrink();
         state.address_limits.shrink();
+        state.key_lookups.shrink();
         if stopping {
             return;
         }

@@ -118,6 +118,9 @@ fn csv(page: &ReadingsPage) -> Response {
 }
 
 /// Readings of one of your systems. `Accept: text/csv` gives CSV (the next cursor in `X-Next-Cursor`).
+/// One request reads at most `api.max_rows_scanned` raw readings: a raw page reads up to
+/// `limit` rows per sensor asked for (a larger product is a 422 naming `limit`); buckets that are
+/// not whole minutes are computed from raw readings (a range holding more is a 422 naming `from`).
 #[utoipa::path(get, path = "/readings/systems/{system_id}", tag = "readings",
     params(("system_id" = String, Path, example = "press-line-3"), ReadingsParams),
     responses(
@@ -132,7 +135,7 @@ pub async fn readings(
     Query(params): Query<ReadingsParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    state.owned_system(&user, &system_id).await?;
+    let system = state.owned_system(&user, &system_id).await?;
     let to = time_param("to", &params.to)?.unwrap_or_else(Utc::now);
     let from = time_param("from", &params.from)?.unwrap_or_else(|| to - TimeDelta::hours(1));
     if from >= to {
@@ -154,11 +157,31 @@ pub async fn readings(
         None => (bucket.map_or(from, |seconds| bucket_start(from, seconds)) - TimeDelta::microseconds(1), String::new()),
     };
     let sensors = params.sensor.as_deref().map(|s| s.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect::<Vec<_>>());
+    let max_scanned = state.config.max_rows_scanned;
+    if bucket.is_none() {
+        // A raw page reads at most `limit` rows of each sensor asked for (readings_raw.sql).
+        let asked = match &sensors {
+            Some(list) => list.iter().filter(|s| system.sensors.contains_key(s.as_str())).collect::<std::collections::HashSet<_>>().len(),
+            None => system.sensors.len(),
+        };
+        let asked = asked.max(1) as i64;
+        if asked.saturating_mul(limit) > max_scanned {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("{asked} sensors × {limit} rows would read more than {max_scanned} readings; use limit ≤ {} or fewer sensors", (max_scanned / asked).max(1)),
+            ));
+        }
+    }
     let query = ReadingsQuery { system_id: system_id.clone(), from, to, sensors, after, limit };
     let mut page = ReadingsPage { system_id, from, to, bucket_seconds: bucket, readings: Vec::new(), buckets: Vec::new(), next: None };
     match bucket {
         Some(seconds) => {
-            page.buckets = state.store.bucketed_readings(&query, seconds).await?;
+            page.buckets = state.store.bucketed_readings(&query, seconds, max_scanned).await?.ok_or_else(|| {
+                ApiError::invalid(
+                    "from",
+                    format!("the range holds more than {max_scanned} readings for buckets shorter than whole minutes; narrow from/to, ask for fewer sensors, or use whole-minute buckets"),
+                )
+            })?;
             page.next = (page.buckets.len() as i64 == limit).then(|| page.buckets.last().map(|b| cursor(b.time, &b.sensor_id))).flatten();
         }
         None => {

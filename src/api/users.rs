@@ -53,6 +53,7 @@ pub async fn create(state: &AppState, register: &Register, role: &str) -> Result
             StoreError::Conflict(_) => ApiError::Conflict("a user with this email exists".into()),
             other => other.into(),
         })?;
+    state.keys.created(&key.hash);
     Ok(Registered { user, api_key: key.key })
 }
 

@@ -23,7 +23,7 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Api => api(config).await,
         Command::Users { action: super::UsersAction::CreateAdmin { email, name } } => create_admin(&config, &email, &name).await,
         Command::Run => super::scoring::run_all(config).await,
-        Command::Rescore { from, to, system } => super::scoring::rescore(&config, from, to, system).await,
+        Command::Rescore { from, to, system, failed } => super::scoring::rescore(&config, from, to, system, failed).await,
         Command::Model { action } => super::scoring::model(action),
     }
 }

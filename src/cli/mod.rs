@@ -73,13 +73,16 @@ pub enum Command {
     /// Open new revisions of scored windows in a time range, to score them with a new model.
     Rescore {
         /// Start of the range (RFC 3339).
-        #[arg(long)]
-        from: chrono::DateTime<chrono::Utc>,
+        #[arg(long, required_unless_present = "failed")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
         /// End of the range, exclusive (RFC 3339).
-        #[arg(long)]
-        to: chrono::DateTime<chrono::Utc>,
+        #[arg(long, required_unless_present = "failed")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long)]
         system: Option<String>,
+        /// Instead of a range: the windows whose scoring failed (`scoring_failures`).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        failed: bool,
     },
     /// Train or evaluate the rig model.
     Model {
@@ -177,8 +180,9 @@ pub struct SimulateArgs {
     /// Load cycles (60 s each) per system.
     #[arg(long, default_value_t = 10)]
     pub cycles: usize,
-    /// "max": as fast as possible, a backfill whose event times end now. A number N: live data
-    /// from the next window on, one 60 s cycle every 60/N seconds (N > 1 is a time-lapse).
+    /// "max": as fast as possible, a backfill whose event times end now. A number N: one 60 s
+    /// cycle every 60/N seconds, each sent once it has ended: 1 is live data from the current
+    /// cycle on; N > 1 is a time-lapse of history that ends at the clock when the replay does.
     #[arg(long, default_value = "max")]
     pub speed: String,
     /// Make every N-th message a bad one (garbage, NaN, out of range, unknown sensor).

@@ -40,9 +40,17 @@ pub async fn run_all(config: Config) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub async fn rescore(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>, system: Option<String>) -> anyhow::Result<i32> {
+/// New revisions of the windows in a range, or (`--failed`) of the windows whose scoring failed.
+pub async fn rescore(config: &Config, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>, system: Option<String>, failed: bool) -> anyhow::Result<i32> {
+    let store = Store::new(&config.database)?;
+    if failed {
+        let (_, report) = store.rescore_failed(system.as_deref()).await?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(0);
+    }
+    let (Some(from), Some(to)) = (from, to) else { anyhow::bail!("give --from and --to, or --failed") };
     anyhow::ensure!(from < to, "--from must be before --to");
-    let windows = Store::new(&config.database)?.rescore(from, to, system.as_deref()).await?;
+    let windows = store.rescore(from, to, system.as_deref()).await?;
     println!("{}", serde_json::json!({ "windows": windows.len() }));
     Ok(0)
 }

@@ -75,12 +75,26 @@ impl BatchDecoder {
 pub fn decode_json(bytes: &[u8]) -> Result<RawBatch, CodecError> {
     serde_json::from_slice(bytes).map_err(|e| {
         let what = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-            format!("JSON batch does not match the schema: {e}")
+            format!("JSON batch does not match the schema: {}", json_error_message(&e))
         } else {
             "neither Confluent-framed Avro (magic byte 0) nor a JSON object".to_owned()
         };
         malformed(&what).into()
     })
+}
+
+/// serde quotes the offending input in full (an unknown field's name, a string of the wrong
+/// type), so a 600 KB field name would make a 600 KB error, dead letter header and HTTP answer:
+/// the name is quoted through `text::echo` and the whole message bounded.
+pub fn json_error_message(err: &serde_json::Error) -> String {
+    use crate::domain::text;
+    let full = err.to_string();
+    if let Some(rest) = full.strip_prefix("unknown field `")
+        && let Some(end) = rest.rfind("`, expected").or_else(|| rest.rfind("`, there are no fields"))
+    {
+        return text::message(&format!("unknown field {}{}", text::echo(&rest[..end]), &rest[end + 1..]));
+    }
+    text::message(&full)
 }
 
 fn malformed(message: &str) -> DomainError {

@@ -141,13 +141,39 @@ pub struct WindowsConfig {
 #[serde(deny_unknown_fields)]
 pub struct InferConfig {
     pub group_id: String,
+    /// With `instance`, the producer's id is `<transactional_id>-<instance>`; without, this.
     pub transactional_id: String,
+    /// This replica's ordinal: unique among live replicas, the same across its restarts.
+    pub instance: Option<u32>,
     pub batch_size: usize,
     pub batch_wait_ms: u64,
     pub session_timeout_ms: u64,
     pub model_dir: std::path::PathBuf,
     pub baseline_history_minutes: i64,
+    /// Pause before retrying a batch that failed transiently.
+    pub retry_ms: u64,
+    /// Pause before retrying after a systemic failure (the deployment must be fixed first).
+    pub systemic_retry_ms: u64,
+    /// Failing without a committed batch for this long makes the worker not ready.
+    pub unready_after_ms: u64,
     pub listen: SocketAddr,
+}
+
+impl InferConfig {
+    /// Stable across restarts of one replica (so a restart fences its predecessor's open
+    /// transaction at once) and distinct between replicas (so they never fence each other).
+    pub fn transactional_id(&self) -> String {
+        match self.instance {
+            Some(ordinal) => format!("{}-{ordinal}", self.transactional_id),
+            None => self.transactional_id.clone(),
+        }
+    }
+
+    /// Static group membership tied to the same ordinal: a restarted replica gets its
+    /// partitions back without a rebalance.
+    pub fn group_instance_id(&self) -> Option<String> {
+        self.instance.map(|ordinal| format!("{}-{ordinal}", self.group_id))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +215,18 @@ pub struct ApiConfig {
     pub trusted_proxy_hops: usize,
     /// How often a WebSocket session re-checks that its key and system are still valid.
     pub ws_recheck_ms: u64,
+    /// Live WebSocket sessions one user may hold open at once (429 beyond).
+    pub ws_sessions_per_user: usize,
+    /// Lookups of API keys no cache answers, per client address and minute (429 beyond): a
+    /// flood of random keys costs at most this many queries per address.
+    pub key_lookups_per_minute: u32,
+    /// Refused keys remembered by hash (at most this many, for `unknown_keys_cache_seconds`),
+    /// so a client repeating a wrong or revoked key costs no query.
+    pub unknown_keys_cached: usize,
+    pub unknown_keys_cache_seconds: u64,
+    /// Rows one raw-readings page or one sub-minute bucket query may read from `readings`
+    /// (422 naming the parameter beyond).
+    pub max_rows_scanned: i64,
     pub tiers: TiersConfig,
 }
 
@@ -327,6 +365,16 @@ impl Config {
         }
         if self.env == Environment::Production && self.api.secret_key.expose() == DEVELOPMENT_SECRET {
             return invalid("api.secret_key", "production needs its own SECRET_KEY".into());
+        }
+        if self.infer.retry_ms == 0 || self.infer.systemic_retry_ms == 0 || self.infer.batch_size == 0 {
+            return invalid("infer.retry_ms", "infer.retry_ms, systemic_retry_ms and batch_size must be at least 1".into());
+        }
+        // Replicas sharing the default id would fence each other's transactions in turn.
+        if self.env == Environment::Production && self.infer.instance.is_none() {
+            return invalid(
+                "infer.instance",
+                "production needs an explicit ordinal per infer replica (MANIFOLD__INFER__INSTANCE=0, 1, ...; e.g. a StatefulSet pod's ordinal): the transactional id and static group membership derive from it".into(),
+            );
         }
         Ok(())
     }

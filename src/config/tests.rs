@@ -58,6 +58,7 @@ fn replaced_backend_variable_names_are_honoured() {
         ("GNN_SERVICE_URL", "http://gnn:8002/score"),
         ("SECRET_KEY", "s3cr3t-value"),
         ("ENV", "production"),
+        ("MANIFOLD__INFER__INSTANCE", "0"),
     ])
     .unwrap();
     assert_eq!(config.database.url.expose(), "postgres://u:p@db.internal:5432/hyd");

@@ -141,13 +141,19 @@ fn check_batch_id(id: String) -> Result<String, DomainError> {
 }
 
 impl Series {
+    /// A series is regular (`interval_us > 0`, no `times_us`; a single value may keep the
+    /// interval at 0) or irregular (`times_us`, one per value, all distinct, `interval_us = 0`).
+    /// Anything in between has no one meaning, so it is refused rather than guessed at.
     fn parse(index: usize, sensor_id: SensorId, raw: RawSeries) -> Result<Series, DomainError> {
         let field = |name: &str| format!("series[{index}].{name}");
         if raw.values.is_empty() {
             return Err(DomainError::invalid(field("values"), "must not be empty"));
         }
+        if raw.interval_us < 0 {
+            return Err(DomainError::invalid(field("interval_us"), "must not be negative"));
+        }
         let times = if raw.times_us.is_empty() {
-            if raw.interval_us <= 0 && raw.values.len() > 1 {
+            if raw.interval_us == 0 && raw.values.len() > 1 {
                 return Err(DomainError::invalid(
                     field("interval_us"),
                     "must be positive for more than one value (or give times_us)",
@@ -157,12 +163,21 @@ impl Series {
             if last.is_none() {
                 return Err(DomainError::invalid(field("interval_us"), "the last sample time overflows"));
             }
-            Times::Regular { start: raw.start, interval_us: raw.interval_us.max(0) }
+            Times::Regular { start: raw.start, interval_us: raw.interval_us }
         } else {
+            if raw.interval_us != 0 {
+                return Err(DomainError::invalid(field("interval_us"), "must be 0 (or absent) when times_us is given"));
+            }
             if raw.times_us.len() != raw.values.len() {
                 return Err(DomainError::invalid(
                     field("times_us"),
                     format!("has {} entries for {} values", raw.times_us.len(), raw.values.len()),
+                ));
+            }
+            if let Some(j) = first_repeat(&raw.times_us) {
+                return Err(DomainError::invalid(
+                    format!("series[{index}].times_us[{j}]"),
+                    format!("{} µs appears earlier in this series; one value per time", raw.times_us[j]),
                 ));
             }
             Times::Explicit(raw.times_us)
@@ -206,6 +221,16 @@ impl Series {
     }
 }
 
+/// The index of the first time that repeats an earlier one. Devices send times in order, so
+/// the common case is one pass; otherwise a set finds the repeat in linear time.
+fn first_repeat(times: &[i64]) -> Option<usize> {
+    if times.windows(2).all(|w| w[0] < w[1]) {
+        return None;
+    }
+    let mut seen = HashSet::with_capacity(times.len());
+    times.iter().position(|t| !seen.insert(*t))
+}
+
 /// JSON devices may send RFC 3339 text or microseconds; Avro always carries microseconds.
 fn micros_or_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     #[derive(Deserialize)]
@@ -218,7 +243,7 @@ fn micros_or_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         Time::Micros(us) => Ok(us),
         Time::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
             .map(|t| t.timestamp_micros())
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time: {e}"))),
+            .map_err(|e| serde::de::Error::custom(format!("{} is not an RFC 3339 time: {e}", super::text::echo(&text)))),
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::text::echo;
 use super::{ComponentId, DomainError, SensorId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -61,6 +62,31 @@ pub const COMPONENT_KINDS: [&str; 12] = [
 
 const MAX_NODES: usize = 512;
 const MAX_SAMPLE_RATE_HZ: f64 = 100_000.0;
+/// Display names of components.
+const MAX_NAME_BYTES: usize = 200;
+/// `kind` and `unit` of sensors.
+const MAX_LABEL_BYTES: usize = 32;
+
+impl Sensor {
+    /// The largest magnitude a sensor's range (and so any accepted reading) may have. No
+    /// hydraulic quantity comes near it in any customary unit (pressures in Pa reach 1e8, flows
+    /// in ml/min 1e7), yet it keeps every sum the 1-minute aggregate forms finite: a bucket holds
+    /// at most i64::MAX ≈ 9.2e18 readings, so |sum| ≤ 9.2e18 × 1e9 ≈ 9.2e27, far below f64::MAX
+    /// ≈ 1.8e308 (and still exact to 1e-16 relative precision, as f64 sums are).
+    pub const MAX_MAGNITUDE: f64 = 1e9;
+}
+
+/// Free text stored in jsonb and shown to people: not blank, bounded, and without control
+/// characters (a NUL fails in jsonb with 22P05, the others break logs and CSV).
+fn check_text(field: impl Fn() -> String, text: &str, max_bytes: usize) -> Result<(), DomainError> {
+    if text.trim().is_empty() || text.len() > max_bytes {
+        return Err(DomainError::invalid(field(), format!("must be 1 to {max_bytes} bytes, not blank")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(DomainError::invalid(field(), format!("{} contains control characters", echo(text))));
+    }
+    Ok(())
+}
 
 impl Topology {
     /// Checks ids, references, ranges and connectivity; errors name the offending field.
@@ -82,8 +108,11 @@ impl Topology {
             if !COMPONENT_KINDS.contains(&c.kind.as_str()) {
                 return Err(DomainError::invalid(
                     format!("topology.components[{i}].kind"),
-                    format!("{:?} is not one of {}", c.kind, COMPONENT_KINDS.join(", ")),
+                    format!("{} is not one of {}", echo(&c.kind), COMPONENT_KINDS.join(", ")),
                 ));
+            }
+            if let Some(name) = &c.name {
+                check_text(|| format!("topology.components[{i}].name"), name, MAX_NAME_BYTES)?;
             }
         }
         let mut sensor_ids = HashSet::new();
@@ -98,16 +127,22 @@ impl Topology {
             if !component_ids.contains(s.component.as_str()) {
                 return Err(DomainError::invalid(field("component"), format!("no component {}", s.component)));
             }
-            if !(s.min.is_finite() && s.max.is_finite() && s.min < s.max) {
-                return Err(DomainError::invalid(field("min"), "min and max must be finite with min < max"));
+            for (name, bound) in [("min", s.min), ("max", s.max)] {
+                if !(bound.is_finite() && bound.abs() <= Sensor::MAX_MAGNITUDE) {
+                    return Err(DomainError::invalid(
+                        field(name),
+                        format!("must be a finite number within ±{:e} (the bound that keeps aggregates finite)", Sensor::MAX_MAGNITUDE),
+                    ));
+                }
+            }
+            if s.min >= s.max {
+                return Err(DomainError::invalid(field("min"), "must be less than max"));
             }
             if !(s.sample_rate_hz > 0.0 && s.sample_rate_hz <= MAX_SAMPLE_RATE_HZ) {
                 return Err(DomainError::invalid(field("sample_rate_hz"), format!("must be in (0, {MAX_SAMPLE_RATE_HZ}]")));
             }
             for (name, text) in [("kind", &s.kind), ("unit", &s.unit)] {
-                if text.trim().is_empty() || text.len() > 32 {
-                    return Err(DomainError::invalid(field(name), "must be 1 to 32 characters"));
-                }
+                check_text(|| field(name), text, MAX_LABEL_BYTES)?;
             }
         }
         for (i, c) in self.connections.iter().enumerate() {

@@ -32,6 +32,16 @@ pub enum HttpScorerError {
 }
 
 impl HttpScorerError {
+    /// What kind of failure this is: an invalid answer is the window's (it is set aside), an
+    /// HTTP status is classified in [`crate::failure`], anything else is the service being away.
+    pub fn failure(&self) -> crate::failure::FailureKind {
+        match self {
+            HttpScorerError::Invalid(_) => crate::failure::FailureKind::DataPermanent,
+            HttpScorerError::Status(code) => crate::failure::classify_http_status(*code),
+            HttpScorerError::Timeout | HttpScorerError::Unreachable(_) => crate::failure::FailureKind::Transient,
+        }
+    }
+
     /// 4xx (other than 408/429) and invalid answers will not improve with a retry.
     fn retryable(&self) -> bool {
         match self {

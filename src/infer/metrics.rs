@@ -1,13 +1,17 @@
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts};
 
 use crate::telemetry::{Metrics, register};
 
 #[derive(Clone)]
 pub struct InferMetrics {
     pub windows_scored: IntCounterVec,
+    /// Window-ready records set aside for their content, by reason (a bounded set).
+    pub windows_failed: IntCounterVec,
     pub scoring_seconds: HistogramVec,
     pub end_to_end_seconds: Histogram,
     pub errors: IntCounterVec,
+    pub fenced: IntCounter,
+    pub producer_recreated: IntCounter,
     pub model_info: IntGaugeVec,
 }
 
@@ -16,6 +20,13 @@ impl InferMetrics {
         let r = metrics.registry();
         Self {
             windows_scored: register(r, IntCounterVec::new(Opts::new("manifold_infer_windows_scored_total", "Window revisions scored and published, by scorer"), &["scorer"])),
+            windows_failed: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("manifold_infer_windows_failed_total", "Window-ready records set aside for their content (see scoring_failures), by reason"),
+                    &["reason"],
+                ),
+            ),
             scoring_seconds: register(
                 r,
                 HistogramVec::new(
@@ -31,7 +42,18 @@ impl InferMetrics {
                         .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 3600.0]),
                 ),
             ),
-            errors: register(r, IntCounterVec::new(Opts::new("manifold_infer_errors_total", "Failed scoring batches, by kind"), &["kind"])),
+            errors: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("manifold_infer_errors_total", "Failed scoring batches, by the dependency that failed and the kind of failure"),
+                    &["kind", "failure"],
+                ),
+            ),
+            fenced: register(r, IntCounter::new("manifold_infer_fenced_total", "Workers stopped because another instance took their ordinal")),
+            producer_recreated: register(
+                r,
+                IntCounter::new("manifold_infer_producer_recreated_total", "Transactional producers recreated after a fatal librdkafka error"),
+            ),
             model_info: register(r, IntGaugeVec::new(Opts::new("manifold_infer_model_info", "The loaded model version (value 1)"), &["version"])),
         }
     }

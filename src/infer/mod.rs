@@ -1,9 +1,13 @@
 //! `manifold infer`: window-ready events in, per-component anomaly scores out, exactly once.
 
 mod baseline;
+mod batch;
+mod error;
+mod health;
 mod http;
 mod metrics;
 pub mod model;
+mod poison;
 mod scorer;
 mod worker;
 
@@ -15,19 +19,23 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 pub use baseline::robust_z;
+pub use health::InferHealth;
 pub use http::{HttpScorer, HttpScorerError, ScoreRequest};
 pub use metrics::InferMetrics;
+pub use poison::FailReason;
 pub use scorer::{BASELINE_VERSION, SERVICE_VERSION, ScoredWindow, Scorer};
-pub use worker::{InferError, InferWorker};
+pub use error::InferError;
+pub use worker::InferWorker;
 
 use crate::codec::{RecordEncoder, schemas};
 use crate::config::Config;
+use crate::failure::FailureKind;
 use crate::store::Store;
 use crate::telemetry::{Metrics, ops};
 
 /// Builds the worker from config: the model when its artifact loads, the external service when
 /// `GNN_SERVICE_URL` is set.
-pub fn worker(config: &Config, infer_metrics: InferMetrics) -> anyhow::Result<InferWorker> {
+pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHealth>) -> anyhow::Result<InferWorker> {
     let store = Store::new(&config.database)?;
     let model = match model::RigModel::load(&config.infer.model_dir) {
         Ok(model) => {
@@ -44,16 +52,18 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics) -> anyhow::Result<In
         Some(url) => Some(HttpScorer::new(url, Duration::from_millis(config.gnn.timeout_ms), config.gnn.attempts)?),
         None => None,
     };
-    let settings = SrSettings::new_builder(config.schema_registry.url.trim_end_matches('/').to_owned())
+    let registry = SrSettings::new_builder(config.schema_registry.url.trim_end_matches('/').to_owned())
         .set_timeout(Duration::from_millis(config.schema_registry.timeout_ms))
         .build()
         .map_err(|e| anyhow::anyhow!("schema registry settings: {}", e.error))?;
     Ok(InferWorker {
         store: store.clone(),
         scorer: Scorer { store, model, service, history_minutes: config.infer.baseline_history_minutes },
-        decoder: AvroDecoder::new(settings),
+        decoder: AvroDecoder::new(registry.clone()),
+        registry,
         encoder: RecordEncoder::new(&config.schema_registry, &config.topics.scores.name, schemas::ANOMALY_SCORES)?,
         metrics: infer_metrics,
+        health,
         config: config.infer.clone(),
         kafka: config.kafka.clone(),
         input_topic: config.topics.windows_ready.name.clone(),
@@ -62,23 +72,40 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics) -> anyhow::Result<In
 }
 
 /// Runs the worker (restarting it after a failure it cannot recover in place) and its
-/// operations listener until `shutdown`.
+/// operations listener until `shutdown`. A fenced worker is not restarted: the process stays
+/// up, not ready, until an operator gives each replica its own ordinal.
 pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let health = Arc::new(InferHealth::new(Duration::from_millis(config.infer.unready_after_ms)));
     let listener_token = CancellationToken::new();
-    let ready: ops::Readiness = Arc::new(|| Ok(()));
+    let probe = health.clone();
+    let ready: ops::Readiness = Arc::new(move || probe.ready());
     let (bound, listener) = ops::serve(config.infer.listen, metrics.clone(), ready, listener_token.clone()).await?;
     tracing::info!(listen = %bound, "infer operations listener up");
     let infer_metrics = InferMetrics::new(&metrics);
     while !shutdown.is_cancelled() {
-        let result = match worker(&config, infer_metrics.clone()) {
-            Ok(worker) => worker.run(shutdown.clone()).await.map_err(anyhow::Error::from),
-            Err(err) => Err(err),
+        let result = match worker(&config, infer_metrics.clone(), health.clone()) {
+            Ok(worker) => worker.run(shutdown.clone()).await,
+            Err(err) => Err(InferError::Internal(format!("{err:#}"))),
         };
-        if let Err(err) = result {
-            tracing::warn!(error = %err, "infer worker stopped; restarting");
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        match result {
+            Ok(()) => {}
+            Err(InferError::Fenced(_)) => {
+                shutdown.cancelled().await;
+                break;
+            }
+            Err(err) => {
+                let kind = err.failure();
+                health.failed(kind, &err.detail());
+                if kind == FailureKind::Systemic {
+                    tracing::error!(error = %err.detail(), "infer worker cannot start or run; fix the deployment; restarting slowly");
+                } else {
+                    tracing::warn!(error = %err.detail(), failure = kind.as_str(), "infer worker stopped; restarting");
+                }
+                let pause = if kind == FailureKind::Systemic { config.infer.systemic_retry_ms } else { 2000 };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                }
             }
         }
     }

@@ -1,55 +1,85 @@
 //! The inference loop: window-ready events in (read_committed), scores out, exactly once.
 //!
-//! Per batch: load every window's readings with one query, score, upsert the scores
-//! (idempotent per system, component, window and revision), then publish the score messages and
-//! the consumed offsets in one Kafka transaction. A crash before the commit aborts the
-//! transaction; the events are consumed again and their scores upserted over themselves.
+//! Per batch: decode, load every window's readings with one query, score, check the answers,
+//! upsert the scores (idempotent per system, component, window and revision), record the
+//! windows set aside for their content, then publish the score messages and the consumed
+//! offsets (past the set-aside ones too) in one Kafka transaction. A crash before the commit
+//! aborts the transaction; the events are consumed again and their rows written over
+//! themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{Outcome, to_message};
+use super::error::InferError;
+use super::health::{InferHealth, RebalanceSignal};
 use super::metrics::InferMetrics;
-use super::scorer::{ScoreError, ScoredWindow, Scorer};
-use crate::codec::{AnomalyScores, RecordEncoder, WindowReady};
+use super::scorer::{ScoreError, Scorer};
+use crate::codec::{CodecError, RecordEncoder};
 use crate::config::{InferConfig, KafkaConfig};
+use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
-use crate::store::{ScoreRow, Store};
+use crate::store::Store;
+
+/// Consecutive failed batches after which the failure counts as systemic (slower retries, an
+/// error log, not ready), whatever each one was.
+const BREAKER_RUN: u32 = 10;
 
 pub struct InferWorker {
     pub store: Store,
     pub scorer: Scorer,
     pub decoder: AvroDecoder,
+    pub registry: SrSettings,
     pub encoder: RecordEncoder,
     pub metrics: InferMetrics,
+    pub health: Arc<InferHealth>,
     pub config: InferConfig,
     pub kafka: KafkaConfig,
     pub input_topic: String,
     pub output_topic: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum InferError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Score(#[from] ScoreError),
-    #[error("{0}")]
-    Codec(String),
-}
-
 fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> InferError {
     move |source| InferError::Kafka(KafkaError::Client { context, source })
 }
 
+/// True when another producer or consumer took this instance's identity. InvalidProducerEpoch
+/// counts only when fatal: librdkafka recovers from it by itself after a transaction timeout.
+fn fenced_code(code: RDKafkaErrorCode, fatal: bool) -> bool {
+    match code {
+        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::FencedInstanceId => true,
+        RDKafkaErrorCode::InvalidProducerEpoch => fatal,
+        _ => false,
+    }
+}
+
+/// Why a client is fenced, if it is: by the error itself, or (a fatal error reports only that
+/// it is fatal) by the client's fatal error.
+fn fence_reason(error: Option<&rdkafka::error::KafkaError>, fatal: Option<(RDKafkaErrorCode, String)>) -> Option<String> {
+    if let Some(e) = error
+        && let Some(code) = e.rdkafka_error_code()
+        && fenced_code(code, crate::kafka::is_fatal(e))
+    {
+        return Some(e.to_string());
+    }
+    fatal.filter(|(code, _)| fenced_code(*code, true)).map(|(code, text)| format!("{code:?}: {text}"))
+}
+
+/// A message in hand, with its partition's revocation count when it was received.
+type Received<'c> = (BorrowedMessage<'c>, u64);
+
 impl InferWorker {
-    pub fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
+    pub fn consumer(&self, signal: RebalanceSignal) -> Result<StreamConsumer<RebalanceSignal>, KafkaError> {
         let mut config = crate::kafka::client_config(&self.kafka);
         config
             .set("group.id", &self.config.group_id)
@@ -57,64 +87,120 @@ impl InferWorker {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", self.config.session_timeout_ms.to_string());
+        if let Some(instance) = self.config.group_instance_id() {
+            config.set("group.instance.id", instance);
+        }
         for (k, v) in self.kafka.client.iter() {
             config.set(k, v);
         }
-        let consumer: StreamConsumer = config.create().map_err(|e| KafkaError::Config(e.to_string()))?;
+        let consumer: StreamConsumer<RebalanceSignal> = config.create_with_context(signal).map_err(|e| KafkaError::Config(e.to_string()))?;
         consumer.subscribe(&[&self.input_topic]).map_err(|source| KafkaError::Client { context: "subscribe", source })?;
         Ok(consumer)
     }
 
-    pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id)
+    /// A producer with this instance's transactional id, its predecessor fenced.
+    async fn producer(&self, timeout: Duration) -> Result<FutureProducer, InferError> {
+        let producer = crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id())?;
+        let p = producer.clone();
+        let initialized = tokio::task::spawn_blocking(move || p.init_transactions(timeout)).await.map_err(|e| InferError::Internal(e.to_string()))?;
+        if let Err(source) = initialized {
+            if let Some(why) = fence_reason(Some(&source), producer.client().fatal_error()) {
+                return Err(self.fenced(&why));
+            }
+            return Err(kafka("init transactions")(source));
+        }
+        Ok(producer)
     }
 
-    /// Runs until `shutdown`; a failed batch is retried after a pause (its offsets were not
-    /// committed, so nothing is lost).
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), InferError> {
-        let consumer = self.consumer()?;
-        let producer = self.producer()?;
+    /// Runs until `shutdown`. A failed batch is retried after a pause (its offsets were not
+    /// committed, so nothing is lost); a fenced worker stops with [`InferError::Fenced`].
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), InferError> {
+        let signal = RebalanceSignal::default();
+        let consumer = self.consumer(signal.clone())?;
         let timeout = Duration::from_millis(self.kafka.request_timeout_ms.max(10_000));
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.init_transactions(timeout))
-            .await
-            .map_err(|e| InferError::Codec(e.to_string()))?
-            .map_err(kafka("init transactions"))?;
-        tracing::info!(topic = %self.input_topic, "infer started");
+        let mut producer = self.producer(timeout).await?;
+        let mut breaker = Breaker::new(BREAKER_RUN, Duration::from_millis(self.config.unready_after_ms));
+        tracing::info!(topic = %self.input_topic, transactional_id = %self.config.transactional_id(), "infer started");
         let wait = Duration::from_millis(self.config.batch_wait_ms);
         while !shutdown.is_cancelled() {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 received = consumer.recv() => received,
             };
-            let mut batch = match first {
-                Ok(message) => vec![message],
+            let mut batch: Vec<Received<'_>> = match first {
+                Ok(message) => {
+                    let generation = signal.generation(message.topic(), message.partition());
+                    vec![(message, generation)]
+                }
                 Err(err) => {
-                    tracing::warn!(error = %err, "kafka consumer error");
+                    self.consumer_error(&consumer, err)?;
                     continue;
                 }
             };
             let deadline = tokio::time::Instant::now() + wait;
             while batch.len() < self.config.batch_size {
                 match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    Ok(Ok(message)) => batch.push(message),
-                    Ok(Err(err)) => tracing::warn!(error = %err, "kafka consumer error"),
+                    Ok(Ok(message)) => {
+                        let generation = signal.generation(message.topic(), message.partition());
+                        batch.push((message, generation));
+                    }
+                    Ok(Err(err)) => self.consumer_error(&consumer, err)?,
                     Err(_) => break,
                 }
             }
-            if let Err(err) = self.process(&consumer, &producer, &batch, timeout).await {
-                self.metrics.errors.with_label_values(&[error_kind(&err)]).inc();
-                tracing::warn!(error = %err, windows = batch.len(), "scoring batch failed; it will be retried");
-                let p = producer.clone();
-                let _ = tokio::task::spawn_blocking(move || p.abort_transaction(timeout)).await;
-                if !rewind(&consumer, &batch) {
-                    // Without the rewind the batch would be skipped: start over from the
-                    // committed offsets with a new consumer instead.
-                    return Err(err);
+            // Messages received before their partition was revoked may belong to another
+            // member now; if the partition came back, it is fetched again from the commit.
+            batch.retain(|(m, generation)| signal.generation(m.topic(), m.partition()) == *generation);
+            let messages: Vec<BorrowedMessage<'_>> = batch.into_iter().map(|(m, _)| m).collect();
+            if messages.is_empty() {
+                continue;
+            }
+            let started = Instant::now();
+            match self.process(&consumer, &producer, &messages, &signal, timeout).await {
+                Ok(outcome) => {
+                    breaker.succeeded();
+                    self.health.progressing();
+                    self.record(&outcome, started);
                 }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                Err(err) => {
+                    let p = producer.clone();
+                    let aborted = tokio::task::spawn_blocking(move || p.abort_transaction(timeout)).await;
+                    let abort_error = match aborted {
+                        Ok(Err(e)) => Some(e),
+                        _ => None,
+                    };
+                    let fatal = producer.client().fatal_error();
+                    let fence = fence_reason(err.kafka_source(), None).or_else(|| fence_reason(abort_error.as_ref(), fatal.clone()));
+                    if let Some(why) = fence {
+                        return Err(self.fenced(&why));
+                    }
+                    if matches!(err, InferError::Revoked) {
+                        // Cannot happen while no `recv` runs, but if it does: start over from
+                        // the committed offsets with a new consumer.
+                        return Err(err);
+                    }
+                    let kind = match err.failure() {
+                        // Not one window's fault, or it would have been set aside: a score
+                        // message the broker refuses is manifold's bug and must page someone.
+                        FailureKind::DataPermanent => FailureKind::Systemic,
+                        kind => breaker.failed(kind, Instant::now()),
+                    };
+                    self.failed(&err, kind, messages.len());
+                    if fatal.is_some() || err.kafka_source().into_iter().chain(abort_error.as_ref()).any(crate::kafka::is_fatal) {
+                        tracing::warn!("the infer producer hit a fatal error; recreating it");
+                        self.metrics.producer_recreated.inc();
+                        producer = self.producer(timeout).await?;
+                    }
+                    if !rewind(&consumer, &messages) {
+                        // Without the rewind the batch would be skipped: start over from the
+                        // committed offsets with a new consumer instead.
+                        return Err(err);
+                    }
+                    let pause = if kind == FailureKind::Systemic { self.config.systemic_retry_ms } else { self.config.retry_ms };
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                    }
                 }
             }
         }
@@ -122,116 +208,118 @@ impl InferWorker {
         Ok(())
     }
 
-    async fn process(&self, consumer: &StreamConsumer, producer: &FutureProducer, batch: &[BorrowedMessage<'_>], timeout: Duration) -> Result<(), InferError> {
-        let mut events = Vec::with_capacity(batch.len());
-        for message in batch {
-            let decoded = self.decoder.decode(message.payload()).await.map_err(|e| InferError::Codec(e.error))?;
-            match WindowReady::from_avro(decoded.value) {
-                Ok(event) => events.push(event),
-                // Only manifold writes this topic; a record it cannot read is counted and passed.
-                Err(err) => {
-                    self.metrics.errors.with_label_values(&["undecodable_event"]).inc();
-                    tracing::error!(error = %err, offset = message.offset(), "skipping an unreadable window-ready event");
-                }
-            }
+    async fn process(
+        &mut self,
+        consumer: &StreamConsumer<RebalanceSignal>,
+        producer: &FutureProducer,
+        batch: &[BorrowedMessage<'_>],
+        signal: &RebalanceSignal,
+        timeout: Duration,
+    ) -> Result<Outcome, InferError> {
+        let generations: Vec<u64> = batch.iter().map(|m| signal.generation(m.topic(), m.partition())).collect();
+        let outcome = self.prepare(batch).await?;
+        // Encoded before the transaction: registry trouble then costs no abort.
+        let mut payloads = Vec::with_capacity(outcome.scored.len());
+        for window in &outcome.scored {
+            let message = to_message(window);
+            let payload = self.encoder.encode(message.to_avro()).await.map_err(|e| match e {
+                CodecError::Unavailable(message) => InferError::Registry { kind: FailureKind::Transient, message },
+                other => InferError::Registry { kind: FailureKind::Systemic, message: other.to_string() },
+            })?;
+            payloads.push((message.system_id, payload));
         }
-        let scored = self.score(&events).await?;
-        self.store.upsert_scores(&rows(&scored)).await.map_err(ScoreError::from)?;
+        // Recorded before the commit and idempotently: a batch retried after a failed commit
+        // finds its failures already there.
+        let failures: Vec<_> = outcome.failed.iter().map(|f| f.row(&self.input_topic)).collect();
+        self.store.record_scoring_failures(&failures).await.map_err(ScoreError::from)?;
 
         producer.begin_transaction().map_err(kafka("begin transaction"))?;
-        for window in &scored {
-            let message = to_message(window);
-            let payload = self.encoder.encode(message.to_avro()).await.map_err(|e| InferError::Codec(e.to_string()))?;
-            let record = FutureRecord::to(&self.output_topic).key(message.system_id.as_str()).payload(&payload);
+        for (key, payload) in &payloads {
+            let record = FutureRecord::to(&self.output_topic).key(key.as_str()).payload(payload);
             producer.send_result(record).map_err(|(e, _)| e).map_err(kafka("enqueue a score"))?;
         }
         let offsets = next_offsets(batch);
-        let group = consumer.group_metadata().ok_or_else(|| InferError::Codec("no consumer group metadata".into()))?;
+        let group = consumer.group_metadata().ok_or_else(|| InferError::Internal("no consumer group metadata".into()))?;
+        let still_assigned = batch.iter().zip(&generations).all(|(m, g)| signal.generation(m.topic(), m.partition()) == *g);
+        if !still_assigned {
+            return Err(InferError::Revoked);
+        }
         let p = producer.clone();
         tokio::task::spawn_blocking(move || {
             p.send_offsets_to_transaction(&offsets, &group, timeout)?;
             p.commit_transaction(timeout)
         })
         .await
-        .map_err(|e| InferError::Codec(e.to_string()))?
+        .map_err(|e| InferError::Internal(e.to_string()))?
         .map_err(kafka("commit the scores transaction"))?;
-        self.record(&scored);
-        Ok(())
+        Ok(outcome)
     }
 
-    async fn score(&self, events: &[WindowReady]) -> Result<Vec<ScoredWindow>, InferError> {
-        let keys: Vec<_> = events.iter().map(|e| (e.system_id.clone(), time(e.window_start), time(e.window_end))).collect();
-        let values = self.store.window_values(&keys).await.map_err(ScoreError::from)?;
-        let systems: Vec<&str> = events.iter().map(|e| e.system_id.as_str()).collect();
-        let info = self.store.systems_info(&systems).await.map_err(ScoreError::from)?;
-        let mut scored = Vec::with_capacity(events.len());
-        for (event, window) in events.iter().zip(&values) {
-            let started = Instant::now();
-            let result = self.scorer.score(event, window, info.get(&event.system_id)).await?;
-            self.metrics.scoring_seconds.with_label_values(&[result.scorer]).observe(started.elapsed().as_secs_f64());
-            scored.push(result);
-        }
-        Ok(scored)
-    }
-
-    /// The counters and log line of a committed batch, from one place.
-    fn record(&self, scored: &[ScoredWindow]) {
+    /// The counters and log lines of a committed batch, from one place.
+    fn record(&self, outcome: &Outcome, started: Instant) {
         let now = chrono::Utc::now().timestamp_micros();
-        for window in scored {
+        for window in &outcome.scored {
             self.metrics.windows_scored.with_label_values(&[window.scorer]).inc();
             self.metrics.end_to_end_seconds.observe(((now - window.event.window_end) as f64 / 1e6).max(0.0));
         }
-        tracing::debug!(windows = scored.len(), "scores committed");
+        for failure in &outcome.failed {
+            self.metrics.windows_failed.with_label_values(&[failure.reason.as_str()]).inc();
+            let event = failure.event.as_ref();
+            tracing::warn!(
+                reason = failure.reason.as_str(),
+                partition = failure.partition,
+                offset = failure.offset,
+                system_id = ?event.map(|e| crate::domain::text::sanitize(&e.system_id, 64)),
+                window_start = ?event.map(|e| e.window_start),
+                revision = ?event.map(|e| e.revision),
+                message = %failure.message,
+                "window set aside; see scoring_failures, retry with `manifold rescore --failed`"
+            );
+        }
+        tracing::debug!(windows = outcome.scored.len(), failed = outcome.failed.len(), seconds = started.elapsed().as_secs_f64(), "scores committed");
     }
-}
 
-fn time(us: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_micros(us).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-}
-
-fn error_kind(err: &InferError) -> &'static str {
-    match err {
-        InferError::Kafka(_) => "kafka",
-        InferError::Score(ScoreError::Store(_)) => "database",
-        InferError::Score(ScoreError::Service(_)) => "gnn_service",
-        InferError::Codec(_) => "codec",
+    /// The counter, log line and readiness of a failed batch, from one place.
+    fn failed(&self, err: &InferError, kind: FailureKind, windows: usize) {
+        self.metrics.errors.with_label_values(&[err.label(), kind.as_str()]).inc();
+        let detail = err.detail();
+        if kind == FailureKind::Systemic {
+            self.health.failed(kind, &format!("{detail}; {}", err.hint()));
+            tracing::error!(error = %detail, dependency = err.label(), hint = err.hint(), windows, "scoring cannot make progress until the deployment is fixed; retrying slowly");
+            return;
+        }
+        self.health.failed(kind, &detail);
+        tracing::warn!(error = %detail, dependency = err.label(), windows, "scoring batch failed; it will be retried");
     }
-}
 
-fn to_message(window: &ScoredWindow) -> AnomalyScores {
-    let components: Vec<_> = window.components.iter().map(|(c, _)| c.clone()).collect();
-    AnomalyScores {
-        system_id: window.event.system_id.clone(),
-        window_start: window.event.window_start,
-        window_end: window.event.window_end,
-        revision: window.event.revision,
-        model_version: window.model_version.clone(),
-        overall_score: components.iter().map(|c| c.score).fold(0.0, f64::max),
-        components,
-        computed_at: chrono::Utc::now().timestamp_micros(),
+    /// Stops for good: a second producer with this id would only fence the other back.
+    fn fenced(&self, error: &str) -> InferError {
+        let why = format!(
+            "fenced ({error}): another live infer instance uses transactional id {:?} or group instance id {:?}; two instances share an ordinal (infer.instance)",
+            self.config.transactional_id(),
+            self.config.group_instance_id().unwrap_or_default(),
+        );
+        self.metrics.fenced.inc();
+        self.health.fenced(&why);
+        tracing::error!(error = %error, transactional_id = %self.config.transactional_id(), "infer stopped: two instances share an ordinal; give each replica its own infer.instance");
+        InferError::Fenced(why)
     }
-}
 
-fn rows(scored: &[ScoredWindow]) -> Vec<ScoreRow> {
-    let now = chrono::Utc::now();
-    scored
-        .iter()
-        .flat_map(|w| {
-            w.components.iter().map(move |(c, features)| ScoreRow {
-                system_id: w.event.system_id.clone(),
-                component_id: c.component_id.clone(),
-                window_start: time(w.event.window_start),
-                window_end: time(w.event.window_end),
-                revision: w.event.revision,
-                model_version: w.model_version.clone(),
-                score: c.score as f32,
-                class: c.condition.clone(),
-                class_probs: serde_json::to_value(&c.probabilities).unwrap_or_default(),
-                features: features.clone(),
-                computed_at: now,
-            })
-        })
-        .collect()
+    /// A consumer error between batches: fatal ones end the worker (a new consumer is made),
+    /// unless another consumer took this one's group instance id.
+    fn consumer_error(&self, consumer: &StreamConsumer<RebalanceSignal>, err: rdkafka::error::KafkaError) -> Result<(), InferError> {
+        if crate::kafka::is_fatal(&err) || matches!(err, rdkafka::error::KafkaError::MessageConsumptionFatal(_)) {
+            if let Some(why) = fence_reason(Some(&err), consumer.client().fatal_error()) {
+                return Err(self.fenced(&why));
+            }
+            return Err(kafka("consume")(err));
+        }
+        if let Some(why) = fence_reason(Some(&err), None) {
+            return Err(self.fenced(&why));
+        }
+        tracing::warn!(error = %err, "kafka consumer error");
+        Ok(())
+    }
 }
 
 /// The next offset of every partition in the batch: what the transaction commits.
@@ -249,8 +337,8 @@ fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
 }
 
 /// Seeks each partition of a failed batch back to its first message, to consume it again.
-fn rewind(consumer: &StreamConsumer, batch: &[BorrowedMessage<'_>]) -> bool {
-    let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
+fn rewind(consumer: &StreamConsumer<RebalanceSignal>, batch: &[BorrowedMessage<'_>]) -> bool {
+    let mut first: HashMap<(String, i32), i64> = HashMap::new();
     for m in batch {
         let slot = first.entry((m.topic().to_owned(), m.partition())).or_insert(i64::MAX);
         *slot = (*slot).min(m.offset());

@@ -1,16 +1,19 @@
 //! `manifold simulate`: virtual devices replaying the UCI hydraulic rig, one system each.
 
 mod dataset;
+pub mod plan;
 pub mod rig;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
 pub use dataset::{Conditions, Cycle, DatasetError, load};
+pub use plan::TimePlan;
 
 use crate::codec::RecordEncoder;
 use crate::config::Config;
@@ -20,7 +23,6 @@ use crate::store::Store;
 
 /// The sample committed with the repository, so a clone without ../shared can run the demo.
 pub const SAMPLE_DATA: &str = "data/uci-sample";
-const CYCLE_US: i64 = 60_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WireFormat {
@@ -34,7 +36,8 @@ pub struct SimulateOptions {
     pub systems: usize,
     pub system_prefix: String,
     pub cycles: usize,
-    /// Real time × speed; None: as fast as possible (a backfill whose event times end now).
+    /// None: as fast as possible, a backfill whose event times end now. N: one cycle every
+    /// 60/N s, each sent once it has ended (1: live; above 1: a time-lapse of the recent past).
     pub speed: Option<f64>,
     /// Every n-th message is a bad one (rotating through the kinds of bad input).
     pub bad_every: Option<usize>,
@@ -109,24 +112,21 @@ pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<S
     let encoder = RecordEncoder::for_batches(&config.schema_registry, &topic)?;
     let producer = producer(&config.kafka)?;
 
-    let now = chrono::Utc::now().timestamp_micros();
-    let aligned_now = now - now.rem_euclid(CYCLE_US);
-    // As fast as possible: a backfill whose last cycle ends now. Paced: live data from the
-    // next window on (at speed N > 1 event time runs N times faster than the clock: a time-lapse).
-    let first_start = match options.speed {
-        Some(_) => aligned_now + CYCLE_US,
-        None => aligned_now - options.cycles as i64 * CYCLE_US,
-    };
+    // Event times are never ahead of the wall clock: see `TimePlan`.
+    let plan = TimePlan::new(chrono::Utc::now().timestamp_micros(), options.cycles, options.speed);
+    let started = Instant::now();
     let total = (options.cycles * options.systems) as u64;
     let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
     let mut report = SimulateReport::default();
-    let started = Instant::now();
     let mut deliveries = Vec::new();
     for c in 0..options.cycles {
-        let start_us = first_start + c as i64 * CYCLE_US;
-        if let Some(speed) = options.speed {
-            let due = started + Duration::from_secs_f64(c as f64 * 60.0 / speed.max(1e-6));
-            tokio::time::sleep_until(due.into()).await;
+        let start_us = plan.start_us(c);
+        let due = started.checked_add(plan.send_after(c)).context("--speed is too slow to schedule")?;
+        tokio::time::sleep_until(due.into()).await;
+        // The plan holds by construction; this holds it against a clock stepped back meanwhile.
+        let ahead_us = plan.end_us(c) - chrono::Utc::now().timestamp_micros();
+        if ahead_us > 0 {
+            tokio::time::sleep(Duration::from_micros(ahead_us as u64)).await;
         }
         for s in 0..options.systems {
             let system = system_id(&options.system_prefix, s);

@@ -245,7 +245,10 @@ async fn upsert_minutes(tx: &Transaction<'_>, rows: &[&Row]) -> Result<(), Store
             .entry((row.series_id, bucket))
             .or_insert(MinuteAggregate { n: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY });
         agg.n += 1;
-        agg.sum += row.value;
+        // Validation bounds |value| to Sensor::MAX_MAGNITUDE (1e9), so n × 1e9 ≤ 9.2e27 never
+        // overflows; saturating anyway keeps a wider value from becoming +inf, which the
+        // database would then add to without complaint and serve as a mean forever.
+        agg.sum = (agg.sum + row.value).clamp(-f64::MAX, f64::MAX);
         agg.min = agg.min.min(row.value);
         agg.max = agg.max.max(row.value);
     }

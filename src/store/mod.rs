@@ -18,6 +18,7 @@ mod offsets;
 mod partitions;
 mod pgtime;
 mod scores;
+mod scoring_failures;
 pub mod windows;
 
 pub use dead_letters::{DeadLetterExample, ReasonCount, StoredLetter};
@@ -31,6 +32,7 @@ pub use score_reads::{ComponentScore, ScoredWindow, ScoresQuery};
 pub use usage::{UsageDay, UsageDelta};
 pub use outbox::OutboxEvent;
 pub use scores::{ScoreRow, SystemInfo};
+pub use scoring_failures::{FailedRescore, ScoringFailure};
 pub use pgtime::PgTimestamp;
 
 use std::time::Duration;

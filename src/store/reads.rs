@@ -71,20 +71,30 @@ impl Store {
         Ok(rows.iter().map(|r| RawReading { sensor_id: r.get(0), time: r.get(1), value: r.get(2) }).collect())
     }
 
-    /// Buckets of `bucket_seconds`; whole minutes come from the 1-minute aggregate.
-    pub async fn bucketed_readings(&self, query: &ReadingsQuery, bucket_seconds: i64) -> Result<Vec<BucketReading>, StoreError> {
-        let sql = if bucket_seconds % 60 == 0 { READINGS_BUCKETS_1M } else { READINGS_BUCKETS_RAW };
+    /// Buckets of `bucket_seconds`; whole minutes come from the 1-minute aggregate. Other
+    /// lengths are computed from raw readings, reading at most `max_scanned` of them: `None`
+    /// when the range holds more (nothing is served from part of a range).
+    pub async fn bucketed_readings(&self, query: &ReadingsQuery, bucket_seconds: i64, max_scanned: i64) -> Result<Option<Vec<BucketReading>>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(q("prepare bucketed readings"))?;
         let seconds = bucket_seconds as f64;
         let q_ = query;
+        let bucket = |r: &tokio_postgres::Row| BucketReading { sensor_id: r.get(0), time: r.get(1), count: r.get(2), mean: r.get(3), min: r.get(4), max: r.get(5) };
+        if bucket_seconds % 60 == 0 {
+            let statement = client.prepare_cached(READINGS_BUCKETS_1M).await.map_err(q("prepare bucketed readings"))?;
+            let rows = client
+                .query(&statement, &[&q_.system_id, &q_.from, &q_.to, &q_.sensors, &q_.after.0, &q_.after.1, &q_.limit, &seconds])
+                .await
+                .map_err(q("read bucketed readings"))?;
+            return Ok(Some(rows.iter().map(bucket).collect()));
+        }
+        let statement = client.prepare_cached(READINGS_BUCKETS_RAW).await.map_err(q("prepare bucketed readings"))?;
         let rows = client
-            .query(&statement, &[&q_.system_id, &q_.from, &q_.to, &q_.sensors, &q_.after.0, &q_.after.1, &q_.limit, &seconds])
+            .query(&statement, &[&q_.system_id, &q_.from, &q_.to, &q_.sensors, &q_.after.0, &q_.after.1, &q_.limit, &seconds, &max_scanned])
             .await
             .map_err(q("read bucketed readings"))?;
-        Ok(rows
-            .iter()
-            .map(|r| BucketReading { sensor_id: r.get(0), time: r.get(1), count: r.get(2), mean: r.get(3), min: r.get(4), max: r.get(5) })
-            .collect())
+        if rows.first().is_some_and(|r| r.get::<_, bool>(6)) {
+            return Ok(None);
+        }
+        Ok(Some(rows.iter().filter(|r| r.get::<_, Option<String>>(0).is_some()).map(bucket).collect()))
     }
 }

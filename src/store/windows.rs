@@ -1,4 +1,8 @@
 //! Window bookkeeping in the ingest transaction, and window-ready events into the outbox.
+//!
+//! The readiness rule (README, "Windows"): a window is ready when the watermark passes its end,
+//! or it is idle, or a rescore asks for it; never while its end is in the future. The last
+//! clause is the view `windows_due`, which every announcing statement updates through.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -116,5 +120,32 @@ impl Store {
         }
         tx.commit().await.map_err(q("commit idle close"))?;
         Ok(windows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Holds every statement that marks a window ready to the rule: it must go through
+    /// `windows_due`, or a window whose end is in the future could be announced.
+    #[test]
+    fn every_statement_that_announces_a_window_goes_through_windows_due() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/sql");
+        let mut announcing = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code: String = text.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join(" ");
+            let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
+            // Setting ready_revision to anything but NULL announces (NULL withdraws).
+            let announces = code.match_indices("ready_revision =").any(|(i, m)| !code[i + m.len()..].trim_start().starts_with("NULL"));
+            if announces {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                assert!(code.contains("UPDATE windows_due "), "{name} marks windows ready without going through windows_due");
+                assert!(!code.contains("UPDATE windows "), "{name} updates the windows table directly");
+                announcing.push(name);
+            }
+        }
+        announcing.sort();
+        assert_eq!(announcing, ["windows_idle.sql", "windows_ready.sql", "windows_rescore.sql", "windows_rescore_failed.sql"], "the announcing paths");
     }
 }

@@ -1,8 +1,9 @@
-//! Tumbling event-time windows per system, and when they are ready.
+//! Tumbling event-time windows per system: which window a reading belongs to, and each
+//! system's newest event time in a chunk.
 //!
-//! A system's watermark is its newest event time minus the allowed lateness; a window is ready
-//! once the watermark reaches its end. This module is pure: the ingest transaction applies what
-//! it computes (see `store::windows`), so window state survives crashes and counts once.
+//! This module is pure: the ingest transaction applies what it computes (see `store::windows`),
+//! so window state survives crashes and counts once. When a window is ready is decided there,
+//! in SQL with the database's clock, once for every announcing path (README, "Windows").
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,13 +32,6 @@ impl WindowSpec {
         self.origin_us + (t - self.origin_us).div_euclid(self.length_us) * self.length_us
     }
 
-    pub fn watermark(&self, newest_event_us: i64) -> i64 {
-        newest_event_us.saturating_sub(self.lateness_us)
-    }
-
-    pub fn is_ready(&self, window_start: i64, newest_event_us: i64) -> bool {
-        self.watermark(newest_event_us) >= window_start + self.length_us
-    }
 }
 
 /// What one chunk adds to one window of one system.

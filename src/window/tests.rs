@@ -19,15 +19,6 @@ fn event_times_map_to_aligned_windows_also_before_the_origin() {
 }
 
 #[test]
-fn a_window_is_ready_only_once_the_watermark_passes_its_end() {
-    let s = spec();
-    // Window [0, 60): newest 65 s → watermark 55 s: not ready; newest 70 s → 60 s: ready.
-    assert!(!s.is_ready(0, 65 * S));
-    assert!(s.is_ready(0, 70 * S));
-    assert!(!s.is_ready(60 * S, 70 * S));
-}
-
-#[test]
 fn out_of_order_readings_count_in_their_own_window_and_never_move_the_watermark_back() {
     let s = spec();
     let mut acc = WindowAccumulator::default();
@@ -39,9 +30,6 @@ fn out_of_order_readings_count_in_their_own_window_and_never_move_the_watermark_
         deltas.iter().map(|d| (d.window_start / S, d.readings, d.sensors.iter().map(String::as_str).collect())).collect();
     assert_eq!(summary, vec![(0, 2, vec!["PS1"]), (60, 2, vec!["PS1", "TS1"]), (120, 1, vec!["TS1"])]);
     assert_eq!(acc.newest()["rig"], 125 * S, "the newest event time, not the last one seen");
-    // With newest 125 s the watermark is 115 s: [0, 60) is ready, [60, 120) is not yet.
-    assert!(s.is_ready(0, acc.newest()["rig"]));
-    assert!(!s.is_ready(60 * S, acc.newest()["rig"]));
 }
 
 #[test]

@@ -87,3 +87,96 @@ fn reject_batch_policy_rejects_the_whole_batch() {
     let b = batch(vec![("PS1", NOW, vec![1.0, 999.0])]);
     assert!(matches!(validator(BadReadingsPolicy::RejectBatch).check(&b, &system(), NOW), Verdict::Reject(_)));
 }
+
+#[test]
+fn a_range_stored_before_ranges_were_bounded_still_admits_only_bounded_values() {
+    let mut wide = system();
+    wide.sensors.insert("PS1".into(), SeriesMeta { series_id: 1, min: -1e308, max: 1e308 });
+    let at_bound = batch(vec![("PS1", NOW, vec![Sensor::MAX_MAGNITUDE, -Sensor::MAX_MAGNITUDE])]);
+    assert!(matches!(validator(BadReadingsPolicy::RejectBatch).check(&at_bound, &wide, NOW), Verdict::Accept(_)));
+    let beyond = batch(vec![("PS1", NOW, vec![1.0, 1e300])]);
+    match validator(BadReadingsPolicy::RejectBatch).check(&beyond, &wide, NOW) {
+        Verdict::Reject(err) => assert_eq!((err.kind, err.field.as_str()), (RejectKind::OutOfRange, "series[0].values[1]")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// PostgreSQL's timestamptz holds 4713 BC to 294276 AD.
+fn storable_time(us: i64) -> bool {
+    use chrono::Datelike;
+    chrono::DateTime::from_timestamp_micros(us).is_some_and(|t| (-4712..=294_275).contains(&t.year()))
+}
+
+fn any_value() -> impl proptest::strategy::Strategy<Value = f64> {
+    use proptest::prelude::*;
+    prop_oneof![
+        proptest::num::f64::ANY,
+        Just(f64::MAX),
+        Just(-f64::MAX),
+        Just(1e308),
+        Just(Sensor::MAX_MAGNITUDE),
+        Just(-Sensor::MAX_MAGNITUDE),
+        -250.0..250.0f64,
+    ]
+}
+
+fn any_time() -> impl proptest::strategy::Strategy<Value = i64> {
+    use proptest::prelude::*;
+    prop_oneof![3 => (NOW - 30 * HOUR)..(NOW + 3 * HOUR), 1 => proptest::num::i64::ANY, 1 => Just(i64::MAX), 1 => Just(i64::MIN)]
+}
+
+/// Ranges as the catalogue may hold them, including ones stored before ranges were bounded.
+fn any_range() -> impl proptest::strategy::Strategy<Value = (f64, f64)> {
+    use proptest::prelude::*;
+    prop_oneof![Just((-f64::MAX, f64::MAX)), Just((-1e308, 1e308)), Just((0.0, 200.0)), (any_value(), any_value())]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+    /// Whatever arrives and whatever ranges the catalogue holds, every row validation accepts
+    /// can be written: COPY (finite float8, a timestamptz in range), the last-value table, and
+    /// the 1-minute aggregate (no sum of accepted values can overflow float8), and the batch
+    /// id is text PostgreSQL takes.
+    #[test]
+    fn the_validator_never_accepts_what_the_database_would_refuse(
+        batch_id in proptest::prop_oneof![1 => ".{0,200}", 3 => "[a-z0-9~-]{1,40}"],
+        ranges in proptest::collection::vec(any_range(), 2),
+        series in proptest::collection::vec(
+            (proptest::sample::select(vec!["PS1", "TS1", "XX9"]), any_time(), -2i64..2_000_000,
+             proptest::collection::vec(any_time(), 0..4), proptest::collection::vec(any_value(), 1..6)),
+            1..4),
+        store_valid in proptest::bool::ANY,
+    ) {
+        let mut meta = system();
+        for ((_, m), (a, b)) in meta.sensors.iter_mut().zip(&ranges) {
+            (m.min, m.max) = (a.min(*b), a.max(*b));
+        }
+        let raw = RawBatch {
+            batch_id: Some(batch_id),
+            system_id: "rig".into(),
+            produced_at: None,
+            series: series.into_iter().map(|(sensor, start, interval_us, times, values)| {
+                let values = if times.is_empty() { values } else { values.into_iter().cycle().take(times.len()).collect() };
+                RawSeries { sensor_id: sensor.into(), start, interval_us, times_us: times, values }
+            }).collect(),
+        };
+        let Ok(parsed) = SensorBatch::parse(raw, &BatchLimits::default()) else { return Ok(()) };
+        let policy = if store_valid { BadReadingsPolicy::StoreValid } else { BadReadingsPolicy::RejectBatch };
+        let v = validator(policy);
+        let accepted = match v.check(&parsed, &meta, NOW) {
+            Verdict::Accept(a) | Verdict::Partial { accepted: a, .. } => a,
+            Verdict::Reject(_) => return Ok(()),
+        };
+        proptest::prop_assert!(crate::domain::text::is_clean(&accepted.batch_id, 160));
+        let mut sum = 0.0f64;
+        for row in &accepted.rows {
+            proptest::prop_assert!(row.value.is_finite() && row.value.abs() <= Sensor::MAX_MAGNITUDE, "{}", row.value);
+            proptest::prop_assert!(storable_time(row.time_us));
+            proptest::prop_assert!(row.time_us >= NOW - v.retention_us && row.time_us <= NOW + v.max_future_us);
+            sum += row.value.abs();
+        }
+        // The worst any bucket can hold: as many readings at the bound as int8 can count.
+        proptest::prop_assert!(sum.is_finite() && (i64::MAX as f64 * Sensor::MAX_MAGNITUDE).is_finite());
+    }
+}

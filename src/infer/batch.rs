@@ -1,0 +1,198 @@
+//! One batch from records to stored scores, with every window that fails for its content set
+//! aside (and the others still scored). An error that is not one window's fault fails the
+//! whole batch, which is then retried or, if systemic, reported.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rdkafka::message::{BorrowedMessage, Message};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+
+use super::http::HttpScorerError;
+use super::poison::{self, FailReason, WindowFailure};
+use super::scorer::{ScoreError, ScoredWindow};
+use super::error::InferError;
+use super::worker::InferWorker;
+use crate::codec::{AnomalyScores, WindowReady};
+use crate::failure::FailureKind;
+use crate::store::{ScoreRow, StoreError, SystemInfo};
+
+/// What a batch came to: windows scored (and stored), and records set aside.
+#[derive(Default)]
+pub struct Outcome {
+    pub scored: Vec<ScoredWindow>,
+    pub failed: Vec<WindowFailure>,
+}
+
+/// A decoded event with where it came from.
+struct Event {
+    partition: i32,
+    offset: i64,
+    event: WindowReady,
+}
+
+impl Event {
+    fn fail(&self, reason: FailReason, message: &str) -> WindowFailure {
+        WindowFailure::new(self.partition, self.offset, Some(self.event.clone()), reason, message)
+    }
+}
+
+impl InferWorker {
+    /// Decodes, scores, checks and stores the batch's windows.
+    pub(super) async fn prepare(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<Outcome, InferError> {
+        let mut outcome = Outcome::default();
+        let events = self.decode(batch, &mut outcome).await?;
+        let loaded = self.load(&events, &mut outcome).await?;
+        let mut scored: Vec<(&Event, ScoredWindow)> = Vec::with_capacity(loaded.len());
+        for (event, values, info) in loaded {
+            let started = Instant::now();
+            match self.scorer.score(&event.event, &values, info.as_ref()).await {
+                Ok(window) => {
+                    self.metrics.scoring_seconds.with_label_values(&[window.scorer]).observe(started.elapsed().as_secs_f64());
+                    match poison::check_answer(&window, info.as_ref()) {
+                        Ok(()) => scored.push((event, window)),
+                        Err((reason, message)) => outcome.failed.push(event.fail(reason, &message)),
+                    }
+                }
+                Err(err) => match score_failure(&err) {
+                    Some(reason) => outcome.failed.push(event.fail(reason, &err.to_string())),
+                    None => return Err(err.into()),
+                },
+            }
+        }
+        self.upsert(scored, &mut outcome).await?;
+        Ok(outcome)
+    }
+
+    async fn decode(&mut self, batch: &[BorrowedMessage<'_>], outcome: &mut Outcome) -> Result<Vec<Event>, InferError> {
+        let mut events = Vec::with_capacity(batch.len());
+        for message in batch {
+            let (partition, offset) = (message.partition(), message.offset());
+            let Some(payload) = message.payload().filter(|p| !p.is_empty()) else {
+                outcome.failed.push(WindowFailure::new(partition, offset, None, FailReason::Undecodable, "the record has no value"));
+                continue;
+            };
+            match self.decoder.decode(Some(payload)).await {
+                Ok(decoded) => match poison::window_event(decoded.value) {
+                    Ok(event) => events.push(Event { partition, offset, event }),
+                    Err((partial, why)) => outcome.failed.push(WindowFailure::new(partition, offset, partial.map(|e| *e), FailReason::WrongShape, &why)),
+                },
+                Err(err) => match poison::decode_failure(&err) {
+                    (FailureKind::DataPermanent, reason) => outcome.failed.push(WindowFailure::new(partition, offset, None, reason, &err.to_string())),
+                    (kind, _) => {
+                        // The client caches refusals per schema id; a fresh one asks again.
+                        self.decoder = AvroDecoder::new(self.registry.clone());
+                        return Err(InferError::Registry { kind, message: err.to_string() });
+                    }
+                },
+            }
+        }
+        Ok(events)
+    }
+
+    /// Each event's readings and system, with one query each for the batch; if the database
+    /// refuses the batch's query for its content, one window at a time, to find the culprit.
+    async fn load<'e>(&self, events: &'e [Event], outcome: &mut Outcome) -> Result<Vec<Loaded<'e>>, InferError> {
+        match self.load_all(events).await {
+            Ok(loaded) => return Ok(loaded),
+            Err(err) if err.failure() != FailureKind::DataPermanent => return Err(ScoreError::from(err).into()),
+            Err(_) => {}
+        }
+        let mut loaded = Vec::with_capacity(events.len());
+        for event in events {
+            match self.load_all(std::slice::from_ref(event)).await {
+                Ok(mut one) => loaded.append(&mut one),
+                Err(err) if err.failure() == FailureKind::DataPermanent => {
+                    outcome.failed.push(event.fail(FailReason::StorageRejected, &err.reason_text()));
+                }
+                Err(err) => return Err(ScoreError::from(err).into()),
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn load_all<'e>(&self, events: &'e [Event]) -> Result<Vec<Loaded<'e>>, StoreError> {
+        let keys: Vec<_> = events.iter().map(|e| (e.event.system_id.clone(), time(e.event.window_start), time(e.event.window_end))).collect();
+        let values = self.store.window_values(&keys).await?;
+        let systems: Vec<&str> = events.iter().map(|e| e.event.system_id.as_str()).collect();
+        let info = self.store.systems_info(&systems).await?;
+        Ok(events.iter().zip(values).map(|(e, v)| (e, v, info.get(&e.event.system_id).cloned())).collect())
+    }
+
+    /// Stores the scores (idempotent per window revision); if the database refuses the batch's
+    /// rows for their content, one window at a time, and the refused ones are set aside.
+    async fn upsert(&self, scored: Vec<(&Event, ScoredWindow)>, outcome: &mut Outcome) -> Result<(), InferError> {
+        let windows: Vec<ScoredWindow> = scored.iter().map(|(_, w)| w.clone()).collect();
+        match self.store.upsert_scores(&rows(&windows)).await {
+            Ok(()) => {
+                outcome.scored.extend(windows);
+                return Ok(());
+            }
+            Err(err) if err.failure() != FailureKind::DataPermanent => return Err(ScoreError::from(err).into()),
+            Err(_) => {}
+        }
+        for (event, window) in scored {
+            match self.store.upsert_scores(&rows(std::slice::from_ref(&window))).await {
+                Ok(()) => outcome.scored.push(window),
+                Err(err) if err.failure() == FailureKind::DataPermanent => {
+                    outcome.failed.push(event.fail(FailReason::StorageRejected, &err.reason_text()));
+                }
+                Err(err) => return Err(ScoreError::from(err).into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+type Loaded<'e> = (&'e Event, HashMap<String, Vec<f64>>, Option<SystemInfo>);
+
+/// The reason a scoring error sets its one window aside, or `None` when it is not the window's
+/// fault (the batch is then retried or reported).
+fn score_failure(err: &ScoreError) -> Option<FailReason> {
+    match err {
+        ScoreError::Service(HttpScorerError::Invalid(_)) => Some(FailReason::InvalidScore),
+        ScoreError::Service(e) if e.failure() == FailureKind::DataPermanent => Some(FailReason::ScorerRefused),
+        ScoreError::Store(e) if e.failure() == FailureKind::DataPermanent => Some(FailReason::StorageRejected),
+        _ => None,
+    }
+}
+
+fn time(us: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
+pub(super) fn to_message(window: &ScoredWindow) -> AnomalyScores {
+    let components: Vec<_> = window.components.iter().map(|(c, _)| c.clone()).collect();
+    AnomalyScores {
+        system_id: window.event.system_id.clone(),
+        window_start: window.event.window_start,
+        window_end: window.event.window_end,
+        revision: window.event.revision,
+        model_version: window.model_version.clone(),
+        overall_score: components.iter().map(|c| c.score).fold(0.0, f64::max),
+        components,
+        computed_at: chrono::Utc::now().timestamp_micros(),
+    }
+}
+
+fn rows(scored: &[ScoredWindow]) -> Vec<ScoreRow> {
+    let now = chrono::Utc::now();
+    scored
+        .iter()
+        .flat_map(|w| {
+            w.components.iter().map(move |(c, features)| ScoreRow {
+                system_id: w.event.system_id.clone(),
+                component_id: c.component_id.clone(),
+                window_start: time(w.event.window_start),
+                window_end: time(w.event.window_end),
+                revision: w.event.revision,
+                model_version: w.model_version.clone(),
+                score: c.score as f32,
+                class: c.condition.clone(),
+                class_probs: serde_json::to_value(&c.probabilities).unwrap_or_default(),
+                features: features.clone(),
+                computed_at: now,
+            })
+        })
+        .collect()
+}
