@@ -48,3 +48,6 @@ FROM windows
 WHERE window_end <= now();
 -- Watermarks a fast device clock dragged ahead before the cap existed come back to the clock.
 UPDATE system_watermarks SET max_event_time = now() WHERE max_event_time > now();
+
+-- relay: retention prunes outbox failures by time (prune.sql), like every other table.
+CREATE INDEX outbox_failures_time ON outbox_failures (failed_at);

@@ -18,6 +18,7 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Schemas { action: super::SchemasAction::Register } => super::pipeline::register_schemas(&config).await,
         Command::Simulate(args) => super::pipeline::simulate(&config, args).await,
         Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
+        Command::Outbox { action } => super::outbox::run(&config, action).await,
         Command::Infer => super::scoring::infer(config).await,
         Command::Api => api(config).await,
         Command::Users { action: super::UsersAction::CreateAdmin { email, name } } => create_admin(&config, &email, &name).await,

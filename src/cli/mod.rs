@@ -2,6 +2,7 @@
 //! or operation failed, 2 bad usage or configuration.
 
 mod commands;
+mod outbox;
 mod pipeline;
 mod scoring;
 
@@ -52,6 +53,11 @@ pub enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// Outbox events the relay could not publish.
+    Outbox {
+        #[command(subcommand)]
+        action: outbox::OutboxAction,
     },
     /// Score window-ready events and publish per-component anomaly scores until stopped.
     Infer,

@@ -50,9 +50,13 @@ pub async fn dlq(config: &Config, action: DlqAction) -> anyhow::Result<i32> {
         DlqAction::List { reason, limit, format } => {
             let summary = store.dead_letter_summary().await?;
             let examples = store.dead_letter_examples(reason.as_deref(), limit).await?;
+            let unpublished = store.outbox_failure_count().await?;
             if format == Format::Json {
-                println!("{}", serde_json::json!({ "reasons": summary, "newest": examples }));
+                println!("{}", serde_json::json!({ "reasons": summary, "newest": examples, "outbox_failures": unpublished }));
                 return Ok(0);
+            }
+            if unpublished > 0 {
+                println!("{unpublished} outbox event(s) could not be published: manifold outbox failed\n");
             }
             println!("{:<18}{:>10}{:>10}  newest", "reason", "total", "pending");
             for r in &summary {

@@ -182,6 +182,11 @@ pub struct RelayConfig {
     pub transactional_id: String,
     pub poll_interval_ms: u64,
     pub batch_size: i64,
+    /// Back-off after a transient failure, doubling up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// The pause between attempts while a systemic failure (the deployment) stops the relay.
+    pub systemic_retry_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

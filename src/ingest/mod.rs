@@ -67,7 +67,7 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
     let workers = shutdown.child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(cache.listen(store.clone(), config.database.clone(), workers.clone()));
-    tasks.spawn(Relay::new(&config, store.clone()).run(workers.clone()));
+    tasks.spawn(Relay::new(&config, store.clone(), &metrics).run(workers.clone()));
     tasks.spawn(idle::close_idle_windows(store.clone(), WindowSpec::from_config(&config.windows), workers.clone()));
     tasks.spawn(Maintenance::new(config.database.clone(), config.storage.clone(), metrics.clone()).run(workers.clone()));
     let ingest_token = workers.clone();

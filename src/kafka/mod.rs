@@ -82,6 +82,29 @@ pub fn transactional_producer(config: &KafkaConfig, transactional_id: &str) -> R
     build_producer(config, &[("transactional.id", transactional_id), ("linger.ms", "5"), ("transaction.timeout.ms", "60000")])
 }
 
+/// The relay's transactional producer. `max_bytes` is its `message.max.bytes` (the largest
+/// record any of its topics takes, so a maximal dead letter is not refused by the client);
+/// `batch_size` keeps a batch of several records under the smallest topic limit, since the
+/// broker counts a whole batch against `max.message.bytes`.
+pub fn relay_producer(
+    config: &KafkaConfig,
+    transactional_id: &str,
+    max_bytes: usize,
+    batch_size: usize,
+) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+    let (max_bytes, batch_size) = (max_bytes.max(1000).to_string(), batch_size.max(1).to_string());
+    build_producer(
+        config,
+        &[
+            ("transactional.id", transactional_id),
+            ("linger.ms", "5"),
+            ("transaction.timeout.ms", "60000"),
+            ("message.max.bytes", &max_bytes),
+            ("batch.size", &batch_size),
+        ],
+    )
+}
+
 /// Every producer manifold owns is idempotent and uses murmur2_random; pass-through
 /// properties still come last, so an operator can override anything.
 fn build_producer(config: &KafkaConfig, settings: &[(&str, &str)]) -> Result<rdkafka::producer::FutureProducer, KafkaError> {

@@ -6,35 +6,48 @@
 //! `transactional.id`), then reads the position back with read_committed: an aborted
 //! transaction left no position and no events, a committed one left both. Only the instance
 //! holding a PostgreSQL advisory lock relays, so instances don't fence each other in turn.
+//!
+//! Failures, as [`crate::failure`] classifies them: an event the broker can never take (too
+//! large even when cut, refused as a record) is recorded in `outbox_failures` first, then the
+//! run is published without it — never retried, never skipped silently. Transient failures
+//! restart from the committed position after a back-off; systemic ones (authorization, a
+//! fenced producer, a missing topic) raise `manifold_relay_systemic` and retry slowly.
 
+mod error;
+mod limits;
+mod metrics;
 mod position;
+mod publish;
+mod topic_limits;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{RecordEncoder, WindowReady, schemas};
-use crate::config::{Config, DatabaseConfig, RelayConfig, TopicsConfig};
-use crate::kafka::KafkaError;
+pub use error::RelayError;
+pub use metrics::RelayMetrics;
+
+use crate::codec::{CodecError, RecordEncoder, WindowReady, schemas};
+use crate::config::{Config, DatabaseConfig, KafkaConfig, RelayConfig, TopicsConfig};
+use crate::failure::{Breaker, FailureKind};
 use crate::store::{OutboxEvent, Store, StoreError};
+use limits::{Fit, Record};
+use publish::{Outcome, Outgoing, PositionRecord, blocking};
+use topic_limits::TopicLimits;
 
 /// Any constant unique to manifold's relay.
 const RELAY_LOCK: i64 = 0x6d66_7265_6c61_7931;
-const SEQ_HEADER: &str = "manifold.outbox.seq";
-
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("encoding an outbox event: {0}")]
-    Codec(String),
-    #[error("unknown outbox topic role {0:?}")]
-    UnknownRole(String),
-}
+/// This many restarts in a row, or failing for this long, and a transient failure is systemic.
+const BREAKER_THRESHOLD: u32 = 20;
+const BREAKER_WINDOW: Duration = Duration::from_secs(300);
+/// Attempts in a row whose records were all purged (librdkafka recovering from an abort)
+/// before the relay restarts with a new producer.
+const MAX_PURGED: u32 = 3;
+/// Payload bytes read per run, about: 500 maximal dead letters would otherwise take 500 MB.
+const RUN_MAX_BYTES: i64 = 16 * 1024 * 1024;
+/// How often the backlog gauge is refreshed from the outbox.
+const HEADS_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
     store: Store,
@@ -42,11 +55,26 @@ pub struct Relay {
     database: DatabaseConfig,
     config: RelayConfig,
     topics: TopicsConfig,
-    kafka: crate::config::KafkaConfig,
+    kafka: KafkaConfig,
+    metrics: RelayMetrics,
+}
+
+/// Why an event cannot be published, ever: a bounded reason code and a sanitized message.
+struct SetAside {
+    seq: i64,
+    role: String,
+    reason: &'static str,
+    message: String,
+}
+
+/// Retry state across restarts.
+struct Retry {
+    breaker: Breaker,
+    backoff: Duration,
 }
 
 impl Relay {
-    pub fn new(config: &Config, store: Store) -> Self {
+    pub fn new(config: &Config, store: Store, metrics: &crate::telemetry::Metrics) -> Self {
         let windows_encoder = RecordEncoder::new(&config.schema_registry, &config.topics.windows_ready.name, schemas::WINDOW_READY)
             .map_err(|e| e.to_string());
         Self {
@@ -56,26 +84,32 @@ impl Relay {
             config: config.relay.clone(),
             topics: config.topics.clone(),
             kafka: config.kafka.clone(),
+            metrics: RelayMetrics::new(metrics),
         }
     }
 
-    /// Relays until `shutdown`; failures restart the cycle (election, fencing, position) after a pause.
+    /// Relays until `shutdown`; failures restart the cycle (election, fencing, position, and a
+    /// new producer) after a pause: a back-off when transient, a slow retry when systemic.
     pub async fn run(self, shutdown: CancellationToken) {
+        let initial = Duration::from_millis(self.config.retry_initial_ms);
+        let mut retry = Retry { breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_WINDOW), backoff: initial };
         while !shutdown.is_cancelled() {
-            match self.lead(&shutdown).await {
+            let err = match self.lead(&shutdown, &mut retry).await {
                 Ok(()) => return,
-                Err(err) => {
-                    tracing::warn!(error = %err, "relay interrupted; restarting");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
+                Err(err) => err,
+            };
+            let kind = retry.breaker.failed(err.failure(), Instant::now());
+            self.metrics.interrupted(kind, &err, err.fatal(), err.fix());
+            let pause = if kind == FailureKind::Systemic { Duration::from_millis(self.config.systemic_retry_ms) } else { retry.backoff };
+            retry.backoff = (retry.backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+    async fn lead(&self, shutdown: &CancellationToken, retry: &mut Retry) -> Result<(), RelayError> {
         let lock = Store::dedicated(&self.database).await?;
         loop {
             let got: bool = lock
@@ -91,105 +125,175 @@ impl Relay {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
-        let producer = self.producer()?;
+        let targets = [&self.topics.dead_letters.name, &self.topics.windows_ready.name, &self.topics.scores.name, &self.topics.relay_position.name];
+        let mut limits = TopicLimits::read(&self.kafka, &targets.map(String::as_str)).await;
+        let producer = crate::kafka::relay_producer(&self.kafka, &self.config.transactional_id, limits.producer(), limits.batch_size())?;
         let timeout = Duration::from_millis(self.kafka.request_timeout_ms.max(10_000));
         blocking(&producer, move |p| p.init_transactions(timeout), "init transactions").await?;
         let mut last = position::read(&self.kafka, &self.topics.relay_position.name, &self.config.transactional_id, timeout).await?;
-        tracing::info!(last_seq = last, "relay leading");
+        tracing::info!(last_seq = last, producer_max_bytes = limits.producer(), "relay leading");
+
+        let batch = self.config.batch_size.max(1);
         let idle = Duration::from_millis(self.config.poll_interval_ms);
+        let mut run_limit = batch;
+        let mut purged = 0;
+        let mut heads = self.store.outbox_heads().await?;
+        let mut heads_at = Instant::now();
         while !shutdown.is_cancelled() {
             if lock.is_closed() {
                 return Err(StoreError::Unavailable("lost the relay lock's connection".into()).into());
             }
-            let events = self.store.outbox_after(last, self.config.batch_size).await?;
-            let Some(newest) = events.last().map(|e| e.seq) else {
+            if heads_at.elapsed() >= HEADS_EVERY {
+                heads = self.store.outbox_heads().await?;
+                heads_at = Instant::now();
+                self.metrics.backlog(heads.newest, last);
+            }
+            let read = self.store.outbox_after(last, run_limit, RUN_MAX_BYTES).await?;
+            // When everything unpublished after `last` is in hand, the position may move past
+            // events set aside, up to the newest of them.
+            let (events, whole) = (read.events, read.whole);
+            if events.is_empty() && heads.newest_failed <= last {
+                // Nothing to do and nothing failing: the run of failures, if any, is over.
+                retry.breaker.succeeded();
+                self.metrics.healthy();
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(idle) => continue,
                 }
-            };
-            if let Err(err) = self.publish(&producer, &events, newest, timeout).await {
-                // Nothing of an aborted transaction is visible to read_committed readers.
-                let _ = blocking(&producer, move |p| p.abort_transaction(timeout), "abort transaction").await;
-                return Err(err);
             }
-            last = newest;
-            tracing::debug!(events = events.len(), last_seq = last, "outbox events published");
-            if let Err(err) = self.store.outbox_mark_published(last).await {
-                tracing::debug!(error = %err, "outbox bookkeeping deferred");
+            let mut position = events.last().map_or(last, |e| e.seq);
+            if whole {
+                position = position.max(heads.newest_failed);
+            }
+            let mut run = Vec::with_capacity(events.len());
+            for event in events {
+                match self.prepare(event, &mut limits).await? {
+                    Ok(out) => run.push(out),
+                    Err(aside) => {
+                        // Recorded before anything moves past it; the run before it goes out
+                        // with a position that covers it.
+                        position = aside.seq;
+                        heads.newest_failed = heads.newest_failed.max(aside.seq);
+                        self.set_aside(aside).await?;
+                        break;
+                    }
+                }
+            }
+            let position_record = PositionRecord { topic: &self.topics.relay_position.name, key: self.config.transactional_id.as_bytes(), seq: position };
+            match publish::transaction(&producer, &run, position_record, timeout).await? {
+                Outcome::Committed => {
+                    last = position;
+                    purged = 0;
+                    run_limit = batch;
+                    retry.breaker.succeeded();
+                    retry.backoff = Duration::from_millis(self.config.retry_initial_ms);
+                    self.published(&run, last, heads.newest.max(last)).await;
+                }
+                Outcome::Refused { refusals, abort_error } => {
+                    for refusal in &refusals {
+                        if limits::is_size_refusal(&refusal.error) {
+                            limits.forget(&run[refusal.index].topic);
+                        }
+                    }
+                    if let [only] = refusals.as_slice() {
+                        let out = &run[only.index];
+                        let reason = limits::reason(&only.error);
+                        heads.newest_failed = heads.newest_failed.max(out.seq);
+                        self.set_aside(SetAside { seq: out.seq, role: out.role.clone(), reason, message: only.error.to_string() }).await?;
+                        run_limit = batch;
+                    } else {
+                        // Records batched together are refused together: publish what comes
+                        // before the first suspect, or the first suspect alone, to find it.
+                        let first = refusals.first().map_or(0, |r| r.index);
+                        run_limit = if first > 0 { first as i64 } else { 1 };
+                        tracing::info!(suspects = refusals.len(), first_seq = run[first].seq, "records refused together; narrowing the run");
+                    }
+                    if let Some(err) = abort_error {
+                        return Err(err);
+                    }
+                }
+                Outcome::Purged => {
+                    tracing::debug!(attempt = purged + 1, "records purged while the producer recovered from an abort; sending the run again");
+                    purged += 1;
+                    if purged > MAX_PURGED {
+                        return Err(RelayError::Stalled("records purged in every attempt"));
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    async fn publish(&self, producer: &FutureProducer, events: &[OutboxEvent], newest: i64, timeout: Duration) -> Result<(), RelayError> {
-        producer.begin_transaction().map_err(|source| KafkaError::Client { context: "begin transaction", source })?;
-        for event in events {
-            let topic = self.topic_for(&event.topic_role)?;
-            let seq = event.seq.to_string();
-            let mut headers = OwnedHeaders::new_with_capacity(event.headers.len() + 1);
-            for (key, value) in &event.headers {
-                headers = headers.insert(Header { key, value: Some(value.as_str()) });
+    async fn published(&self, run: &[Outgoing], last: i64, newest: i64) {
+        for out in run {
+            self.metrics.published(&out.role, 1);
+            if let Some(original) = out.cut_from {
+                self.metrics.cut(out.seq, &out.role, original, out.record.value.len());
             }
-            headers = headers.insert(Header { key: SEQ_HEADER, value: Some(seq.as_str()) });
-            let payload = self.wire_payload(event).await?;
-            let mut record = FutureRecord::to(topic).payload(payload.as_slice()).headers(headers);
-            if let Some(key) = &event.key {
-                record = record.key(key.as_slice());
-            }
-            send(producer, record)?;
         }
-        let body = position::encode(newest);
-        let position_record = FutureRecord::to(&self.topics.relay_position.name)
-            .key(self.config.transactional_id.as_bytes())
-            .payload(body.as_slice());
-        send(producer, position_record)?;
-        blocking(producer, move |p| p.commit_transaction(timeout), "commit transaction").await
-    }
-
-    /// Dead letters keep their original bytes; window events are encoded to Avro here.
-    async fn wire_payload(&self, event: &OutboxEvent) -> Result<Vec<u8>, RelayError> {
-        match event.topic_role.as_str() {
-            "windows_ready" => {
-                let encoder = self.windows_encoder.as_ref().map_err(|e| RelayError::Codec(e.clone()))?;
-                let value = WindowReady::from_json(&event.payload).and_then(|w| w.to_avro()).map_err(|e| RelayError::Codec(e.to_string()))?;
-                encoder.encode(value).await.map_err(|e| RelayError::Codec(e.to_string()))
-            }
-            _ => Ok(event.payload.clone()),
+        self.metrics.committed(last, newest);
+        tracing::debug!(events = run.len(), last_seq = last, "outbox events published");
+        if let Err(err) = self.store.outbox_mark_published(last).await {
+            tracing::debug!(error = %err, "outbox bookkeeping deferred");
         }
     }
 
-    fn topic_for(&self, role: &str) -> Result<&str, RelayError> {
+    /// Records the event's failure (idempotently) and counts it once.
+    async fn set_aside(&self, aside: SetAside) -> Result<(), RelayError> {
+        let message = crate::domain::text::message(&aside.message);
+        if self.store.outbox_set_aside(aside.seq, &aside.role, aside.reason, &message).await? {
+            self.metrics.failed(aside.seq, &aside.role, aside.reason, &message);
+        }
+        Ok(())
+    }
+
+    /// The record to send for `event`, cut to the size limit when it is a dead letter; or why
+    /// it can never be sent.
+    async fn prepare(&self, event: OutboxEvent, limits: &mut TopicLimits) -> Result<Result<Outgoing, SetAside>, RelayError> {
+        let OutboxEvent { seq, topic_role: role, key, payload, headers } = event;
+        let Some(topic) = self.topic_for(&role) else {
+            let message = format!("no topic for role {}", crate::domain::text::echo(&role));
+            return Ok(Err(SetAside { seq, role, reason: "unknown_topic_role", message }));
+        };
+        let value = if role == "windows_ready" {
+            match self.encode_window(&payload).await? {
+                Ok(value) => value,
+                Err(message) => return Ok(Err(SetAside { seq, role, reason: "invalid_event", message })),
+            }
+        } else {
+            payload
+        };
+        let record = Record { key, value, headers: limits::headers(&headers, seq) };
+        let limit = limits.limit(topic).await;
+        let (record, cut_from) = match limits::fit(record, limit, role == "dead_letters") {
+            Ok(Fit::AsIs(record)) => (record, None),
+            Ok(Fit::Cut { record, original }) => (record, Some(original)),
+            Err(too_large) => return Ok(Err(SetAside { seq, role, reason: "record_too_large", message: too_large.to_string() })),
+        };
+        Ok(Ok(Outgoing { seq, role, topic: topic.to_owned(), record, cut_from }))
+    }
+
+    /// Window events are encoded to Avro here. An event that does not encode is manifold's
+    /// own bug (the inner error); a registry that cannot be asked is not the event's fault.
+    async fn encode_window(&self, payload: &[u8]) -> Result<Result<Vec<u8>, String>, RelayError> {
+        let encoder = self.windows_encoder.as_ref().map_err(|e| RelayError::Registry(e.clone()))?;
+        let value = match WindowReady::from_json(payload).and_then(|w| w.to_avro()) {
+            Ok(value) => value,
+            Err(err) => return Ok(Err(err.to_string())),
+        };
+        match encoder.encode(value).await {
+            Ok(bytes) => Ok(Ok(bytes)),
+            Err(CodecError::Unavailable(e)) => Err(RelayError::Registry(e)),
+            Err(other) => Err(RelayError::Schema(other.to_string())),
+        }
+    }
+
+    fn topic_for(&self, role: &str) -> Option<&str> {
         match role {
-            "dead_letters" => Ok(&self.topics.dead_letters.name),
-            "windows_ready" => Ok(&self.topics.windows_ready.name),
-            "scores" => Ok(&self.topics.scores.name),
-            other => Err(RelayError::UnknownRole(other.to_owned())),
+            "dead_letters" => Some(&self.topics.dead_letters.name),
+            "windows_ready" => Some(&self.topics.windows_ready.name),
+            "scores" => Some(&self.topics.scores.name),
+            _ => None,
         }
     }
-
-    fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id)
-    }
-}
-
-
-fn send(producer: &FutureProducer, record: FutureRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
-    // Delivery is confirmed by the transaction commit, which fails if any send failed.
-    producer
-        .send_result(record)
-        .map(drop)
-        .map_err(|(source, _)| KafkaError::Client { context: "enqueue a relay message", source })
-}
-
-/// librdkafka's transaction calls block until the coordinator answers.
-async fn blocking<F>(producer: &FutureProducer, call: F, context: &'static str) -> Result<(), RelayError>
-where
-    F: FnOnce(&FutureProducer) -> rdkafka::error::KafkaResult<()> + Send + 'static,
-{
-    let producer = producer.clone();
-    tokio::task::spawn_blocking(move || call(&producer))
-        .await
-        .map_err(|e| KafkaError::Config(format!("{context}: {e}")))?
-        .map_err(|source| KafkaError::Client { context, source }.into())
 }

@@ -1,11 +1,19 @@
-//! The outbox: events written in ingest transactions, published in order by the relay.
+//! The outbox: events written in ingest transactions, published in order by the relay; and the
+//! events the relay had to set aside because the broker can never take them.
 
 use std::collections::BTreeMap;
 
-use super::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Store, StoreError, q};
 
 const OUTBOX_READ: &str = include_str!("sql/outbox_read.sql");
 const OUTBOX_MARK: &str = include_str!("sql/outbox_mark.sql");
+const OUTBOX_FAIL: &str = include_str!("sql/outbox_fail.sql");
+const OUTBOX_HEADS: &str = include_str!("sql/outbox_heads.sql");
+const FAILURES_LIST: &str = include_str!("sql/outbox_failures_list.sql");
+const FAILURES_COUNT: &str = include_str!("sql/outbox_failures_count.sql");
 
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
@@ -16,12 +24,40 @@ pub struct OutboxEvent {
     pub headers: BTreeMap<String, String>,
 }
 
+/// A read of the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRun {
+    pub events: Vec<OutboxEvent>,
+    /// True when no limit cut it short: no event after `seq` is left out.
+    pub whole: bool,
+}
+
+/// An event the relay set aside, with why (a bounded reason code and a sanitized message).
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxFailure {
+    pub seq: i64,
+    pub topic_role: String,
+    pub reason: String,
+    pub message: String,
+    pub failed_at: DateTime<Utc>,
+}
+
+/// The newest outbox sequence, and the newest one set aside.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxHeads {
+    pub newest: i64,
+    pub newest_failed: i64,
+}
+
 impl Store {
-    pub async fn outbox_after(&self, seq: i64, limit: i64) -> Result<Vec<OutboxEvent>, StoreError> {
+    /// Events after `seq`, in order, without those set aside: at most `limit` events and about
+    /// `max_bytes` of payload (at least one event).
+    pub async fn outbox_after(&self, seq: i64, limit: i64, max_bytes: i64) -> Result<OutboxRun, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(OUTBOX_READ).await.map_err(|e| StoreError::query("prepare outbox read", e))?;
-        let rows = client.query(&statement, &[&seq, &limit]).await.map_err(|e| StoreError::query("read the outbox", e))?;
-        Ok(rows
+        let statement = client.prepare_cached(OUTBOX_READ).await.map_err(q("prepare outbox read"))?;
+        let rows = client.query(&statement, &[&seq, &limit, &max_bytes]).await.map_err(q("read the outbox"))?;
+        let fetched: i64 = rows.first().map_or(0, |r| r.get("fetched"));
+        let events: Vec<OutboxEvent> = rows
             .into_iter()
             .map(|row| {
                 let headers: serde_json::Value = row.get("headers");
@@ -37,12 +73,55 @@ impl Store {
                     headers,
                 }
             })
-            .collect())
+            .collect();
+        // Neither limit cut the read: these are all the events after `seq` there are now.
+        let whole = fetched < limit && events.len() as i64 == fetched;
+        Ok(OutboxRun { events, whole })
     }
 
     pub async fn outbox_mark_published(&self, up_to: i64) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(OUTBOX_MARK).await.map_err(|e| StoreError::query("prepare outbox mark", e))?;
-        client.execute(&statement, &[&up_to]).await.map_err(|e| StoreError::query("mark outbox rows published", e))
+        let statement = client.prepare_cached(OUTBOX_MARK).await.map_err(q("prepare outbox mark"))?;
+        client.execute(&statement, &[&up_to]).await.map_err(q("mark outbox rows published"))
+    }
+
+    /// Records that event `seq` cannot be published. True when this call recorded it (false: it
+    /// was recorded before, e.g. by a relay that crashed before it moved on).
+    pub async fn outbox_set_aside(&self, seq: i64, topic_role: &str, reason: &str, message: &str) -> Result<bool, StoreError> {
+        let message = crate::domain::text::message(message);
+        let client = self.client().await?;
+        let statement = client.prepare_cached(OUTBOX_FAIL).await.map_err(q("prepare outbox failure insert"))?;
+        let rows = client.query(&statement, &[&seq, &topic_role, &reason, &message]).await.map_err(q("record an outbox failure"))?;
+        Ok(!rows.is_empty())
+    }
+
+    pub async fn outbox_heads(&self) -> Result<OutboxHeads, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(OUTBOX_HEADS).await.map_err(q("prepare outbox heads"))?;
+        let row = client.query_one(&statement, &[]).await.map_err(q("read the outbox heads"))?;
+        Ok(OutboxHeads { newest: row.get("newest"), newest_failed: row.get("newest_failed") })
+    }
+
+    /// Events set aside, newest first.
+    pub async fn outbox_failures(&self, limit: i64) -> Result<Vec<OutboxFailure>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(FAILURES_LIST).await.map_err(q("prepare outbox failures list"))?;
+        let rows = client.query(&statement, &[&limit]).await.map_err(q("list outbox failures"))?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxFailure {
+                seq: r.get("seq"),
+                topic_role: r.get("topic_role"),
+                reason: r.get("reason"),
+                message: r.get("message"),
+                failed_at: r.get("failed_at"),
+            })
+            .collect())
+    }
+
+    pub async fn outbox_failure_count(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(FAILURES_COUNT).await.map_err(q("prepare outbox failures count"))?;
+        Ok(client.query_one(&statement, &[]).await.map_err(q("count outbox failures"))?.get(0))
     }
 }
