@@ -67,7 +67,9 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
     let workers = shutdown.child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(cache.listen(store.clone(), config.database.clone(), workers.clone()));
-    tasks.spawn(Relay::new(&config, store.clone(), &metrics).run(workers.clone()));
+    let relay = Relay::new(&config, store.clone(), &metrics);
+    let relay_systemic = relay.systemic_flag();
+    tasks.spawn(relay.run(workers.clone()));
     tasks.spawn(idle::close_idle_windows(store.clone(), WindowSpec::from_config(&config.windows), workers.clone()));
     tasks.spawn(Maintenance::new(config.database.clone(), config.storage.clone(), metrics.clone()).run(workers.clone()));
     let ingest_token = workers.clone();
@@ -79,7 +81,13 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
     });
 
     let listener_token = CancellationToken::new();
-    let readiness: ops::Readiness = Arc::new(move || health.readiness());
+    let readiness: ops::Readiness = Arc::new(move || {
+        health.readiness()?;
+        if relay_systemic.get() == 1 {
+            return Err("relay stopped: the deployment needs attention (see the relay's error log)".into());
+        }
+        Ok(())
+    });
     let (bound, listener) = ops::serve(config.ingest.listen, metrics, readiness, listener_token.clone()).await?;
     tracing::info!(listen = %bound, "ingest operations listener up");
 

@@ -17,6 +17,11 @@ pub struct RelayMetrics {
 }
 
 impl RelayMetrics {
+    /// The gauge that is 1 while the relay is stopped by a systemic failure (for readiness).
+    pub(super) fn systemic_gauge(&self) -> IntGauge {
+        self.systemic.clone()
+    }
+
     pub fn new(metrics: &Metrics) -> Self {
         let registry = metrics.registry();
         Self {

@@ -74,6 +74,11 @@ struct Retry {
 }
 
 impl Relay {
+    /// 1 while the relay is stopped by a systemic failure: the process is not ready then.
+    pub fn systemic_flag(&self) -> prometheus::IntGauge {
+        self.metrics.systemic_gauge()
+    }
+
     pub fn new(config: &Config, store: Store, metrics: &crate::telemetry::Metrics) -> Self {
         let windows_encoder = RecordEncoder::new(&config.schema_registry, &config.topics.windows_ready.name, schemas::WINDOW_READY)
             .map_err(|e| e.to_string());
