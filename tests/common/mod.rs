@@ -63,6 +63,7 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+pub mod adversarial;
 pub mod app;
 pub mod pipeline;
 pub mod proxy;
