@@ -115,7 +115,7 @@ async fn hostile_input_never_pauses_ingest_and_every_offset_is_stored_or_dead_le
     let produced = produce(&p, &mut generator, settings.cases).await;
     let began = Instant::now();
     let ending = wait_until_settled(&p, &produced, &mut ingest, settings.stall).await;
-    let state = State::read(&p, &ingest).await;
+    let state = State::read(&p, &ingest, &produced).await;
     let mut report = check(&produced, &state);
     let mut head = String::new();
     let _ = writeln!(head, "fuzz_pipeline FUZZ_SEED={:#x} FUZZ_CASES={} FUZZ_SKIP_KNOWN={}", settings.seed, settings.cases, settings.skip_known as u8);
@@ -224,6 +224,7 @@ async fn stored_offsets(p: &TestPipeline) -> BTreeMap<i32, i64> {
 /// What the database, the metrics and the log say after the run.
 struct State {
     offsets: BTreeMap<i32, i64>,
+    /// "reason: message" of each dead letter, by source (partition, offset).
     dead: HashMap<(i32, i64), Vec<String>>,
     reasons: BTreeMap<String, usize>,
     stored: HashSet<(String, String)>,
@@ -231,21 +232,25 @@ struct State {
     readings: HashMap<(String, String), (i64, f64)>,
     aggregate: HashMap<(String, String), (i64, f64)>,
     outbox_unpublished: Vec<(i64, String, i32, String)>,
+    /// The dead-letter topic, read committed: per source (partition, offset), how often it
+    /// appears, and whether its value is the original (or cut to fit, saying so).
+    topic: HashMap<(i32, i64), (usize, bool)>,
     pauses: Option<BTreeMap<String, f64>>,
     pause_lines: Vec<String>,
     relay_lines: Vec<String>,
 }
 
 impl State {
-    async fn read(p: &TestPipeline, ingest: &Ingest) -> State {
+    async fn read(p: &TestPipeline, ingest: &Ingest, produced: &[Produced]) -> State {
         let client = common::connect(&p.db_url).await;
         let topic = &p.config.topics.batches.name;
         let mut dead: HashMap<(i32, i64), Vec<String>> = HashMap::new();
         let mut reasons = BTreeMap::new();
-        for r in client.query("SELECT source_partition, source_offset, error_kind FROM dead_letters WHERE source_topic = $1", &[topic]).await.expect("dead letters") {
-            let kind: String = r.get(2);
+        let sql = "SELECT source_partition, source_offset, error_kind, left(error_message, 200) FROM dead_letters WHERE source_topic = $1";
+        for r in client.query(sql, &[topic]).await.expect("dead letters") {
+            let (kind, message): (String, String) = (r.get(2), r.get(3));
             *reasons.entry(kind.clone()).or_insert(0) += 1;
-            dead.entry((r.get(0), r.get(1))).or_default().push(kind);
+            dead.entry((r.get(0), r.get(1))).or_default().push(format!("{kind}: {message}"));
         }
         let stored = client.query("SELECT system_id, batch_id FROM ingested_batches", &[]).await.expect("batches").iter().map(|r| (r.get(0), r.get(1))).collect();
         let sums = |sql: &'static str| {
@@ -279,8 +284,48 @@ impl State {
         let clip = |l: &str| l.chars().filter(|c| !c.is_control()).take(500).collect::<String>();
         let pause_lines = log.lines().filter(|l| l.contains("ingest paused") || l.contains("ingest stopped: the deployment")).map(clip).collect();
         let relay_lines = log.lines().filter(|l| l.contains("relay") && (l.contains("\"WARN\"") || l.contains("\"ERROR\""))).map(clip).collect();
-        State { offsets: stored_offsets(p).await, dead, reasons, stored, readings, aggregate, outbox_unpublished, pauses: scrape_pauses(ingest).await, pause_lines, relay_lines }
+        let topic = read_dead_letter_topic(p, produced, dead.values().map(Vec::len).sum());
+        State { offsets: stored_offsets(p).await, dead, reasons, topic, stored, readings, aggregate, outbox_unpublished, pauses: scrape_pauses(ingest).await, pause_lines, relay_lines }
     }
+}
+
+/// Reads the dead-letter topic (read committed) until `want` dead letters came or nothing more
+/// comes for a while, and tells per source offset how often it came and whether its key and value
+/// are the original (a value cut to fit must say so in `manifold.value.truncated`).
+fn read_dead_letter_topic(p: &TestPipeline, produced: &[Produced], want: usize) -> HashMap<(i32, i64), (usize, bool)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    let originals: HashMap<(i32, i64), &Case> = produced.iter().map(|m| ((m.partition, m.offset), &m.case)).collect();
+    let mut config = manifold::kafka::client_config(&p.config.kafka);
+    config.set("group.id", format!("{}-fuzz-dlq", p.prefix)).set("auto.offset.reset", "earliest").set("isolation.level", "read_committed");
+    let reader: BaseConsumer = config.create().expect("dead-letter reader");
+    reader.subscribe(&[&p.config.topics.dead_letters.name]).expect("subscribe");
+    let mut seen: HashMap<(i32, i64), (usize, bool)> = HashMap::new();
+    let (mut count, mut last_new) = (0, Instant::now());
+    while count < want && last_new.elapsed() < Duration::from_secs(15) {
+        let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) else { continue };
+        last_new = Instant::now();
+        count += 1;
+        let header = |name: &str| {
+            m.headers().and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned()))
+        };
+        let source = (
+            header("manifold.source.partition").and_then(|v| v.parse().ok()).unwrap_or(-1),
+            header("manifold.source.offset").and_then(|v| v.parse().ok()).unwrap_or(-1),
+        );
+        let original = originals.get(&source).is_some_and(|case| {
+            let value = case.value.as_deref().unwrap_or_default();
+            let value_ok = m.payload().unwrap_or_default() == value
+                || (header("manifold.value.truncated").is_some() && value.starts_with(m.payload().unwrap_or_default()));
+            let key_ok = case.key.as_deref().unwrap_or_default() == m.key().unwrap_or_default();
+            value_ok && key_ok
+        });
+        let entry = seen.entry(source).or_insert((0, true));
+        entry.0 += 1;
+        entry.1 &= original;
+    }
+    seen
 }
 
 /// Counters by label from the ingest listener: `manifold_ingest_pauses_total{kind}` counts each
@@ -373,7 +418,7 @@ fn check(produced: &[Produced], state: &State) -> Vec<String> {
     // Validation must catch what the database would refuse: a storage_rejected dead letter
     // means a value passed validation and still could not be written.
     for m in produced {
-        if let Some(kinds) = state.dead.get(&(m.partition, m.offset)).filter(|k| k.iter().any(|k| k == "storage_rejected")) {
+        if let Some(kinds) = state.dead.get(&(m.partition, m.offset)).filter(|k| k.iter().any(|k| k.starts_with("storage_rejected"))) {
             bad.push(format!("{}: refused by the database after validation accepted it ({kinds:?})", describe(m)));
         }
     }
@@ -405,7 +450,27 @@ fn check(produced: &[Produced], state: &State) -> Vec<String> {
         }
     }
 
-    // 5. The outbox drained: every dead letter and window event published.
+    // 5. Every dead letter on the dead-letter topic once, with the original key and value.
+    let mut published = Vec::new();
+    for (source, kinds) in &state.dead {
+        match state.topic.get(source) {
+            None => published.push(format!("p{} offset {}: dead-lettered ({}) but not on the dead-letter topic", source.0, source.1, kinds[0])),
+            Some((n, _)) if *n > 1 => published.push(format!("p{} offset {}: on the dead-letter topic {n} times", source.0, source.1)),
+            Some((_, false)) => published.push(format!("p{} offset {}: on the dead-letter topic without its original key or value", source.0, source.1)),
+            Some(_) => {}
+        }
+    }
+    let foreign = state.topic.keys().filter(|k| !state.dead.contains_key(k)).count();
+    if foreign > 0 {
+        published.push(format!("{foreign} records on the dead-letter topic name no dead letter"));
+    }
+    if !published.is_empty() {
+        published.sort();
+        out.push(format!("{} dead-letter topic problems; the first {}:", published.len(), published.len().min(10)));
+        out.extend(published.into_iter().take(10).map(|b| format!("    {b}")));
+    }
+
+    // 6. The outbox drained: every dead letter and window event published.
     if let Some((seq, role, size, headers)) = state.outbox_unpublished.first() {
         out.push(format!("outbox not drained: the first unpublished row is seq {seq} ({role}, {size} bytes of key and value; headers {headers})"));
         if let Some(line) = state.relay_lines.last() {
