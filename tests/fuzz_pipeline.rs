@@ -117,6 +117,9 @@ async fn hostile_input_never_pauses_ingest_and_every_offset_is_stored_or_dead_le
     let ending = wait_until_settled(&p, &produced, &mut ingest, settings.stall).await;
     let state = State::read(&p, &ingest, &produced).await;
     let mut report = check(&produced, &state);
+    if !ending.starts_with("settled") {
+        report.insert(0, format!("the run did not settle: {ending}"));
+    }
     let mut head = String::new();
     let _ = writeln!(head, "fuzz_pipeline FUZZ_SEED={:#x} FUZZ_CASES={} FUZZ_SKIP_KNOWN={}", settings.seed, settings.cases, settings.skip_known as u8);
     let _ = writeln!(head, "  run ended: {ending} after {:.1} s; wide system range ±{wide_range:?}", began.elapsed().as_secs_f64());
