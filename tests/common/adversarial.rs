@@ -213,7 +213,10 @@ impl Generator {
     /// left out), mixed with letters.
     fn control_text(&mut self, len: usize) -> String {
         let lowest = if self.skip_known { 1 } else { 0 };
-        (0..len).map(|_| if self.rng.chance(50) { char::from(self.rng.range(lowest, 31) as u8) } else { char::from(b'a' + self.rng.below(26) as u8) }).collect()
+        // The first is always a control character, so no draw makes a valid id by chance.
+        (0..len)
+            .map(|i| if i == 0 || self.rng.chance(50) { char::from(self.rng.range(lowest, 31) as u8) } else { char::from(b'a' + self.rng.below(26) as u8) })
+            .collect()
     }
 
     fn random_key(&mut self, batch: Option<&RawBatch>) -> Option<Vec<u8>> {
@@ -377,11 +380,11 @@ impl Generator {
                 let text: String = (0..len).map(|_| char::from(b'a' + self.rng.below(26) as u8)).collect();
                 match self.rng.below(3) {
                     0 => batch.system_id = text,
-                    1 => batch.batch_id = Some(text),
+                    1 => batch.batch_id = Some(text), // up to 160 characters is a valid batch id
                     _ => batch.series[0].sensor_id = text,
                 }
                 let value = self.encode(&batch, avro).await;
-                dead(kind, self.random_key(None), value)
+                Case { label: kind, key: self.random_key(None), value: Some(value), expect: Expect::Either(Known::of(&batch)) }
             }
             "unknown_system" => {
                 let mut batch = self.plausible(3, 3);
