@@ -68,3 +68,4 @@ pub mod app;
 pub mod pipeline;
 pub mod proxy;
 pub mod scores;
+pub mod whole_path;
