@@ -6,6 +6,8 @@
 //! `FUZZ_SEED` (default fixed) reproduces a run, `FUZZ_CASES` sets its length (`make fuzz`
 //! runs thousands), `FUZZ_SKIP_KNOWN=1` leaves out the inputs known to break the pipeline today
 //! (see `KNOWN_KILLERS` in `common/adversarial.rs`), to check the rest of the harness.
+//! The wait ends when every offset is stored and the outbox drained, or after `FUZZ_STALL_SECS`
+//! (default 20) without progress; the report then names the first offset never stored.
 
 mod common;
 
