@@ -5,7 +5,8 @@
 //!
 //! `FUZZ_SEED` (default fixed) reproduces a run, `FUZZ_CASES` sets its length (`make fuzz`
 //! runs thousands), `FUZZ_SKIP_KNOWN=1` leaves out the inputs known to break the pipeline today
-//! (see `KNOWN_KILLERS` in `common/adversarial.rs`), to check the rest of the harness.
+//! (see `KNOWN_KILLERS` in `common/adversarial.rs`), to check the rest of the harness, and
+//! `FUZZ_SKIP=kind,kind` leaves out kinds by the names the report uses.
 //! The wait ends when every offset is stored and the outbox drained, or after `FUZZ_STALL_SECS`
 //! (default 20) without progress; the report then names the first offset never stored.
 
@@ -29,6 +30,7 @@ struct Settings {
     seed: u64,
     cases: usize,
     skip_known: bool,
+    skip: Vec<String>,
     /// No progress (offsets or outbox) for this long ends the wait: ingest is stalled.
     stall: Duration,
 }
@@ -44,6 +46,7 @@ impl Settings {
             seed,
             cases: var("FUZZ_CASES").map_or(DEFAULT_CASES, |v| v.parse().expect("FUZZ_CASES is a count")),
             skip_known: var("FUZZ_SKIP_KNOWN").is_some_and(|v| v != "0"),
+            skip: var("FUZZ_SKIP").map(|v| v.split(',').map(|k| k.trim().to_owned()).collect()).unwrap_or_default(),
             stall: Duration::from_secs(var("FUZZ_STALL_SECS").map_or(20, |v| v.parse().expect("FUZZ_STALL_SECS is seconds"))),
         }
     }
@@ -53,8 +56,11 @@ impl Settings {
 async fn hostile_input_never_pauses_ingest_and_every_offset_is_stored_or_dead_lettered_once() {
     let settings = Settings::from_env();
     eprintln!(
-        "fuzz_pipeline: FUZZ_SEED={:#x} FUZZ_CASES={} FUZZ_SKIP_KNOWN={} (re-run with these to reproduce)",
-        settings.seed, settings.cases, settings.skip_known as u8
+        "fuzz_pipeline: FUZZ_SEED={:#x} FUZZ_CASES={} FUZZ_SKIP_KNOWN={} FUZZ_SKIP={} (re-run with these to reproduce)",
+        settings.seed,
+        settings.cases,
+        settings.skip_known as u8,
+        settings.skip.join(",")
     );
     let p = TestPipeline::new(&[("MANIFOLD__INGEST__CHUNK_MAX_READINGS", "3000")]).await;
     let rig = p.rigs(3).await;
@@ -64,6 +70,7 @@ async fn hostile_input_never_pauses_ingest_and_every_offset_is_stored_or_dead_le
     let wide_range = wide.as_ref().map(|w| w.range);
     let encoder = RecordEncoder::for_batches(&p.config.schema_registry, &p.config.topics.batches.name).expect("encoder");
     let mut generator = Generator::new(settings.seed, systems, wide, encoder, settings.skip_known);
+    generator.skip = settings.skip.clone();
 
     let mut ingest = Ingest::start(&p);
     let produced = produce(&p, &mut generator, settings.cases).await;
@@ -75,7 +82,14 @@ async fn hostile_input_never_pauses_ingest_and_every_offset_is_stored_or_dead_le
         report.insert(0, format!("the run did not settle: {ending}"));
     }
     let mut head = String::new();
-    let _ = writeln!(head, "fuzz_pipeline FUZZ_SEED={:#x} FUZZ_CASES={} FUZZ_SKIP_KNOWN={}", settings.seed, settings.cases, settings.skip_known as u8);
+    let _ = writeln!(
+        head,
+        "fuzz_pipeline FUZZ_SEED={:#x} FUZZ_CASES={} FUZZ_SKIP_KNOWN={} FUZZ_SKIP={}",
+        settings.seed,
+        settings.cases,
+        settings.skip_known as u8,
+        settings.skip.join(",")
+    );
     let _ = writeln!(head, "  run ended: {ending} after {:.1} s; wide system range ±{wide_range:?}", began.elapsed().as_secs_f64());
     let _ = writeln!(head, "  database {} (kept for inspection), topic {}", p.db_url, p.config.topics.batches.name);
     let _ = writeln!(head, "  produced by kind: {:?}", kinds(&produced));

@@ -133,6 +133,8 @@ pub struct Generator {
     wide: Option<WideSystem>,
     encoder: RecordEncoder,
     skip_known: bool,
+    /// Kinds left out by name (`FUZZ_SKIP`), to look past one finding at the rest.
+    pub skip: Vec<String>,
     now_us: i64,
     /// Next start time per rig system for good batches (one minute apart).
     next_start: Vec<i64>,
@@ -150,7 +152,7 @@ impl Generator {
         // clear of each other's windows.
         let base = (now_us - 20 * 86_400_000_000) / MINUTE_US * MINUTE_US;
         let next_start = (0..systems.len()).map(|_| base).collect();
-        Generator { rng: Rng::new(seed), systems, wide, encoder, skip_known, now_us, next_start, goods: Vec::new(), hostile_made: 0, made: 0 }
+        Generator { rng: Rng::new(seed), systems, wide, encoder, skip_known, skip: Vec::new(), now_us, next_start, goods: Vec::new(), hostile_made: 0, made: 0 }
     }
 
     pub async fn next_case(&mut self) -> Case {
@@ -164,7 +166,7 @@ impl Generator {
             let key = Some(known.system_id.clone().into_bytes());
             return Case { label: "duplicate", key, value: Some(bytes), expect: Expect::Duplicate(known) };
         }
-        let kinds: Vec<&'static str> = HOSTILE.iter().copied().filter(|k| !(self.skip_known && KNOWN_KILLERS.contains(k))).collect();
+        let kinds: Vec<&'static str> = HOSTILE.iter().copied().filter(|k| !(self.skip.iter().any(|s| s == k) || self.skip_known && KNOWN_KILLERS.contains(k))).collect();
         let first_round = self.hostile_made < kinds.len();
         let kind = if first_round { kinds[self.hostile_made] } else { *self.rng.pick(&kinds) };
         self.hostile_made += 1;
