@@ -31,3 +31,9 @@ test: stack-up
 
 lint:
 	cargo clippy --all-targets -- -D warnings
+
+# The long form of the whole-path fuzz test (make test runs 150 messages): FUZZ_CASES messages,
+# FUZZ_SEED to reproduce a failure it printed, FUZZ_SKIP_KNOWN=1 to leave out the known killers.
+.PHONY: fuzz
+fuzz: stack-up
+	$(WITH_STACK) FUZZ_CASES="$${FUZZ_CASES:-5000}" cargo test --test fuzz_pipeline -- --nocapture

@@ -63,7 +63,9 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+pub mod adversarial;
 pub mod app;
 pub mod pipeline;
 pub mod proxy;
 pub mod scores;
+pub mod whole_path;
