@@ -1,10 +1,13 @@
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// The process-wide registry. Components register their own collectors on it at start-up and
 /// keep the handles; `/metrics` renders it.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
+    registry: Registrar,
     pub maintenance: MaintenanceMetrics,
 }
 
@@ -18,7 +21,7 @@ pub struct MaintenanceMetrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let registry = Registrar::default();
         let maintenance = MaintenanceMetrics {
             actions_total: register(
                 &registry,
@@ -35,8 +38,15 @@ impl Metrics {
         Self { registry, maintenance }
     }
 
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &Registrar {
         &self.registry
+    }
+
+    /// Every registered metric as `name{label,…}`, sorted. `/metrics` shows a labelled metric
+    /// only once a label value was used, so this is the way to see all of them (the golden
+    /// test pins it).
+    pub fn registered(&self) -> Vec<String> {
+        self.registry.names.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
 
     /// The Prometheus text exposition of every registered collector.
@@ -54,12 +64,32 @@ impl Default for Metrics {
     }
 }
 
+/// The Prometheus registry plus the descriptors registered on it: prometheus cannot list its
+/// collectors, and a labelled metric is absent from `/metrics` until a label value is used.
+#[derive(Clone, Default)]
+pub struct Registrar {
+    registry: Registry,
+    names: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl std::ops::Deref for Registrar {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
 /// Registers a collector built from constant, valid options; failure is a programming error.
 pub fn register<C: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
+    registry: &Registrar,
     collector: prometheus::Result<C>,
 ) -> C {
     let collector = collector.expect("metric options are constant and valid");
-    registry.register(Box::new(collector.clone())).expect("each metric is registered once");
+    registry.registry.register(Box::new(collector.clone())).expect("each metric is registered once");
+    let mut names = registry.names.lock().unwrap_or_else(|p| p.into_inner());
+    for desc in collector.desc() {
+        let labels = if desc.variable_labels.is_empty() { String::new() } else { format!("{{{}}}", desc.variable_labels.join(",")) };
+        names.insert(format!("{}{labels}", desc.fq_name));
+    }
     collector
 }
