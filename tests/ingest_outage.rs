@@ -32,7 +32,7 @@ async fn a_cut_then_stalled_database_pauses_ingest_and_loses_nothing() {
     )
     .unwrap()
     .database;
-    config.database.connect_timeout_ms = 1000;
+    config.database.connect_timeout_ms = std::time::Duration::from_millis(1000);
 
     let token = tokio_util::sync::CancellationToken::new();
     let metrics = manifold::telemetry::Metrics::new();

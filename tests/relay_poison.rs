@@ -352,7 +352,7 @@ async fn a_missing_topic_stops_the_relay_loudly_without_setting_any_event_aside(
     let p = TestPipeline::new(&[("MANIFOLD__KAFKA__CLIENT__TOPIC_METADATA_PROPAGATION_MAX_MS", "1000")]).await;
     let mut config = p.config.clone();
     config.topics.windows_ready.name = format!("{}.windows-missing", p.prefix);
-    config.relay.systemic_retry_ms = 500;
+    config.relay.systemic_retry_ms = std::time::Duration::from_millis(500);
     let metrics = Metrics::new();
     let relay = Relay::new(&config, p.store(), &metrics);
     let token = CancellationToken::new();

@@ -65,7 +65,7 @@ async fn watermark_and_now(p: &TestPipeline, system: &str) -> (i64, i64) {
             "SELECT (extract(epoch FROM max_event_time - make_interval(secs => $2::int8)) * 1000000)::int8,
                     (extract(epoch FROM now()) * 1000000)::int8
              FROM system_watermarks WHERE system_id = $1",
-            &[&system, &(p.config.windows.allowed_lateness_seconds as i64)],
+            &[&system, &(p.config.windows.allowed_lateness_seconds.as_secs() as i64)],
         )
         .await
         .unwrap();

@@ -144,7 +144,7 @@ impl KeyCache {
             at: HashMap::new(),
             order: VecDeque::new(),
             max: config.unknown_keys_cached,
-            ttl: Duration::from_secs(config.unknown_keys_cache_seconds),
+            ttl: config.unknown_keys_cache_seconds,
         };
         Self {
             entries: Arc::default(),

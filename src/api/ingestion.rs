@@ -34,13 +34,13 @@ pub struct HttpIngest {
 
 impl HttpIngest {
     pub fn new(config: &Config) -> Result<Self, super::SetupError> {
-        let send_timeout = Duration::from_millis(config.api.request_timeout_ms / 2);
+        let send_timeout = config.api.request_timeout_ms / 2;
         Ok(Self {
             producer: crate::kafka::request_producer(&config.kafka, send_timeout.as_millis() as u64)?,
             encoder: RecordEncoder::for_batches(&config.schema_registry, &config.topics.batches.name)?,
             topic: config.topics.batches.name.clone(),
             validator: Validator {
-                max_future_us: i64::from(config.storage.future_skew_hours) * 3_600_000_000,
+                max_future_us: config.storage.future_skew_hours.as_micros() as i64,
                 retention_us: i64::from(config.storage.retention_days) * 86_400_000_000,
                 // A client is told now; nothing of a refused batch is sent.
                 policy: BadReadingsPolicy::RejectBatch,

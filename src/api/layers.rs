@@ -1,7 +1,7 @@
 //! The tower stack around every route: request ids, a timeout, the body limit, compression,
 //! CORS, per-route metrics, and JSON bodies on the error answers layers make themselves.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -113,7 +113,7 @@ pub fn apply(app: Router<AppState>, state: &AppState) -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
         // The server ran out of time, not the client: 503 (retry), not 408.
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_millis(config.request_timeout_ms)))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, config.request_timeout_ms))
         .layer(from_fn(json_errors))
         .layer(CompressionLayer::new());
     let app = match cors(&config.cors_origins) {

@@ -151,7 +151,7 @@ struct Session {
     key_id: uuid::Uuid,
     system_id: String,
     shutdown: CancellationToken,
-    recheck: u64,
+    recheck: Duration,
 }
 
 /// A session ends when its key is revoked, its user disabled or the system no longer theirs:
@@ -163,7 +163,7 @@ async fn still_granted(session: &Session) -> bool {
 async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Receiver<Arc<ScoredWindow>>) {
     let system_id = session.system_id.as_str();
     let mut ping = tokio::time::interval(PING_EVERY);
-    let mut recheck = tokio::time::interval(Duration::from_millis(session.recheck));
+    let mut recheck = tokio::time::interval(session.recheck);
     recheck.tick().await;
     loop {
         let outgoing = tokio::select! {

@@ -130,7 +130,7 @@ impl AppState {
 
 /// The API's pool: statements end with the request timeout, not after it.
 pub fn store_for(config: &Config) -> Result<Store, crate::store::StoreError> {
-    Store::with_statement_timeout(&config.database, Duration::from_millis(config.api.request_timeout_ms))
+    Store::with_statement_timeout(&config.database, config.api.request_timeout_ms)
 }
 
 pub fn router(state: AppState) -> Router {
@@ -198,7 +198,7 @@ pub async fn serve(listen: SocketAddr, state: AppState, shutdown: CancellationTo
 /// Writes usage counters every flush interval (and once more at shutdown) and lets the rate
 /// limiter forget users whose budget is full again.
 async fn housekeeping(state: AppState, stop: CancellationToken) {
-    let every = Duration::from_millis(state.config.usage_flush_ms);
+    let every = state.config.usage_flush_ms;
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,

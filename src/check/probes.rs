@@ -66,7 +66,7 @@ fn database_failure(err: &crate::store::StoreError) -> Outcome {
 
 pub async fn kafka(config: &Config) -> DependencyReport {
     let target = config.kafka.brokers.clone();
-    let timeout = Duration::from_millis(config.kafka.request_timeout_ms.min(5_000));
+    let timeout = config.kafka.request_timeout_ms.min(Duration::from_secs(5));
     let mut client = client_config(&config.kafka);
     // One failed connection is enough to know; don't let librdkafka retry for the whole timeout.
     client.set("log_level", "3");
@@ -103,8 +103,8 @@ pub async fn kafka(config: &Config) -> DependencyReport {
     DependencyReport { dependency: "kafka", target, outcome }
 }
 
-fn http_client(timeout_ms: u64) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder().timeout(Duration::from_millis(timeout_ms)).build()
+fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().timeout(timeout).build()
 }
 
 pub async fn schema_registry(config: &Config) -> DependencyReport {

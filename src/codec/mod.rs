@@ -36,7 +36,7 @@ pub enum CodecError {
 
 fn registry_settings(config: &SchemaRegistryConfig) -> Result<SrSettings, CodecError> {
     SrSettings::new_builder(config.url.trim_end_matches('/').to_owned())
-        .set_timeout(std::time::Duration::from_millis(config.timeout_ms))
+        .set_timeout(config.timeout_ms)
         .build()
         .map_err(|e| CodecError::Unavailable(e.error))
 }

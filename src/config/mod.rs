@@ -2,9 +2,11 @@
 
 mod load;
 mod secret;
+mod units;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -43,24 +45,29 @@ pub enum Environment {
 pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub pool_size: usize,
-    pub connect_timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub connect_timeout_ms: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub retention_days: u32,
-    pub future_skew_hours: u32,
+    #[serde(deserialize_with = "units::hours_u32")]
+    pub future_skew_hours: Duration,
     pub aux_retention_days: u32,
-    pub maintenance_interval_seconds: u64,
-    pub lock_timeout_ms: u64,
+    #[serde(deserialize_with = "units::seconds")]
+    pub maintenance_interval_seconds: Duration,
+    #[serde(deserialize_with = "units::millis")]
+    pub lock_timeout_ms: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     pub brokers: String,
-    pub request_timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub request_timeout_ms: Duration,
     #[serde(default)]
     pub client: KafkaClientProperties,
 }
@@ -100,7 +107,8 @@ pub struct TopicConfig {
     pub name: String,
     /// Overrides `topics.partitions` for this topic.
     pub partitions: Option<i32>,
-    pub retention_hours: u64,
+    #[serde(deserialize_with = "units::hours")]
+    pub retention_hours: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,16 +116,21 @@ pub struct TopicConfig {
 pub struct IngestConfig {
     pub group_id: String,
     pub chunk_max_readings: usize,
-    pub chunk_max_delay_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub chunk_max_delay_ms: Duration,
     pub max_batch_readings: usize,
     pub bad_readings: BadReadingsPolicy,
-    pub session_timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub session_timeout_ms: Duration,
     pub instance_id: Option<String>,
     pub queued_max_kbytes: u64,
-    pub retry_initial_ms: u64,
-    pub retry_max_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub retry_initial_ms: Duration,
+    #[serde(deserialize_with = "units::millis")]
+    pub retry_max_ms: Duration,
     pub breaker_failures: u32,
-    pub breaker_seconds: u64,
+    #[serde(deserialize_with = "units::seconds")]
+    pub breaker_seconds: Duration,
     pub listen: SocketAddr,
 }
 
@@ -131,10 +144,13 @@ pub enum BadReadingsPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowsConfig {
-    pub length_seconds: u64,
+    #[serde(deserialize_with = "units::seconds")]
+    pub length_seconds: Duration,
     pub origin: chrono::DateTime<chrono::Utc>,
-    pub allowed_lateness_seconds: u64,
-    pub idle_timeout_seconds: u64,
+    #[serde(deserialize_with = "units::seconds")]
+    pub allowed_lateness_seconds: Duration,
+    #[serde(deserialize_with = "units::seconds")]
+    pub idle_timeout_seconds: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,16 +162,21 @@ pub struct InferConfig {
     /// This replica's ordinal: unique among live replicas, the same across its restarts.
     pub instance: Option<u32>,
     pub batch_size: usize,
-    pub batch_wait_ms: u64,
-    pub session_timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub batch_wait_ms: Duration,
+    #[serde(deserialize_with = "units::millis")]
+    pub session_timeout_ms: Duration,
     pub model_dir: std::path::PathBuf,
     pub baseline_history_minutes: i64,
     /// Pause before retrying a batch that failed transiently.
-    pub retry_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub retry_ms: Duration,
     /// Pause before retrying after a systemic failure (the deployment must be fixed first).
-    pub systemic_retry_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub systemic_retry_ms: Duration,
     /// Failing without a committed batch for this long makes the worker not ready.
-    pub unready_after_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub unready_after_ms: Duration,
     pub listen: SocketAddr,
 }
 
@@ -180,20 +201,25 @@ impl InferConfig {
 #[serde(deny_unknown_fields)]
 pub struct RelayConfig {
     pub transactional_id: String,
-    pub poll_interval_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub poll_interval_ms: Duration,
     pub batch_size: i64,
     /// Back-off after a transient failure, doubling up to `retry_max_ms`.
-    pub retry_initial_ms: u64,
-    pub retry_max_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub retry_initial_ms: Duration,
+    #[serde(deserialize_with = "units::millis")]
+    pub retry_max_ms: Duration,
     /// The pause between attempts while a systemic failure (the deployment) stops the relay.
-    pub systemic_retry_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub systemic_retry_ms: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRegistryConfig {
     pub url: String,
-    pub timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub timeout_ms: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,18 +229,21 @@ pub struct ApiConfig {
     pub secret_key: Secret,
     /// Larger request bodies get 413.
     pub body_limit_bytes: usize,
-    pub request_timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub request_timeout_ms: Duration,
     /// Browser origins allowed to call the API; `["*"]` allows any, empty allows none.
     pub cors_origins: Vec<String>,
     /// How often in-memory usage counters and key last-use times are written to the database.
-    pub usage_flush_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub usage_flush_ms: Duration,
     /// Registrations allowed per client address and hour (the route needs no key to limit by).
     pub register_per_hour: u32,
     /// Proxies in front of the API that append to `X-Forwarded-For`: the client address is
     /// that many entries from the right. 0 trusts no header and uses the peer address.
     pub trusted_proxy_hops: usize,
     /// How often a WebSocket session re-checks that its key and system are still valid.
-    pub ws_recheck_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub ws_recheck_ms: Duration,
     /// Live WebSocket sessions one user may hold open at once (429 beyond).
     pub ws_sessions_per_user: usize,
     /// Lookups of API keys no cache answers, per client address and minute (429 beyond): a
@@ -223,7 +252,8 @@ pub struct ApiConfig {
     /// Refused keys remembered by hash (at most this many, for `unknown_keys_cache_seconds`),
     /// so a client repeating a wrong or revoked key costs no query.
     pub unknown_keys_cached: usize,
-    pub unknown_keys_cache_seconds: u64,
+    #[serde(deserialize_with = "units::seconds")]
+    pub unknown_keys_cache_seconds: Duration,
     /// Rows one raw-readings page or one sub-minute bucket query may read from `readings`
     /// (422 naming the parameter beyond).
     pub max_rows_scanned: i64,
@@ -262,7 +292,8 @@ pub struct TierLimits {
 #[serde(deny_unknown_fields)]
 pub struct GnnConfig {
     pub service_url: Option<String>,
-    pub timeout_ms: u64,
+    #[serde(deserialize_with = "units::millis")]
+    pub timeout_ms: Duration,
     pub attempts: u32,
 }
 
@@ -300,7 +331,7 @@ impl Config {
         if self.storage.retention_days == 0 {
             return invalid("storage.retention_days", "must be at least 1".into());
         }
-        if self.storage.maintenance_interval_seconds == 0 {
+        if self.storage.maintenance_interval_seconds.is_zero() {
             return invalid("storage.maintenance_interval_seconds", "must be at least 1".into());
         }
         if self.topics.replication_factor < 1 {
@@ -325,10 +356,10 @@ impl Config {
         if self.ingest.chunk_max_readings < self.ingest.max_batch_readings.min(1) || self.ingest.chunk_max_readings == 0 {
             return invalid("ingest.chunk_max_readings", "must be at least 1".into());
         }
-        if self.ingest.retry_initial_ms == 0 || self.ingest.retry_max_ms < self.ingest.retry_initial_ms {
+        if self.ingest.retry_initial_ms.is_zero() || self.ingest.retry_max_ms < self.ingest.retry_initial_ms {
             return invalid("ingest.retry_max_ms", "needs 0 < retry_initial_ms <= retry_max_ms".into());
         }
-        if self.windows.length_seconds == 0 || self.windows.idle_timeout_seconds == 0 {
+        if self.windows.length_seconds.is_zero() || self.windows.idle_timeout_seconds.is_zero() {
             return invalid("windows.length_seconds", "windows.length_seconds and idle_timeout_seconds must be at least 1".into());
         }
         if self.kafka.brokers.trim().is_empty() {
@@ -349,13 +380,13 @@ impl Config {
                 return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());
             }
         }
-        if self.api.ws_recheck_ms == 0 {
+        if self.api.ws_recheck_ms.is_zero() {
             return invalid("api.ws_recheck_ms", "must be at least 1".into());
         }
         if self.api.register_per_hour == 0 {
             return invalid("api.register_per_hour", "must be at least 1".into());
         }
-        if self.api.body_limit_bytes < 1024 || self.api.request_timeout_ms == 0 || self.api.usage_flush_ms == 0 {
+        if self.api.body_limit_bytes < 1024 || self.api.request_timeout_ms.is_zero() || self.api.usage_flush_ms.is_zero() {
             return invalid("api.body_limit_bytes", "needs body_limit_bytes >= 1024 and non-zero request_timeout_ms and usage_flush_ms".into());
         }
         for origin in &self.api.cors_origins {
@@ -366,7 +397,7 @@ impl Config {
         if self.env == Environment::Production && self.api.secret_key.expose() == DEVELOPMENT_SECRET {
             return invalid("api.secret_key", "production needs its own SECRET_KEY".into());
         }
-        if self.infer.retry_ms == 0 || self.infer.systemic_retry_ms == 0 || self.infer.batch_size == 0 {
+        if self.infer.retry_ms.is_zero() || self.infer.systemic_retry_ms.is_zero() || self.infer.batch_size == 0 {
             return invalid("infer.retry_ms", "infer.retry_ms, systemic_retry_ms and batch_size must be at least 1".into());
         }
         // Replicas sharing the default id would fence each other's transactions in turn.

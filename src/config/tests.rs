@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::Duration;
 
 use super::*;
 
@@ -34,7 +35,7 @@ fn file_overrides_defaults_and_keeps_the_rest() {
     let file = file_with("[database]\npool_size = 3\n[topics.scores]\nname = \"scores.custom\"\npartitions = 2\n");
     let config = Config::load(&Sources { file: Some(file.path().into()) }, &BTreeMap::new()).unwrap();
     assert_eq!(config.database.pool_size, 3);
-    assert_eq!(config.database.connect_timeout_ms, 5000);
+    assert_eq!(config.database.connect_timeout_ms, Duration::from_millis(5000));
     assert_eq!(config.topics.scores.name, "scores.custom");
     assert_eq!(config.topics.partitions_of(&config.topics.scores), 2);
     assert_eq!(config.topics.partitions_of(&config.topics.batches), 6);
@@ -146,4 +147,157 @@ fn cross_field_rules_are_checked_at_load() {
 
     let err = load(&[("MANIFOLD__TOPICS__PARTITIONS", "0")]).unwrap_err();
     assert!(err.to_string().contains("partitions"), "{err}");
+}
+
+/// Reads one `Duration` field of a loaded config.
+type Field = fn(&Config) -> Duration;
+
+/// Every integer key with a unit suffix, and the `Duration` field it now fills.
+fn duration_fields() -> Vec<(&'static str, Field)> {
+    vec![
+        ("database.connect_timeout_ms", |c| c.database.connect_timeout_ms),
+        ("storage.future_skew_hours", |c| c.storage.future_skew_hours),
+        ("storage.maintenance_interval_seconds", |c| c.storage.maintenance_interval_seconds),
+        ("storage.lock_timeout_ms", |c| c.storage.lock_timeout_ms),
+        ("kafka.request_timeout_ms", |c| c.kafka.request_timeout_ms),
+        ("topics.batches.retention_hours", |c| c.topics.batches.retention_hours),
+        ("topics.dead_letters.retention_hours", |c| c.topics.dead_letters.retention_hours),
+        ("topics.windows_ready.retention_hours", |c| c.topics.windows_ready.retention_hours),
+        ("topics.scores.retention_hours", |c| c.topics.scores.retention_hours),
+        ("topics.relay_position.retention_hours", |c| c.topics.relay_position.retention_hours),
+        ("ingest.chunk_max_delay_ms", |c| c.ingest.chunk_max_delay_ms),
+        ("ingest.session_timeout_ms", |c| c.ingest.session_timeout_ms),
+        ("ingest.retry_initial_ms", |c| c.ingest.retry_initial_ms),
+        ("ingest.retry_max_ms", |c| c.ingest.retry_max_ms),
+        ("ingest.breaker_seconds", |c| c.ingest.breaker_seconds),
+        ("windows.length_seconds", |c| c.windows.length_seconds),
+        ("windows.allowed_lateness_seconds", |c| c.windows.allowed_lateness_seconds),
+        ("windows.idle_timeout_seconds", |c| c.windows.idle_timeout_seconds),
+        ("infer.batch_wait_ms", |c| c.infer.batch_wait_ms),
+        ("infer.session_timeout_ms", |c| c.infer.session_timeout_ms),
+        ("infer.retry_ms", |c| c.infer.retry_ms),
+        ("infer.systemic_retry_ms", |c| c.infer.systemic_retry_ms),
+        ("infer.unready_after_ms", |c| c.infer.unready_after_ms),
+        ("relay.poll_interval_ms", |c| c.relay.poll_interval_ms),
+        ("relay.retry_initial_ms", |c| c.relay.retry_initial_ms),
+        ("relay.retry_max_ms", |c| c.relay.retry_max_ms),
+        ("relay.systemic_retry_ms", |c| c.relay.systemic_retry_ms),
+        ("schema_registry.timeout_ms", |c| c.schema_registry.timeout_ms),
+        ("api.request_timeout_ms", |c| c.api.request_timeout_ms),
+        ("api.usage_flush_ms", |c| c.api.usage_flush_ms),
+        ("api.ws_recheck_ms", |c| c.api.ws_recheck_ms),
+        ("api.unknown_keys_cache_seconds", |c| c.api.unknown_keys_cache_seconds),
+        ("gnn.timeout_ms", |c| c.gnn.timeout_ms),
+    ]
+}
+
+/// The unit a key's name promises, as a `Duration` of one.
+fn unit_of(key: &str) -> Option<Duration> {
+    if key.ends_with("_ms") {
+        Some(Duration::from_millis(1))
+    } else if key.ends_with("_seconds") {
+        Some(Duration::from_secs(1))
+    } else if key.ends_with("_hours") {
+        Some(Duration::from_secs(3600))
+    } else {
+        None
+    }
+}
+
+fn integer_keys_with_a_unit(table: &toml::Table, prefix: &str, found: &mut Vec<(String, i64)>) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        match value {
+            toml::Value::Table(inner) => integer_keys_with_a_unit(inner, &key, found),
+            toml::Value::Integer(n) if unit_of(&key).is_some() => found.push((key, *n)),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn every_duration_default_means_its_integer_in_the_unit_its_key_names() {
+    let defaults: toml::Table = include_str!("../../config/default.toml").parse().unwrap();
+    let mut keys = Vec::new();
+    integer_keys_with_a_unit(&defaults, "", &mut keys);
+    let fields = duration_fields();
+    let config = load(&[]).unwrap();
+    for (key, n) in &keys {
+        let (_, field) = fields.iter().find(|(name, _)| name == key).unwrap_or_else(|| panic!("{key} is not read as a Duration"));
+        assert_eq!(field(&config), unit_of(key).unwrap() * u32::try_from(*n).unwrap(), "{key} = {n}");
+    }
+    assert_eq!(keys.len(), fields.len(), "a listed field has no key in default.toml: {keys:?}");
+}
+
+#[test]
+fn a_duration_key_in_a_file_keeps_its_unit() {
+    let file = file_with("[ingest]\nretry_initial_ms = 250\nbreaker_seconds = 7\n[topics.scores]\nretention_hours = 2\n");
+    let config = Config::load(&Sources { file: Some(file.path().into()) }, &BTreeMap::new()).unwrap();
+    assert_eq!(config.ingest.retry_initial_ms, Duration::from_millis(250));
+    assert_eq!(config.ingest.breaker_seconds, Duration::from_secs(7));
+    assert_eq!(config.topics.scores.retention_hours, Duration::from_secs(2 * 3600));
+}
+
+#[test]
+fn a_duration_key_from_the_environment_keeps_its_unit_and_wins_over_the_file() {
+    let file = file_with("[ingest]\nretry_initial_ms = 250\n");
+    let vars = env(&[
+        ("MANIFOLD__INGEST__RETRY_INITIAL_MS", "300"),
+        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "30"),
+        ("MANIFOLD__STORAGE__FUTURE_SKEW_HOURS", "12"),
+        ("MANIFOLD__TOPICS__DEAD_LETTERS__RETENTION_HOURS", "48"),
+    ]);
+    let config = Config::load(&Sources { file: Some(file.path().into()) }, &vars).unwrap();
+    assert_eq!(config.ingest.retry_initial_ms, Duration::from_millis(300));
+    assert_eq!(config.windows.length_seconds, Duration::from_secs(30));
+    assert_eq!(config.storage.future_skew_hours, Duration::from_secs(12 * 3600));
+    assert_eq!(config.topics.dead_letters.retention_hours, Duration::from_secs(48 * 3600));
+}
+
+#[test]
+fn zero_durations_are_still_refused_where_they_were() {
+    for (var, key) in [
+        ("MANIFOLD__INGEST__RETRY_INITIAL_MS", "ingest.retry_max_ms"),
+        ("MANIFOLD__STORAGE__MAINTENANCE_INTERVAL_SECONDS", "storage.maintenance_interval_seconds"),
+        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "windows.length_seconds"),
+        ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "windows.length_seconds"),
+        ("MANIFOLD__API__WS_RECHECK_MS", "api.ws_recheck_ms"),
+        ("MANIFOLD__API__REQUEST_TIMEOUT_MS", "api.body_limit_bytes"),
+        ("MANIFOLD__API__USAGE_FLUSH_MS", "api.body_limit_bytes"),
+        ("MANIFOLD__INFER__RETRY_MS", "infer.retry_ms"),
+        ("MANIFOLD__INFER__SYSTEMIC_RETRY_MS", "infer.retry_ms"),
+    ] {
+        let err = load(&[(var, "0")]).unwrap_err();
+        assert!(matches!(&err, ConfigError::Invalid { key: k, .. } if k == key), "{var}=0: {err}");
+    }
+    // Zero stays allowed where it was: no lateness at all, or no pause between relay polls.
+    let config = load(&[("MANIFOLD__WINDOWS__ALLOWED_LATENESS_SECONDS", "0"), ("MANIFOLD__RELAY__POLL_INTERVAL_MS", "0")]).unwrap();
+    assert!(config.windows.allowed_lateness_seconds.is_zero() && config.relay.poll_interval_ms.is_zero());
+}
+
+#[test]
+fn durations_are_compared_across_fields() {
+    let err = load(&[("MANIFOLD__INGEST__RETRY_INITIAL_MS", "5000"), ("MANIFOLD__INGEST__RETRY_MAX_MS", "4999")]).unwrap_err();
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "ingest.retry_max_ms"), "{err}");
+    load(&[("MANIFOLD__INGEST__RETRY_INITIAL_MS", "5000"), ("MANIFOLD__INGEST__RETRY_MAX_MS", "5000")]).unwrap();
+}
+
+#[test]
+fn out_of_range_durations_are_refused_naming_the_key_and_variable() {
+    for (var, value, key) in [
+        ("MANIFOLD__RELAY__POLL_INTERVAL_MS", "-1", "relay.poll_interval_ms"),
+        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "-60", "windows.length_seconds"),
+        ("MANIFOLD__INFER__RETRY_MS", "1s", "infer.retry_ms"),
+        // future_skew_hours was a u32, and still is as far as accepted values go.
+        ("MANIFOLD__STORAGE__FUTURE_SKEW_HOURS", "4294967296", "storage.future_skew_hours"),
+        // Hours beyond what a Duration holds used to overflow when the topic was created.
+        ("MANIFOLD__TOPICS__SCORES__RETENTION_HOURS", "9223372036854775807", "topics.scores.retention_hours"),
+    ] {
+        let err = load(&[(var, value)]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(&err, ConfigError::Type { .. }), "{var}={value}: {text}");
+        assert!(text.contains(key) && text.contains(var), "{var}={value}: {text}");
+    }
+    let top = load(&[("MANIFOLD__STORAGE__FUTURE_SKEW_HOURS", "4294967295")]).unwrap();
+    assert_eq!(top.storage.future_skew_hours, Duration::from_secs(4_294_967_295 * 3600));
 }

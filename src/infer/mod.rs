@@ -49,11 +49,11 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
         }
     };
     let service = match &config.gnn.service_url {
-        Some(url) => Some(HttpScorer::new(url, Duration::from_millis(config.gnn.timeout_ms), config.gnn.attempts)?),
+        Some(url) => Some(HttpScorer::new(url, config.gnn.timeout_ms, config.gnn.attempts)?),
         None => None,
     };
     let registry = SrSettings::new_builder(config.schema_registry.url.trim_end_matches('/').to_owned())
-        .set_timeout(Duration::from_millis(config.schema_registry.timeout_ms))
+        .set_timeout(config.schema_registry.timeout_ms)
         .build()
         .map_err(|e| anyhow::anyhow!("schema registry settings: {}", e.error))?;
     Ok(InferWorker {
@@ -75,7 +75,7 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
 /// operations listener until `shutdown`. A fenced worker is not restarted: the process stays
 /// up, not ready, until an operator gives each replica its own ordinal.
 pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let health = Arc::new(InferHealth::new(Duration::from_millis(config.infer.unready_after_ms)));
+    let health = Arc::new(InferHealth::new(config.infer.unready_after_ms));
     let listener_token = CancellationToken::new();
     let probe = health.clone();
     let ready: ops::Readiness = Arc::new(move || probe.ready());
@@ -101,10 +101,10 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
                 } else {
                     tracing::warn!(error = %err.detail(), failure = kind.as_str(), "infer worker stopped; restarting");
                 }
-                let pause = if kind == FailureKind::Systemic { config.infer.systemic_retry_ms } else { 2000 };
+                let pause = if kind == FailureKind::Systemic { config.infer.systemic_retry_ms } else { Duration::from_millis(2000) };
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         }

@@ -86,7 +86,7 @@ impl InferWorker {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            .set("session.timeout.ms", self.config.session_timeout_ms.to_string());
+            .set("session.timeout.ms", self.config.session_timeout_ms.as_millis().to_string());
         if let Some(instance) = self.config.group_instance_id() {
             config.set("group.instance.id", instance);
         }
@@ -117,11 +117,11 @@ impl InferWorker {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), InferError> {
         let signal = RebalanceSignal::default();
         let consumer = self.consumer(signal.clone())?;
-        let timeout = Duration::from_millis(self.kafka.request_timeout_ms.max(10_000));
+        let timeout = self.kafka.request_timeout_ms.max(Duration::from_secs(10));
         let mut producer = self.producer(timeout).await?;
-        let mut breaker = Breaker::new(BREAKER_RUN, Duration::from_millis(self.config.unready_after_ms));
+        let mut breaker = Breaker::new(BREAKER_RUN, self.config.unready_after_ms);
         tracing::info!(topic = %self.input_topic, transactional_id = %self.config.transactional_id(), "infer started");
-        let wait = Duration::from_millis(self.config.batch_wait_ms);
+        let wait = self.config.batch_wait_ms;
         while !shutdown.is_cancelled() {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -199,7 +199,7 @@ impl InferWorker {
                     let pause = if kind == FailureKind::Systemic { self.config.systemic_retry_ms } else { self.config.retry_ms };
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(pause)) => {}
+                        _ = tokio::time::sleep(pause) => {}
                     }
                 }
             }

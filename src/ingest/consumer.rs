@@ -78,7 +78,7 @@ pub fn create(
         .set("queued.max.messages.kbytes", ingest.queued_max_kbytes.to_string())
         .set("fetch.max.bytes", "8388608")
         .set("statistics.interval.ms", "5000")
-        .set("session.timeout.ms", ingest.session_timeout_ms.to_string());
+        .set("session.timeout.ms", ingest.session_timeout_ms.as_millis().to_string());
     if let Some(instance) = &ingest.instance_id {
         config.set("group.instance.id", instance);
     }

@@ -52,7 +52,7 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
         decoder: BatchDecoder::new(&config.schema_registry, BatchLimits { max_readings: config.ingest.max_batch_readings })?,
         cache: cache.clone(),
         validator: validate::Validator {
-            max_future_us: i64::from(config.storage.future_skew_hours) * 3_600_000_000,
+            max_future_us: config.storage.future_skew_hours.as_micros() as i64,
             retention_us: i64::from(config.storage.retention_days) * 86_400_000_000,
             policy: config.ingest.bad_readings,
         },

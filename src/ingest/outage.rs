@@ -2,7 +2,7 @@
 //! stored offsets.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::consumer;
 use super::pending::Pending;
@@ -45,7 +45,7 @@ impl IngestService {
         self.health.outage.store(true, Ordering::Relaxed);
         self.metrics.paused.set(1);
         if kind == FailureKind::Systemic {
-            state.backoff = Duration::from_millis(self.config.retry_max_ms);
+            state.backoff = self.config.retry_max_ms;
             let what = text::message(&format!("{fix} ({dependency}: {error})"));
             *self.health.systemic.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
             self.metrics.systemic.set(1);
@@ -54,7 +54,7 @@ impl IngestService {
             tracing::warn!(kind = dependency, error = %error, retry_in_ms = state.backoff.as_millis() as u64, "ingest paused; will retry");
         }
         state.retry_at = Some(Instant::now() + state.backoff);
-        state.backoff = (state.backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
+        state.backoff = (state.backoff * 2).min(self.config.retry_max_ms);
     }
 
     pub(super) async fn leave_outage(&self, state: &mut Loop) {

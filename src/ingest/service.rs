@@ -115,10 +115,10 @@ impl IngestService {
             retry_at: None,
             seek_retry_at: None,
             in_flight: None,
-            backoff: Duration::from_millis(self.config.retry_initial_ms),
-            breaker: Breaker::new(self.config.breaker_failures, Duration::from_secs(self.config.breaker_seconds)),
+            backoff: self.config.retry_initial_ms,
+            breaker: Breaker::new(self.config.breaker_failures, self.config.breaker_seconds),
         };
-        let max_delay = Duration::from_millis(self.config.chunk_max_delay_ms);
+        let max_delay = self.config.chunk_max_delay_ms;
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         tracing::info!(topic = %self.topic, group = %self.config.group_id, "ingest started");
         loop {

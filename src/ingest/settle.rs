@@ -29,7 +29,7 @@ impl IngestService {
                     self.metrics.end_to_end_seconds.observe(((now - newest) as f64 / 1e6).max(0.0));
                 }
                 state.breaker.succeeded();
-                state.backoff = Duration::from_millis(self.config.retry_initial_ms);
+                state.backoff = self.config.retry_initial_ms;
             }
             Some(WriteFailure::Fenced { partition }) => {
                 self.metrics.write_errors.with_label_values(&["fenced"]).inc();

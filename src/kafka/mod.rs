@@ -54,7 +54,7 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     client
         .set("bootstrap.servers", &config.brokers)
         .set("client.id", "manifold")
-        .set("socket.timeout.ms", config.request_timeout_ms.to_string())
+        .set("socket.timeout.ms", config.request_timeout_ms.as_millis().to_string())
         .set("broker.address.family", "v4");
     for (key, value) in config.client.iter() {
         client.set(key, value);

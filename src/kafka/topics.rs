@@ -49,7 +49,7 @@ fn admin(kafka: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, Kafka
 /// be read, with that limit plus [`DEAD_LETTER_HEADER_ROOM`].
 pub async fn create(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result<Vec<TopicResult>, KafkaError> {
     let admin = admin(kafka)?;
-    let timeout = Duration::from_millis(kafka.request_timeout_ms);
+    let timeout = kafka.request_timeout_ms;
     let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
     let all = topics.all();
     let (dead_letters, others): (Vec<_>, Vec<_>) = all.iter().partition(|(role, _)| *role == "dead_letters");
@@ -110,7 +110,7 @@ async fn create_some(
         .map(|(role, topic)| {
             // The relay position is a latest-value log: compaction keeps the newest per key.
             let cleanup = if *role == "relay_position" { "compact" } else { "delete" };
-            ((topic.retention_hours * 3_600_000).to_string(), cleanup, max_message_bytes.map(|b| b.to_string()))
+            (topic.retention_hours.as_millis().to_string(), cleanup, max_message_bytes.map(|b| b.to_string()))
         })
         .collect();
     let new_topics: Vec<NewTopic> = which
@@ -141,7 +141,7 @@ async fn create_some(
 /// default). A topic the broker does not describe is left out; the caller falls back.
 pub async fn max_message_bytes(kafka: &KafkaConfig, names: &[&str]) -> Result<HashMap<String, usize>, KafkaError> {
     let admin = admin(kafka)?;
-    max_message_bytes_with(&admin, names, Duration::from_millis(kafka.request_timeout_ms)).await
+    max_message_bytes_with(&admin, names, kafka.request_timeout_ms).await
 }
 
 async fn max_message_bytes_with(

@@ -96,7 +96,7 @@ impl Relay {
     /// Relays until `shutdown`; failures restart the cycle (election, fencing, position, and a
     /// new producer) after a pause: a back-off when transient, a slow retry when systemic.
     pub async fn run(self, shutdown: CancellationToken) {
-        let initial = Duration::from_millis(self.config.retry_initial_ms);
+        let initial = self.config.retry_initial_ms;
         let mut retry = Retry { breaker: Breaker::new(BREAKER_THRESHOLD, BREAKER_WINDOW), backoff: initial };
         while !shutdown.is_cancelled() {
             let err = match self.lead(&shutdown, &mut retry).await {
@@ -105,8 +105,8 @@ impl Relay {
             };
             let kind = retry.breaker.failed(err.failure(), Instant::now());
             self.metrics.interrupted(kind, &err, err.fatal(), err.fix());
-            let pause = if kind == FailureKind::Systemic { Duration::from_millis(self.config.systemic_retry_ms) } else { retry.backoff };
-            retry.backoff = (retry.backoff * 2).min(Duration::from_millis(self.config.retry_max_ms));
+            let pause = if kind == FailureKind::Systemic { self.config.systemic_retry_ms } else { retry.backoff };
+            retry.backoff = (retry.backoff * 2).min(self.config.retry_max_ms);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
@@ -133,13 +133,13 @@ impl Relay {
         let targets = [&self.topics.dead_letters.name, &self.topics.windows_ready.name, &self.topics.scores.name, &self.topics.relay_position.name];
         let mut limits = TopicLimits::read(&self.kafka, &targets.map(String::as_str)).await;
         let producer = crate::kafka::relay_producer(&self.kafka, &self.config.transactional_id, limits.producer(), limits.batch_size())?;
-        let timeout = Duration::from_millis(self.kafka.request_timeout_ms.max(10_000));
+        let timeout = self.kafka.request_timeout_ms.max(Duration::from_secs(10));
         blocking(&producer, move |p| p.init_transactions(timeout), "init transactions").await?;
         let mut last = position::read(&self.kafka, &self.topics.relay_position.name, &self.config.transactional_id, timeout).await?;
         tracing::info!(last_seq = last, producer_max_bytes = limits.producer(), "relay leading");
 
         let batch = self.config.batch_size.max(1);
-        let idle = Duration::from_millis(self.config.poll_interval_ms);
+        let idle = self.config.poll_interval_ms;
         let mut run_limit = batch;
         let mut purged = 0;
         let mut heads = self.store.outbox_heads().await?;
@@ -191,7 +191,7 @@ impl Relay {
                     purged = 0;
                     run_limit = batch;
                     retry.breaker.succeeded();
-                    retry.backoff = Duration::from_millis(self.config.retry_initial_ms);
+                    retry.backoff = self.config.retry_initial_ms;
                     self.published(&run, last, heads.newest.max(last)).await;
                 }
                 Outcome::Refused { refusals, abort_error } => {

@@ -1,7 +1,5 @@
 //! The storage maintenance task: partitions ahead, expired data out, on a fixed interval.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
@@ -70,7 +68,7 @@ impl Maintenance {
     /// Runs a pass now and then every interval until `shutdown` is cancelled. A failed pass is
     /// logged and retried at the next tick: maintenance must never take the process down.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(Duration::from_secs(self.storage.maintenance_interval_seconds));
+        let mut ticker = tokio::time::interval(self.storage.maintenance_interval_seconds);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -96,8 +94,8 @@ impl Maintenance {
     pub fn policy(&self) -> PartitionPolicy {
         PartitionPolicy {
             retention_days: self.storage.retention_days,
-            future_skew_hours: self.storage.future_skew_hours,
-            lock_timeout: Duration::from_millis(self.storage.lock_timeout_ms),
+            future_skew: self.storage.future_skew_hours,
+            lock_timeout: self.storage.lock_timeout_ms,
         }
     }
 

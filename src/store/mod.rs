@@ -174,7 +174,7 @@ impl Store {
     }
 
     fn build(config: &DatabaseConfig, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
-        let mut pg = pg_config(config.url.expose(), Duration::from_millis(config.connect_timeout_ms))?;
+        let mut pg = pg_config(config.url.expose(), config.connect_timeout_ms)?;
         if let Some(limit) = statement_timeout {
             pg.options(format!("-c statement_timeout={}", limit.as_millis()));
         }
@@ -182,8 +182,8 @@ impl Store {
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
-            .create_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .wait_timeout(Some(config.connect_timeout_ms))
+            .create_timeout(Some(config.connect_timeout_ms))
             .build()
             .map_err(|err| StoreError::Url(err.to_string()))?;
         Ok(Self { pool })
@@ -196,7 +196,7 @@ impl Store {
     /// A connection outside the pool, for sessions that hold state (advisory locks, LISTEN,
     /// DETACH … CONCURRENTLY, which cannot run inside a transaction block).
     pub async fn dedicated(config: &DatabaseConfig) -> Result<tokio_postgres::Client, StoreError> {
-        let pg = pg_config(config.url.expose(), Duration::from_millis(config.connect_timeout_ms))?;
+        let pg = pg_config(config.url.expose(), config.connect_timeout_ms)?;
         let (client, connection) = pg.connect(NoTls).await.map_err(|err| StoreError::query("connect", err))?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {

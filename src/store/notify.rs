@@ -54,7 +54,7 @@ where
     F: FnMut(Notice) -> Fut,
     Fut: Future<Output = Result<(), StoreError>>,
 {
-    let pg = super::pg_config(database.url.expose(), Duration::from_millis(database.connect_timeout_ms))?;
+    let pg = super::pg_config(database.url.expose(), database.connect_timeout_ms)?;
     let (client, mut connection) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
         connecting = pg.connect(tokio_postgres::NoTls) => connecting.map_err(|e| StoreError::query("connect a listener", e))?,

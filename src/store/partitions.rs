@@ -27,7 +27,7 @@ pub struct PartitionChanges {
 #[derive(Debug, Clone, Copy)]
 pub struct PartitionPolicy {
     pub retention_days: u32,
-    pub future_skew_hours: u32,
+    pub future_skew: Duration,
     pub lock_timeout: Duration,
 }
 
@@ -37,7 +37,9 @@ impl PartitionPolicy {
     /// before the next maintenance pass (that was a "no partition for row" stall).
     pub fn window(&self, now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
         let first = (now - chrono::Duration::days(i64::from(self.retention_days))).date_naive();
-        let last = (now + chrono::Duration::hours(i64::from(self.future_skew_hours)) + chrono::Duration::days(1)).date_naive();
+        // The config bounds the skew to u32 hours, far inside what a TimeDelta holds.
+        let skew = chrono::Duration::from_std(self.future_skew).unwrap_or(chrono::Duration::MAX);
+        let last = (now + skew + chrono::Duration::days(1)).date_naive();
         (first, last)
     }
 }
@@ -159,7 +161,7 @@ mod tests {
 
     #[test]
     fn window_spans_retention_back_and_a_day_beyond_the_skew_ahead() {
-        let policy = PartitionPolicy { retention_days: 3, future_skew_hours: 30, lock_timeout: Duration::from_secs(1) };
+        let policy = PartitionPolicy { retention_days: 3, future_skew: Duration::from_secs(30 * 3600), lock_timeout: Duration::from_secs(1) };
         let now = DateTime::parse_from_rfc3339("2026-11-26T20:00:00Z").unwrap().with_timezone(&Utc);
         let (first, last) = policy.window(now);
         assert_eq!(first, NaiveDate::from_ymd_opt(2026, 11, 23).unwrap());

@@ -20,10 +20,10 @@ pub struct WindowSpec {
 impl WindowSpec {
     pub fn from_config(config: &WindowsConfig) -> Self {
         Self {
-            length_us: config.length_seconds as i64 * 1_000_000,
+            length_us: config.length_seconds.as_micros() as i64,
             origin_us: config.origin.timestamp_micros(),
-            lateness_us: config.allowed_lateness_seconds as i64 * 1_000_000,
-            idle_timeout_us: config.idle_timeout_seconds as i64 * 1_000_000,
+            lateness_us: config.allowed_lateness_seconds.as_micros() as i64,
+            idle_timeout_us: config.idle_timeout_seconds.as_micros() as i64,
         }
     }
 
