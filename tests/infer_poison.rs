@@ -58,7 +58,7 @@ fn event(system: &str, start: i64) -> WindowReady {
         revision: 0,
         reading_count: 17,
         sensors: vec!["PS1".into()],
-        closed_by: "WATERMARK".into(),
+        closed_by: manifold::domain::CloseReason::Watermark,
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::domain::TopicRole;
+
 pub use load::{ConfigError, Sources};
 pub use secret::{DatabaseUrl, KafkaClientProperties, Secret};
 
@@ -87,14 +89,19 @@ pub struct TopicsConfig {
 
 impl TopicsConfig {
     /// The four topics of the design and the relay's position topic, each with its role.
-    pub fn all(&self) -> [(&'static str, &TopicConfig); 5] {
-        [
-            ("batches", &self.batches),
-            ("dead_letters", &self.dead_letters),
-            ("windows_ready", &self.windows_ready),
-            ("scores", &self.scores),
-            ("relay_position", &self.relay_position),
-        ]
+    pub fn all(&self) -> [(TopicRole, &TopicConfig); 5] {
+        TopicRole::ALL.map(|role| (role, self.of(role)))
+    }
+
+    /// The topic that plays `role` (the section `[topics.<role>]`).
+    pub fn of(&self, role: TopicRole) -> &TopicConfig {
+        match role {
+            TopicRole::Batches => &self.batches,
+            TopicRole::DeadLetters => &self.dead_letters,
+            TopicRole::WindowsReady => &self.windows_ready,
+            TopicRole::Scores => &self.scores,
+            TopicRole::RelayPosition => &self.relay_position,
+        }
     }
 
     pub fn partitions_of(&self, topic: &TopicConfig) -> i32 {

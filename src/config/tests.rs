@@ -30,6 +30,19 @@ fn defaults_point_at_the_local_stack() {
     assert_eq!(config.storage.retention_days, 30);
 }
 
+/// A role's name is the key of its section: the topic a role reads is the one its section names.
+#[test]
+fn each_topic_role_is_the_section_that_names_its_topic() {
+    let defaults: toml::Table = include_str!("../../config/default.toml").parse().unwrap();
+    let sections = defaults["topics"].as_table().unwrap();
+    let config = load(&[]).unwrap();
+    for (role, topic) in config.topics.all() {
+        assert_eq!(sections[role.as_str()]["name"].as_str(), Some(topic.name.as_str()), "{role}");
+    }
+    let named: Vec<&String> = sections.iter().filter(|(_, v)| v.is_table()).map(|(k, _)| k).collect();
+    assert_eq!(named.len(), TopicRole::ALL.len(), "a [topics.*] section without a role: {named:?}");
+}
+
 #[test]
 fn file_overrides_defaults_and_keeps_the_rest() {
     let file = file_with("[database]\npool_size = 3\n[topics.scores]\nname = \"scores.custom\"\npartitions = 2\n");

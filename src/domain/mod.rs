@@ -2,12 +2,16 @@
 //! never sees invalid data.
 
 mod batch;
+mod close_reason;
 mod error;
 mod ids;
 pub mod text;
+mod topic_role;
 mod topology;
 
 pub use batch::{BatchLimits, RawBatch, RawSeries, Reading, SensorBatch, Series};
+pub use close_reason::CloseReason;
 pub use error::{DomainError, RejectKind};
 pub use ids::{ComponentId, SensorId, SystemId};
+pub use topic_role::TopicRole;
 pub use topology::{Component, Connection, Sensor, Topology};

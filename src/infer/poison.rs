@@ -176,7 +176,7 @@ mod tests {
             revision: 0,
             reading_count: 1,
             sensors: vec![],
-            closed_by: "WATERMARK".into(),
+            closed_by: crate::domain::CloseReason::Watermark,
         };
         let components = scores
             .iter()
@@ -244,7 +244,7 @@ mod tests {
             revision: 0,
             reading_count: 0,
             sensors: vec![],
-            closed_by: "IDLE".into(),
+            closed_by: crate::domain::CloseReason::Idle,
         };
         let row = WindowFailure::new(0, 7, Some(event), FailReason::WrongShape, &"\u{0}".repeat(5000)).row("t");
         assert!(row.system_id.as_deref().is_some_and(|s| text::is_clean(s, 256)));

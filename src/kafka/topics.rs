@@ -10,6 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::{KafkaError, client_config};
 use crate::config::{KafkaConfig, TopicConfig, TopicsConfig};
+use crate::domain::TopicRole;
 
 /// Room for the headers a dead letter carries beyond the input message (error kind and message
 /// of at most 1 KiB, source, time, sequence, …): with it a maximal input message always fits on
@@ -27,7 +28,7 @@ pub enum TopicOutcome {
 
 #[derive(Debug, Clone)]
 pub struct TopicResult {
-    pub role: &'static str,
+    pub role: TopicRole,
     pub name: String,
     pub outcome: TopicOutcome,
     pub configured_partitions: i32,
@@ -52,7 +53,7 @@ pub async fn create(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result<Vec<To
     let timeout = kafka.request_timeout_ms;
     let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
     let all = topics.all();
-    let (dead_letters, others): (Vec<_>, Vec<_>) = all.iter().partition(|(role, _)| *role == "dead_letters");
+    let (dead_letters, others): (Vec<_>, Vec<_>) = all.iter().partition(|(role, _)| *role == TopicRole::DeadLetters);
 
     let mut results = create_some(&admin, topics, &others, None, &options).await?;
     let input_limit = max_message_bytes_with(&admin, &[topics.batches.name.as_str()], timeout).await?.get(&topics.batches.name).copied();
@@ -82,7 +83,7 @@ pub async fn create(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result<Vec<To
         report.push(TopicResult { role, name: topic.name.clone(), outcome, configured_partitions: configured });
     }
     if let (Some(want), Some(TopicResult { outcome: TopicOutcome::Exists { .. }, name, .. })) =
-        (dead_letter_limit, report.iter().find(|r| r.role == "dead_letters"))
+        (dead_letter_limit, report.iter().find(|r| r.role == TopicRole::DeadLetters))
     {
         let has = max_message_bytes_with(&admin, &[name.as_str()], timeout).await?.get(name.as_str()).copied();
         if has.is_some_and(|has| has < want) {
@@ -98,7 +99,7 @@ pub async fn create(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result<Vec<To
 async fn create_some(
     admin: &AdminClient<DefaultClientContext>,
     topics: &TopicsConfig,
-    which: &[&(&'static str, &TopicConfig)],
+    which: &[&(TopicRole, &TopicConfig)],
     max_message_bytes: Option<usize>,
     options: &AdminOptions,
 ) -> Result<Vec<(String, Result<(), RDKafkaErrorCode>)>, KafkaError> {
@@ -109,7 +110,7 @@ async fn create_some(
         .iter()
         .map(|(role, topic)| {
             // The relay position is a latest-value log: compaction keeps the newest per key.
-            let cleanup = if *role == "relay_position" { "compact" } else { "delete" };
+            let cleanup = if *role == TopicRole::RelayPosition { "compact" } else { "delete" };
             (topic.retention_hours.as_millis().to_string(), cleanup, max_message_bytes.map(|b| b.to_string()))
         })
         .collect();

@@ -2,6 +2,7 @@
 
 use prometheus::{IntCounterVec, IntGauge, Opts};
 
+use crate::domain::TopicRole;
 use crate::failure::FailureKind;
 use crate::telemetry::{Metrics, register};
 
@@ -59,8 +60,8 @@ impl RelayMetrics {
         }
     }
 
-    pub fn published(&self, role: &str, count: u64) {
-        self.published.with_label_values(&[role_label(role)]).inc_by(count);
+    pub fn published(&self, role: TopicRole, count: u64) {
+        self.published.with_label_values(&[role.as_str()]).inc_by(count);
     }
 
     pub fn committed(&self, seq: i64, newest: i64) {
@@ -78,16 +79,18 @@ impl RelayMetrics {
         self.backlog.set((newest - last).max(0));
     }
 
-    pub fn cut(&self, seq: i64, role: &str, original: usize, sent: usize) {
-        self.cut.with_label_values(&[role_label(role)]).inc();
-        tracing::warn!(seq, topic_role = role, original_bytes = original, sent_bytes = sent, "outbox event over the size limit: published with its value cut");
+    pub fn cut(&self, seq: i64, role: TopicRole, original: usize, sent: usize) {
+        self.cut.with_label_values(&[role.as_str()]).inc();
+        tracing::warn!(seq, topic_role = role.as_str(), original_bytes = original, sent_bytes = sent, "outbox event over the size limit: published with its value cut");
     }
 
     /// An event set aside. A window-ready event is built by manifold and small, so failing to
     /// publish one is a bug that leaves a window unscored: the log says so for whoever is paged.
     pub fn failed(&self, seq: i64, role: &str, reason: &str, message: &str) {
-        self.failed.with_label_values(&[role_label(role), reason]).inc();
-        if role == "windows_ready" {
+        let known = TopicRole::parse(role).filter(|r| r.is_outbox());
+        // Outbox roles are a closed set (a CHECK constraint); anything else is one bounded label.
+        self.failed.with_label_values(&[known.map_or("other", TopicRole::as_str), reason]).inc();
+        if known == Some(TopicRole::WindowsReady) {
             tracing::error!(
                 seq, topic_role = role, reason, error = message,
                 "a window-ready event cannot be published (a bug: report it); it is recorded in outbox_failures, the relay goes on, the window stays unscored until `manifold rescore`"
@@ -110,13 +113,5 @@ impl RelayMetrics {
             }
             _ => tracing::warn!(error = %error, kind = kind.as_str(), fatal, "relay interrupted; restarting from the committed position"),
         }
-    }
-}
-
-/// Outbox roles are a closed set (a CHECK constraint); anything else is one bounded label.
-fn role_label(role: &str) -> &str {
-    match role {
-        "dead_letters" | "windows_ready" | "scores" => role,
-        _ => "other",
     }
 }

@@ -30,6 +30,7 @@ pub use metrics::RelayMetrics;
 
 use crate::codec::{CodecError, RecordEncoder, WindowReady, schemas};
 use crate::config::{Config, DatabaseConfig, KafkaConfig, RelayConfig, TopicsConfig};
+use crate::domain::TopicRole;
 use crate::failure::{Breaker, FailureKind};
 use crate::store::{OutboxEvent, Store, StoreError};
 use limits::{Fit, Record};
@@ -62,6 +63,7 @@ pub struct Relay {
 /// Why an event cannot be published, ever: a bounded reason code and a sanitized message.
 struct SetAside {
     seq: i64,
+    /// The outbox row's role as stored: it may be one the relay does not know.
     role: String,
     reason: &'static str,
     message: String,
@@ -130,8 +132,9 @@ impl Relay {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
-        let targets = [&self.topics.dead_letters.name, &self.topics.windows_ready.name, &self.topics.scores.name, &self.topics.relay_position.name];
-        let mut limits = TopicLimits::read(&self.kafka, &targets.map(String::as_str)).await;
+        let targets: Vec<&str> =
+            TopicRole::OUTBOX.iter().chain([&TopicRole::RelayPosition]).map(|role| self.topics.of(*role).name.as_str()).collect();
+        let mut limits = TopicLimits::read(&self.kafka, &targets).await;
         let producer = crate::kafka::relay_producer(&self.kafka, &self.config.transactional_id, limits.producer(), limits.batch_size())?;
         let timeout = self.kafka.request_timeout_ms.max(Duration::from_secs(10));
         blocking(&producer, move |p| p.init_transactions(timeout), "init transactions").await?;
@@ -204,7 +207,7 @@ impl Relay {
                         let out = &run[only.index];
                         let reason = limits::reason(&only.error);
                         heads.newest_failed = heads.newest_failed.max(out.seq);
-                        self.set_aside(SetAside { seq: out.seq, role: out.role.clone(), reason, message: only.error.to_string() }).await?;
+                        self.set_aside(SetAside { seq: out.seq, role: out.role.as_str().to_owned(), reason, message: only.error.to_string() }).await?;
                         run_limit = batch;
                     } else {
                         // Records batched together are refused together: publish what comes
@@ -231,9 +234,9 @@ impl Relay {
 
     async fn published(&self, run: &[Outgoing], last: i64, newest: i64) {
         for out in run {
-            self.metrics.published(&out.role, 1);
+            self.metrics.published(out.role, 1);
             if let Some(original) = out.cut_from {
-                self.metrics.cut(out.seq, &out.role, original, out.record.value.len());
+                self.metrics.cut(out.seq, out.role, original, out.record.value.len());
             }
         }
         self.metrics.committed(last, newest);
@@ -255,25 +258,25 @@ impl Relay {
     /// The record to send for `event`, cut to the size limit when it is a dead letter; or why
     /// it can never be sent.
     async fn prepare(&self, event: OutboxEvent, limits: &mut TopicLimits) -> Result<Result<Outgoing, SetAside>, RelayError> {
-        let OutboxEvent { seq, topic_role: role, key, payload, headers } = event;
-        let Some(topic) = self.topic_for(&role) else {
-            let message = format!("no topic for role {}", crate::domain::text::echo(&role));
-            return Ok(Err(SetAside { seq, role, reason: "unknown_topic_role", message }));
+        let OutboxEvent { seq, topic_role, key, payload, headers } = event;
+        let Some((role, topic)) = self.topic_for(&topic_role) else {
+            let message = format!("no topic for role {}", crate::domain::text::echo(&topic_role));
+            return Ok(Err(SetAside { seq, role: topic_role, reason: "unknown_topic_role", message }));
         };
-        let value = if role == "windows_ready" {
+        let value = if role == TopicRole::WindowsReady {
             match self.encode_window(&payload).await? {
                 Ok(value) => value,
-                Err(message) => return Ok(Err(SetAside { seq, role, reason: "invalid_event", message })),
+                Err(message) => return Ok(Err(SetAside { seq, role: topic_role, reason: "invalid_event", message })),
             }
         } else {
             payload
         };
         let record = Record { key, value, headers: limits::headers(&headers, seq) };
         let limit = limits.limit(topic).await;
-        let (record, cut_from) = match limits::fit(record, limit, role == "dead_letters") {
+        let (record, cut_from) = match limits::fit(record, limit, role == TopicRole::DeadLetters) {
             Ok(Fit::AsIs(record)) => (record, None),
             Ok(Fit::Cut { record, original }) => (record, Some(original)),
-            Err(too_large) => return Ok(Err(SetAside { seq, role, reason: "record_too_large", message: too_large.to_string() })),
+            Err(too_large) => return Ok(Err(SetAside { seq, role: topic_role, reason: "record_too_large", message: too_large.to_string() })),
         };
         Ok(Ok(Outgoing { seq, role, topic: topic.to_owned(), record, cut_from }))
     }
@@ -293,12 +296,9 @@ impl Relay {
         }
     }
 
-    fn topic_for(&self, role: &str) -> Option<&str> {
-        match role {
-            "dead_letters" => Some(&self.topics.dead_letters.name),
-            "windows_ready" => Some(&self.topics.windows_ready.name),
-            "scores" => Some(&self.topics.scores.name),
-            _ => None,
-        }
+    /// The role an outbox row names and its topic; none for a role that has no outbox events.
+    fn topic_for(&self, role: &str) -> Option<(TopicRole, &str)> {
+        let role = TopicRole::parse(role).filter(|r| r.is_outbox())?;
+        Some((role, &self.topics.of(role).name))
     }
 }

@@ -11,6 +11,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use super::RelayError;
 use super::limits::Record;
+use crate::domain::TopicRole;
 use crate::failure::FailureKind;
 use crate::kafka::{KafkaError, classify};
 
@@ -18,7 +19,7 @@ use crate::kafka::{KafkaError, classify};
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub seq: i64,
-    pub role: String,
+    pub role: TopicRole,
     pub topic: String,
     pub record: Record,
     /// The value's size before it was cut to the limit, when it was.

@@ -15,9 +15,9 @@ use tokio_postgres::types::Type;
 use tracing::instrument;
 
 use super::pgtime::PgTimestamp;
-use super::windows::{self, CloseReason, OUTBOX_LOCK};
-use super::{q, StorageEngine, StoreError};
-use crate::domain::text;
+use super::windows;
+use super::{outbox, q, StorageEngine, StoreError};
+use crate::domain::{text, CloseReason, TopicRole};
 use crate::window::{WindowAccumulator, WindowSpec};
 
 /// Ids are validated shorter than this; the bound only guards the dead-letter row.
@@ -144,8 +144,7 @@ pub async fn write_chunk(
 
     // Outbox rows must commit in sequence order: hold the lock from the first insert to commit.
     if !chunk.dead_letters.is_empty() || !ready.is_empty() {
-        let lock = tx.prepare_cached(OUTBOX_LOCK).await.map_err(q("prepare outbox lock"))?;
-        tx.execute(&lock, &[]).await.map_err(q("take the outbox lock"))?;
+        outbox::lock(tx).await?;
     }
     if !chunk.dead_letters.is_empty() {
         outcome.dead_letters = insert_dead_letters(tx, &chunk.dead_letters).await?;
@@ -279,9 +278,10 @@ async fn insert_dead_letters(tx: &Transaction<'_>, letters: &[&DeadLetter]) -> R
     let messages: Vec<String> = letters.iter().map(|d| text::message(&d.message)).collect();
     let systems: Vec<Option<String>> = letters.iter().map(|d| d.system_id.as_deref().map(|t| text::sanitize(t, ID_BYTES))).collect();
     let batches: Vec<Option<String>> = letters.iter().map(|d| d.batch_id.as_deref().map(|t| text::sanitize(t, ID_BYTES))).collect();
+    let role = TopicRole::DeadLetters.as_str();
     let statement = tx.prepare_cached(INSERT_DEAD_LETTERS).await.map_err(q("prepare dead-letter insert"))?;
     let inserted = tx
-        .execute(&statement, &[&topics, &partitions, &offsets, &keys, &values, &kinds, &messages, &systems, &batches])
+        .execute(&statement, &[&topics, &partitions, &offsets, &keys, &values, &kinds, &messages, &systems, &batches, &role])
         .await
         .map_err(q("insert dead letters"))?;
     Ok(inserted as usize)

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use serde::Serialize;
 
 use super::{Store, StoreError, q};
+use crate::domain::TopicRole;
 
 const OUTBOX_READ: &str = include_str!("sql/outbox_read.sql");
 const OUTBOX_MARK: &str = include_str!("sql/outbox_mark.sql");
@@ -14,6 +16,24 @@ const OUTBOX_FAIL: &str = include_str!("sql/outbox_fail.sql");
 const OUTBOX_HEADS: &str = include_str!("sql/outbox_heads.sql");
 const FAILURES_LIST: &str = include_str!("sql/outbox_failures_list.sql");
 const FAILURES_COUNT: &str = include_str!("sql/outbox_failures_count.sql");
+const OUTBOX_LOCK: &str = include_str!("sql/outbox_lock.sql");
+const OUTBOX_INSERT: &str = include_str!("sql/outbox_insert.sql");
+
+/// Takes the outbox lock until `tx` ends. Outbox rows must commit in sequence order, or the
+/// relay could pass a lower sequence that commits late: hold it from the first outbox insert
+/// to commit.
+pub(super) async fn lock(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let statement = tx.prepare_cached(OUTBOX_LOCK).await.map_err(q("prepare outbox lock"))?;
+    tx.execute(&statement, &[]).await.map_err(q("take the outbox lock"))?;
+    Ok(())
+}
+
+/// Adds events of one role, in order, each a key and a payload the relay publishes. The caller
+/// holds the outbox lock.
+pub(super) async fn insert(tx: &Transaction<'_>, role: TopicRole, keys: &[&[u8]], payloads: &[&[u8]]) -> Result<u64, StoreError> {
+    let statement = tx.prepare_cached(OUTBOX_INSERT).await.map_err(q("prepare outbox insert"))?;
+    tx.execute(&statement, &[&role.as_str(), &keys, &payloads]).await.map_err(q("add outbox events"))
+}
 
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {

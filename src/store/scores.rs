@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::windows::{self, CloseReason, OUTBOX_LOCK, ReadyWindow};
-use super::{q, Store, StoreError};
-use crate::domain::Topology;
+use super::windows::{self, ReadyWindow};
+use super::{outbox, q, Store, StoreError};
+use crate::domain::{CloseReason, Topology};
 
 const WINDOW_VALUES: &str = include_str!("sql/window_values.sql");
 const SYSTEMS_INFO: &str = include_str!("sql/systems_info.sql");
@@ -113,8 +113,7 @@ impl Store {
     pub async fn rescore(&self, from: DateTime<Utc>, to: DateTime<Utc>, system: Option<&str>) -> Result<Vec<ReadyWindow>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(q("begin rescore"))?;
-        let lock = tx.prepare_cached(OUTBOX_LOCK).await.map_err(q("prepare outbox lock"))?;
-        tx.execute(&lock, &[]).await.map_err(q("take the outbox lock"))?;
+        outbox::lock(&tx).await?;
         let rows = tx.query(WINDOWS_RESCORE, &[&from, &to, &system]).await.map_err(q("open new revisions"))?;
         let windows = windows::ready_rows(rows);
         windows::announce(&tx, &windows, CloseReason::Rescore).await?;

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::windows::{self, CloseReason, OUTBOX_LOCK, ReadyWindow};
-use super::{q, Store, StoreError};
-use crate::domain::text;
+use super::windows::{self, ReadyWindow};
+use super::{outbox, q, Store, StoreError};
+use crate::domain::{text, CloseReason};
 
 const FAILURES_INSERT: &str = include_str!("sql/scoring_failures_insert.sql");
 const WINDOWS_RESCORE_FAILED: &str = include_str!("sql/windows_rescore_failed.sql");
@@ -65,8 +65,7 @@ impl Store {
     pub async fn rescore_failed(&self, system: Option<&str>) -> Result<(Vec<ReadyWindow>, FailedRescore), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(q("begin rescore of failed windows"))?;
-        let lock = tx.prepare_cached(OUTBOX_LOCK).await.map_err(q("prepare outbox lock"))?;
-        tx.execute(&lock, &[]).await.map_err(q("take the outbox lock"))?;
+        outbox::lock(&tx).await?;
         let statement = tx.prepare_cached(WINDOWS_RESCORE_FAILED).await.map_err(q("prepare rescore of failed windows"))?;
         let rows = tx.query(&statement, &[&system]).await.map_err(q("open new revisions of failed windows"))?;
         let reopened = windows::ready_rows(rows);

@@ -7,24 +7,15 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 
-use super::{q, Store, StoreError};
+use super::{outbox, q, Store, StoreError};
+use crate::codec::WindowReady;
+use crate::domain::{CloseReason, TopicRole};
 use crate::window::{WindowAccumulator, WindowSpec};
 
 const WINDOWS_UPSERT: &str = include_str!("sql/windows_upsert.sql");
 const WATERMARKS_UPSERT: &str = include_str!("sql/watermarks_upsert.sql");
 const WINDOWS_READY: &str = include_str!("sql/windows_ready.sql");
 const WINDOWS_IDLE: &str = include_str!("sql/windows_idle.sql");
-const OUTBOX_WINDOWS: &str = include_str!("sql/outbox_windows.sql");
-pub(super) const OUTBOX_LOCK: &str = include_str!("sql/outbox_lock.sql");
-
-/// Why a window was announced (the `closed_by` of `window_ready.avsc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    Watermark,
-    Idle,
-    /// A new revision requested by `manifold rescore` (a new model).
-    Rescore,
-}
 
 /// A window announced as ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +28,20 @@ pub struct ReadyWindow {
     pub sensors: Vec<String>,
 }
 
+impl ReadyWindow {
+    /// The event that announces this window; `reason` is why this round of windows closed.
+    pub fn event(&self, reason: CloseReason) -> WindowReady {
+        WindowReady {
+            system_id: self.system_id.clone(),
+            window_start: self.window_start.timestamp_micros(),
+            window_end: self.window_end.timestamp_micros(),
+            revision: self.revision,
+            reading_count: self.reading_count,
+            sensors: self.sensors.clone(),
+            closed_by: reason.for_revision(self.revision),
+        }
+    }
+}
 
 fn micros(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t).unwrap_or(DateTime::<Utc>::MIN_UTC)
@@ -79,30 +84,15 @@ pub async fn apply(tx: &Transaction<'_>, spec: &WindowSpec, acc: &WindowAccumula
     Ok(ready_rows(rows))
 }
 
-/// Adds window-ready events to the outbox. The caller holds the outbox lock.
+/// Adds window-ready events to the outbox, keyed by system. The caller holds the outbox lock.
 pub async fn announce(tx: &Transaction<'_>, windows: &[ReadyWindow], reason: CloseReason) -> Result<(), StoreError> {
     if windows.is_empty() {
         return Ok(());
     }
-    let systems: Vec<&str> = windows.iter().map(|w| w.system_id.as_str()).collect();
-    let starts: Vec<i64> = windows.iter().map(|w| w.window_start.timestamp_micros()).collect();
-    let ends: Vec<i64> = windows.iter().map(|w| w.window_end.timestamp_micros()).collect();
-    let revisions: Vec<i32> = windows.iter().map(|w| w.revision).collect();
-    let counts: Vec<i64> = windows.iter().map(|w| w.reading_count).collect();
-    let sensors: Vec<String> = windows.iter().map(|w| w.sensors.join(",")).collect();
-    let reasons: Vec<&str> = windows
-        .iter()
-        .map(|w| match (w.revision, reason) {
-            (_, CloseReason::Rescore) => "RESCORE",
-            (r, _) if r > 0 => "LATE_DATA",
-            (_, CloseReason::Idle) => "IDLE",
-            (_, CloseReason::Watermark) => "WATERMARK",
-        })
-        .collect();
-    let statement = tx.prepare_cached(OUTBOX_WINDOWS).await.map_err(q("prepare window events"))?;
-    tx.execute(&statement, &[&systems, &starts, &ends, &revisions, &counts, &sensors, &reasons])
-        .await
-        .map_err(q("add window-ready events"))?;
+    let keys: Vec<&[u8]> = windows.iter().map(|w| w.system_id.as_bytes()).collect();
+    let payloads: Vec<Vec<u8>> = windows.iter().map(|w| w.event(reason).to_json()).collect();
+    let payloads: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    outbox::insert(tx, TopicRole::WindowsReady, &keys, &payloads).await?;
     Ok(())
 }
 
@@ -114,8 +104,7 @@ impl Store {
         let statement = tx.prepare_cached(WINDOWS_IDLE).await.map_err(q("prepare idle close"))?;
         let windows = ready_rows(tx.query(&statement, &[&spec.idle_timeout_us]).await.map_err(q("close idle windows"))?);
         if !windows.is_empty() {
-            let lock = tx.prepare_cached(OUTBOX_LOCK).await.map_err(q("prepare outbox lock"))?;
-            tx.execute(&lock, &[]).await.map_err(q("take the outbox lock"))?;
+            outbox::lock(&tx).await?;
             announce(&tx, &windows, CloseReason::Idle).await?;
         }
         tx.commit().await.map_err(q("commit idle close"))?;

@@ -1,4 +1,5 @@
--- Rejected messages, and one outbox event each for the relay to publish to the dead-letter topic.
+-- Rejected messages, and one outbox event each for the relay to publish to the dead-letter topic
+-- ($10: the dead-letter topic role).
 WITH letters AS (
     INSERT INTO dead_letters (source_topic, source_partition, source_offset, message_key, message_value,
                               error_kind, error_message, system_id, batch_id)
@@ -10,7 +11,7 @@ WITH letters AS (
               message_value, error_kind, error_message
 )
 INSERT INTO outbox (topic_role, message_key, payload, headers)
-SELECT 'dead_letters', message_key, coalesce(message_value, '\x'::bytea),
+SELECT $10::text, message_key, coalesce(message_value, '\x'::bytea),
        jsonb_build_object(
            'manifold.error.kind', error_kind,
            'manifold.error.message', error_message,
