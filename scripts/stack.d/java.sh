@@ -126,3 +126,18 @@ stop_java() {
   fi
   rm -f "$STATE/$svc.pid" "$STATE/$svc.fingerprint" "$STATE/$svc.ports"
 }
+
+# Whether SERVICE's JVM is to be started: not while it runs with the configuration whose
+# fingerprint is FP; one running with another configuration is stopped first. A port held by
+# another process ends the script (claim_ports).
+java_needs_start() { # java_needs_start SERVICE FP NAME VARIABLE=PORT...
+  local svc=$1 fp=$2 name=$3
+  shift 3
+  if owned_pid "$svc" >/dev/null; then
+    [[ "$(cat "$STATE/$svc.fingerprint" 2>/dev/null)" == "$fp" ]] && return 1
+    claim_ports "$svc" 1 "$@"
+    log "$name configuration changed; restarting it"
+    stop_java "$svc"
+  fi
+  claim_ports "$svc" 0 "$@"
+}

@@ -61,14 +61,7 @@ kafka_start() {
   local fp
   fp=$( { echo "$KAFKA_JAVA $KAFKA_VERSION"; printf '%s\n' "${args[@]}"; cat "$dir/server.properties" "$CONF/kafka-log4j2.xml"; } | fingerprint)
 
-  local ports=(MANIFOLD_KAFKA_PORT="$KAFKA_PORT" MANIFOLD_KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT")
-  if owned_pid kafka >/dev/null; then
-    [[ "$(cat "$STATE/kafka.fingerprint" 2>/dev/null)" == "$fp" ]] && return
-    claim_ports kafka 1 "${ports[@]}"
-    log "Kafka configuration changed; restarting it"
-    stop_java kafka
-  fi
-  claim_ports kafka 0 "${ports[@]}"
+  java_needs_start kafka "$fp" Kafka MANIFOLD_KAFKA_PORT="$KAFKA_PORT" MANIFOLD_KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" || return 0
 
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     [[ -s "$dir/cluster-id" ]] || \

@@ -37,14 +37,7 @@ registry_start() {
   local fp
   fp=$( { echo "$REGISTRY_JAVA $APICURIO_VERSION ${REGISTRY_JVM_OPTS[*]}"; cat "$dir/config/application.properties"; } | fingerprint)
 
-  local ports=(MANIFOLD_REGISTRY_PORT="$REGISTRY_PORT" MANIFOLD_REGISTRY_MGMT_PORT="$REGISTRY_MGMT_PORT")
-  if owned_pid registry >/dev/null; then
-    [[ "$(cat "$STATE/registry.fingerprint" 2>/dev/null)" == "$fp" ]] && return
-    claim_ports registry 1 "${ports[@]}"
-    log "registry configuration changed; restarting it"
-    stop_java registry
-  fi
-  claim_ports registry 0 "${ports[@]}"
+  java_needs_start registry "$fp" registry MANIFOLD_REGISTRY_PORT="$REGISTRY_PORT" MANIFOLD_REGISTRY_MGMT_PORT="$REGISTRY_MGMT_PORT" || return 0
 
   log "starting Apicurio Registry $APICURIO_VERSION on 127.0.0.1:$REGISTRY_PORT"
   # Working directory = $dir, where Quarkus picks up config/application.properties.
