@@ -7,7 +7,9 @@ MANIFOLD := target/debug/manifold
 # Every recipe line sees the stack's connection settings unless the caller set their own.
 WITH_STACK = eval "$$($(STACK) env --keep)" &&
 
-.PHONY: demo test build stack-up stack-down stack-status lint
+.PHONY: demo test build stack-up stack-down stack-status lint shellcheck
+# Every shell script under scripts/: the entry points and the files they source.
+SHELL_SCRIPTS = $(shell grep -rlE '^(\#!/usr/bin/env bash|\# shellcheck shell=bash)' scripts | sort)
 
 build:
 	cargo build --bin manifold
@@ -26,11 +28,17 @@ stack-status:
 demo: stack-up build
 	scripts/demo
 
-test: stack-up
+test: shellcheck stack-up
 	$(WITH_STACK) MANIFOLD_PYTHON="$$(scripts/python-env)" cargo test --all-targets
 
-lint:
+lint: shellcheck
 	cargo clippy --all-targets -- -D warnings
+
+# Installed like the stack's Debian packages when missing (quietly; it is small).
+shellcheck:
+	@command -v shellcheck >/dev/null 2>&1 || { echo '[make] installing shellcheck (apt)' >&2; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; }
+	shellcheck -x $(SHELL_SCRIPTS)
 
 # The long form of the whole-path fuzz test (make test runs 150 messages): FUZZ_CASES messages,
 # FUZZ_SEED to reproduce a failure it printed, FUZZ_SKIP_KNOWN=1 to leave out the known killers.

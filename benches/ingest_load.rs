@@ -13,6 +13,11 @@ use manifold::sim::{self, rig::RIG_SENSORS};
 use manifold::store::ingest::{Row, copy_rows};
 use manifold::store::{Store, maintenance::Maintenance, migrate};
 use rdkafka::producer::FutureRecord;
+use stack::stack_addresses;
+
+// The stack's addresses, as the tests find them.
+#[path = "../tests/common/stack.rs"]
+mod stack;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -29,8 +34,8 @@ async fn fresh_database(admin_url: &str, name: &str) -> String {
 async fn prepared_config(db: &str, prefix: &str) -> (Config, Vec<(String, String)>) {
     let mut env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), db.into()),
-        ("KAFKA_BROKERS".into(), env_or("KAFKA_BROKERS", "127.0.0.1:59092")),
-        ("SCHEMA_REGISTRY_URL".into(), env_or("SCHEMA_REGISTRY_URL", "http://127.0.0.1:58081/apis/ccompat/v7")),
+        ("KAFKA_BROKERS".into(), stack_addresses()["KAFKA_BROKERS"].clone()),
+        ("SCHEMA_REGISTRY_URL".into(), stack_addresses()["SCHEMA_REGISTRY_URL"].clone()),
         ("ENV".into(), "test".into()),
         ("MANIFOLD__INGEST__GROUP_ID".into(), format!("{prefix}-ingest")),
         ("MANIFOLD__INGEST__LISTEN".into(), "127.0.0.1:0".into()),
@@ -78,7 +83,7 @@ async fn one_round(benchmarking: bool, round: usize) -> (f64, f64, u64) {
     // `cargo bench` passes --bench; under `cargo test` this runs as a small smoke test.
     let readings: usize = env_or("BENCH_READINGS", if benchmarking { "1000000" } else { "20000" }).parse().unwrap();
     let systems = 8;
-    let admin = env_or("DATABASE_URL", "postgres://manifold:manifold@127.0.0.1:55432/manifold");
+    let admin = stack_addresses()["DATABASE_URL"].clone();
     let cycles = sim::load(std::path::Path::new(sim::SAMPLE_DATA)).unwrap();
     let per_batch = RIG_SENSORS.len() * 60;
     let batches = readings.div_ceil(per_batch);

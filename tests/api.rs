@@ -3,6 +3,7 @@
 mod common;
 
 use common::app::{error_of, spawn_app};
+use common::batch::BatchBuilder;
 use manifold::sim::rig::rig_topology;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -188,7 +189,7 @@ async fn cors_answers_only_the_configured_origins() {
 
 #[tokio::test]
 async fn with_the_broker_unreachable_readiness_says_kafka_and_ingestion_answers_503() {
-    let app = spawn_app(&[("KAFKA_BROKERS", "127.0.0.1:1"), ("MANIFOLD__API__REQUEST_TIMEOUT_MS", "2000")]).await;
+    let app = spawn_app(&[("KAFKA_BROKERS", common::UNREACHABLE), ("MANIFOLD__API__REQUEST_TIMEOUT_MS", "2000")]).await;
     let r = app.http.get(format!("{}/health/ready", app.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = r.json().await.unwrap();
@@ -196,7 +197,7 @@ async fn with_the_broker_unreachable_readiness_says_kafka_and_ingestion_answers_
 
     let (key, _) = app.register("down@example.com").await;
     app.create_rig(&key, "rig-down").await;
-    let batch = json!({"system_id": "rig-down", "batch_id": "down-1", "series": [{"sensor_id": "PS1", "start": chrono::Utc::now().timestamp_micros(), "interval_us": 10_000, "values": [1.0]}]});
+    let batch = BatchBuilder::new("rig-down").id("down-1").regular("PS1", chrono::Utc::now().timestamp_micros(), 10_000, vec![1.0]).body();
     let r = app.req(reqwest::Method::POST, "/ingestion/ingest", &key).json(&batch).send().await.unwrap();
     assert!(r.headers().contains_key("retry-after"));
     let (status, error) = error_of(r).await;

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::app::{App, error_of, spawn_app_with};
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// A body for `POST /ingestion/ingest`: PS1 at 100 Hz from `start_us`, without a batch id.
 fn batch(system_id: &str, start_us: i64, values: Vec<f64>) -> Value {
-    json!({"system_id": system_id, "series": [{"sensor_id": "PS1", "start": start_us, "interval_us": 10_000, "values": values}]})
+    BatchBuilder::new(system_id).regular("PS1", start_us, 10_000, values).body()
 }
 
 async fn wait_status(app: &App, key: &str, batch_id: &str, want: &str) -> Value {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::app::{App, error_of, spawn_app, spawn_app_with};
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -115,7 +116,7 @@ async fn readings_requests_that_would_read_more_rows_than_the_cap_are_refused_na
     let (key, _) = app.register("rows@example.com").await;
     app.create_rig(&key, "rows-rig").await;
     let minute = Utc::now().timestamp_micros() / 60_000_000 * 60_000_000 - 120_000_000;
-    let body = json!({"batch_id": "rows-1", "system_id": "rows-rig", "series": [{"sensor_id": "PS1", "start": minute, "interval_us": 100_000, "values": vec![100.0; 200]}]});
+    let body = BatchBuilder::new("rows-rig").id("rows-1").regular("PS1", minute, 100_000, vec![100.0; 200]).body();
     assert_eq!(app.req(Method::POST, "/ingestion/ingest", &key).json(&body).send().await.unwrap().status(), StatusCode::ACCEPTED);
     p.wait_for("SELECT count(*) FROM readings", 200, Duration::from_secs(45)).await;
     let from = chrono::DateTime::from_timestamp_micros(minute).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -153,11 +154,11 @@ async fn a_batch_too_large_for_the_broker_is_413_not_a_retryable_503() {
     let start = Utc::now().timestamp_micros() - 60_000_000;
     // Distinct values, so compression cannot make the record fit.
     let values: Vec<f64> = (0..400).map(|i| 100.0 + f64::from(i) * 0.013_7).collect();
-    let big = json!({"system_id": "size-rig", "series": [{"sensor_id": "PS1", "start": start, "interval_us": 10_000, "values": values}]});
+    let big = BatchBuilder::new("size-rig").regular("PS1", start, 10_000, values).body();
     let r = app.req(Method::POST, "/ingestion/ingest", &key).json(&big).send().await.unwrap();
     assert!(!r.headers().contains_key("retry-after"), "not something to retry as it is");
     let (status, error) = error_of(r).await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{error}");
-    let small = json!({"system_id": "size-rig", "series": [{"sensor_id": "PS1", "start": start, "interval_us": 10_000, "values": [100.0, 101.0]}]});
+    let small = BatchBuilder::new("size-rig").regular("PS1", start, 10_000, vec![100.0, 101.0]).body();
     assert_eq!(app.req(Method::POST, "/ingestion/ingest", &key).json(&small).send().await.unwrap().status(), StatusCode::ACCEPTED);
 }

@@ -20,9 +20,9 @@ fn check_reports_stopped_dependencies_with_a_fix_and_exit_code_1() {
     let out = manifold_check(
         "text",
         &[
-            ("DATABASE_URL", "postgres://manifold:secret-pw@127.0.0.1:1/manifold"),
-            ("KAFKA_BROKERS", "127.0.0.1:1"),
-            ("SCHEMA_REGISTRY_URL", "http://127.0.0.1:1/apis/ccompat/v7"),
+            ("DATABASE_URL", &format!("postgres://manifold:secret-pw@{}/manifold", common::UNREACHABLE)),
+            ("KAFKA_BROKERS", common::UNREACHABLE),
+            ("SCHEMA_REGISTRY_URL", &format!("http://{}/apis/ccompat/v7", common::UNREACHABLE)),
             ("MANIFOLD__DATABASE__CONNECT_TIMEOUT_MS", "2000"),
             ("MANIFOLD__KAFKA__REQUEST_TIMEOUT_MS", "2000"),
         ],

@@ -5,9 +5,10 @@ mod common;
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
+use common::batch::{BatchBuilder, timed};
 use manifold::codec::{BatchDecoder, CodecError, RecordEncoder, batch_to_value, schemas};
 use manifold::config::Config;
-use manifold::domain::{BatchLimits, RawBatch, RawSeries, RejectKind};
+use manifold::domain::{BatchLimits, RawBatch, RejectKind};
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
@@ -15,16 +16,15 @@ fn config() -> Config {
     common::config_with(&[])
 }
 
+/// A regular and an irregular series.
 fn batch(id: &str) -> RawBatch {
-    RawBatch {
-        batch_id: Some(id.into()),
-        system_id: "rig-1".into(),
-        produced_at: Some(1_700_000_000_000_000),
-        series: vec![
-            RawSeries { sensor_id: "PS1".into(), start: 1_700_000_000_000_000, interval_us: 1_000_000, times_us: vec![], values: vec![150.5, 151.0, 149.75] },
-            RawSeries { sensor_id: "TS1".into(), start: 1_700_000_000_000_000, interval_us: 0, times_us: vec![1_700_000_000_000_000, 1_700_000_000_500_000], values: vec![35.5, 35.6] },
-        ],
-    }
+    let t0 = 1_700_000_000_000_000;
+    BatchBuilder::new("rig-1")
+        .id(id)
+        .produced_at(t0)
+        .per_second("PS1", t0, vec![150.5, 151.0, 149.75])
+        .series([timed("TS1", t0, vec![t0, t0 + 500_000], vec![35.5, 35.6])])
+        .build()
 }
 
 async fn register(config: &Config, subject: &str, schema: &str) -> u32 {

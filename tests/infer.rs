@@ -128,11 +128,8 @@ async fn killing_infer_mid_stream_publishes_each_window_revision_exactly_once() 
     p.wait_for("SELECT count(*) FROM windows WHERE ready_revision IS NOT NULL", windows, Duration::from_secs(60)).await;
 
     let spawn = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
-        command.arg("infer").stdout(Stdio::null()).stderr(Stdio::null());
-        for (k, v) in common::stack_env().into_iter().chain(p.env.iter().cloned()) {
-            command.env(k, v);
-        }
+        let mut command = p.manifold(&["infer"]);
+        command.stdout(Stdio::null()).stderr(Stdio::null());
         command.env("MANIFOLD__INFER__BATCH_SIZE", "4").env("MANIFOLD__INFER__MODEL_DIR", model_dir());
         command.spawn().unwrap()
     };

@@ -209,20 +209,12 @@ async fn a_score_out_of_range_sets_the_window_aside_until_rescore_failed() {
 
     // The service is fixed; the operator retries what failed.
     *poisoned.lock().unwrap() = None;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"));
-    command.args(["rescore", "--failed"]);
-    for (k, v) in common::stack_env().into_iter().chain(p.env.iter().cloned()) {
-        command.env(k, v);
-    }
-    let out = command.output().expect("run manifold rescore --failed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report, json!({"windows": 1, "failures": 1, "left": 0}));
+    let rescore_failed = || serde_json::from_str::<Value>(&p.run_manifold(&["rescore", "--failed"])).unwrap();
+    assert_eq!(rescore_failed(), json!({"windows": 1, "failures": 1, "left": 0}));
 
     p.wait_for(&format!("{scored_bad} AND revision = 1"), 3, timeout).await;
     assert_eq!(p.query_i64("SELECT count(*) FROM scoring_failures WHERE retried_at IS NULL").await, 0);
-    let again = command.output().unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&again.stdout).unwrap(), json!({"windows": 0, "failures": 0, "left": 0}), "a retried failure is not retried twice");
+    assert_eq!(rescore_failed(), json!({"windows": 0, "failures": 0, "left": 0}), "a retried failure is not retried twice");
 
     stop_infer.cancel();
     infer.await.unwrap().unwrap();

@@ -3,32 +3,24 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
-use manifold::domain::{RawBatch, RawSeries};
 
 const READINGS_PER_BATCH: i64 = 2 * 30;
 
+/// Batch `i`: PS1 and PS2 with the same 30 values, 30 s after batch `i - 1`.
 fn batch(system: &str, i: i64, start_us: i64) -> Vec<u8> {
     let values: Vec<f64> = (0..30).map(|k| ((i * 30 + k) % 200) as f64).collect();
-    let series = ["PS1", "PS2"]
-        .iter()
-        .map(|s| RawSeries { sensor_id: (*s).into(), start: start_us + i * 30_000_000, interval_us: 1_000_000, times_us: vec![], values: values.clone() })
-        .collect();
-    serde_json::to_vec(&RawBatch { batch_id: Some(format!("b{i}")), system_id: system.into(), produced_at: None, series }).unwrap()
+    let start = start_us + i * 30_000_000;
+    BatchBuilder::new(system).id(format!("b{i}")).per_second("PS1", start, values.clone()).per_second("PS2", start, values).json()
 }
 
 fn spawn_binary(p: &TestPipeline) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
-    command.arg("ingest").stdout(Stdio::null()).stderr(Stdio::null());
-    for (k, v) in common::stack_env() {
-        command.env(k, v);
-    }
-    for (k, v) in &p.env {
-        command.env(k, v);
-    }
+    let mut command = p.manifold(&["ingest"]);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
     command.env("MANIFOLD__INGEST__CHUNK_MAX_READINGS", "300");
     // A restarted instance takes its partitions back at once instead of waiting out the session.
     command.env("MANIFOLD__INGEST__INSTANCE_ID", format!("{}-0", p.prefix));

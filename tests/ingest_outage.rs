@@ -5,14 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use common::proxy::Proxy;
-use manifold::domain::{RawBatch, RawSeries};
-
-fn batch(system: &str, i: i64, start_us: i64) -> Vec<u8> {
-    let series = vec![RawSeries { sensor_id: "PS1".into(), start: start_us + i * 10_000_000, interval_us: 1_000_000, times_us: vec![], values: vec![100.0; 10] }];
-    serde_json::to_vec(&RawBatch { batch_id: Some(format!("o{i}")), system_id: system.into(), produced_at: None, series }).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_then_stalled_database_pauses_ingest_and_loses_nothing() {
@@ -42,7 +37,8 @@ async fn a_cut_then_stalled_database_pauses_ingest_and_loses_nothing() {
     let mut paused_seen = false;
     for i in 0..total {
         let system = format!("{prefix}-{}", i % 2);
-        direct.produce(&system, &batch(&system, i, start)).await;
+        let batch = BatchBuilder::new(&system).id(format!("o{i}")).per_second("PS1", start + i * 10_000_000, vec![100.0; 10]);
+        direct.produce(&system, &batch.json()).await;
         match i {
             40 => proxy.cut(),
             70 => {

@@ -6,14 +6,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
-use manifold::domain::{RawBatch, RawSeries};
 use manifold::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
+/// Ten PS1 readings, once a second from `start_us`.
 fn batch(system: &str, id: &str, start_us: i64) -> Vec<u8> {
-    let series = vec![RawSeries { sensor_id: "PS1".into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: vec![100.0; 10] }];
-    serde_json::to_vec(&RawBatch { batch_id: Some(id.into()), system_id: system.into(), produced_at: None, series }).unwrap()
+    BatchBuilder::new(system).id(id).per_second("PS1", start_us, vec![100.0; 10]).json()
 }
 
 fn hour_ago() -> i64 {
@@ -231,9 +231,8 @@ async fn a_rebalance_while_a_chunk_is_written_never_moves_an_offset_backwards_no
         }
         // A sensor the rig does not have: a dead letter per round.
         let system = format!("{prefix}-0");
-        let mut bad: RawBatch = serde_json::from_slice(&batch(&system, &format!("bad{n}"), start)).unwrap();
-        bad.series[0].sensor_id = "NOPE".into();
-        p.produce(&system, &serde_json::to_vec(&bad).unwrap()).await;
+        let bad = BatchBuilder::new(&system).id(format!("bad{n}")).per_second("NOPE", start, vec![100.0; 10]);
+        p.produce(&system, &bad.json()).await;
     };
     produce_round(&mut n).await;
     p.wait_for("SELECT count(*) FROM ingested_batches", 20, Duration::from_secs(60)).await;

@@ -6,23 +6,17 @@ mod common;
 
 use std::time::Duration;
 
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use manifold::codec::RecordEncoder;
-use manifold::domain::{RawBatch, RawSeries};
+use manifold::domain::RawBatch;
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 
+/// PS1 with `values` and TS1 with a quarter of each, once a second from `start_us`.
 fn batch(system: &str, id: &str, start_us: i64, values: Vec<f64>) -> RawBatch {
-    RawBatch {
-        batch_id: Some(id.into()),
-        system_id: system.into(),
-        produced_at: None,
-        series: vec![
-            RawSeries { sensor_id: "PS1".into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: values.clone() },
-            RawSeries { sensor_id: "TS1".into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: values.iter().map(|v| v / 4.0).collect() },
-        ],
-    }
+    let quarters = values.iter().map(|v| v / 4.0).collect();
+    BatchBuilder::new(system).id(id).per_second("PS1", start_us, values).per_second("TS1", start_us, quarters).build()
 }
 
 fn minute_ago() -> i64 {
@@ -102,7 +96,7 @@ async fn every_kind_of_bad_input_is_dead_lettered_with_its_reason_and_good_batch
         ("out_of_range", serde_json::to_vec(&batch(&system, "r1", minute_ago(), vec![999.0])).unwrap()),
         ("future_time", serde_json::to_vec(&batch(&system, "f1", now + 48 * 3_600_000_000, vec![1.0])).unwrap()),
         ("expired_time", serde_json::to_vec(&batch(&system, "e1", now - 400 * 86_400_000_000, vec![1.0])).unwrap()),
-        ("empty_batch", serde_json::to_vec(&RawBatch { batch_id: Some("x".into()), system_id: system.clone(), produced_at: None, series: vec![] }).unwrap()),
+        ("empty_batch", BatchBuilder::new(&system).id("x").json()),
     ];
     let mut unknown_sensor = batch(&system, "s1", minute_ago(), vec![1.0]);
     unknown_sensor.series[0].sensor_id = "PS99".into();
@@ -128,24 +122,17 @@ async fn every_kind_of_bad_input_is_dead_lettered_with_its_reason_and_good_batch
     assert_eq!(kinds, want);
 
     // The relay publishes each dead letter, with the original value and the reason in headers.
-    let mut config = manifold::kafka::client_config(&p.config.kafka);
-    config.set("group.id", format!("{}-dlq-reader", p.prefix)).set("auto.offset.reset", "earliest").set("isolation.level", "read_committed");
-    let reader: BaseConsumer = config.create().unwrap();
-    reader.subscribe(&[&p.config.topics.dead_letters.name]).unwrap();
     let mut seen = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while seen.len() < cases.len() && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
-            let headers = m.headers().expect("dead letters carry headers");
-            let kind = headers.iter().find(|h| h.key == "manifold.error.kind").and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).to_string()).unwrap();
-            let original = cases.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.clone()).unwrap();
-            assert_eq!(m.payload().unwrap_or_default(), original.as_slice(), "{kind}: the original value");
-            assert_eq!(m.key(), Some(system.as_bytes()), "the original key");
-            for header in ["manifold.error.message", "manifold.source.topic", "manifold.source.partition", "manifold.source.offset", "manifold.time"] {
-                assert!(headers.iter().any(|h| h.key == header), "{header} missing");
-            }
-            seen.push(kind);
+    for m in common::topic::read_committed(&p.config, &p.config.topics.dead_letters.name, cases.len(), Duration::from_secs(30)) {
+        let headers = m.headers().expect("dead letters carry headers");
+        let kind = headers.iter().find(|h| h.key == "manifold.error.kind").and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).to_string()).unwrap();
+        let original = cases.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(m.payload().unwrap_or_default(), original.as_slice(), "{kind}: the original value");
+        assert_eq!(m.key(), Some(system.as_bytes()), "the original key");
+        for header in ["manifold.error.message", "manifold.source.topic", "manifold.source.partition", "manifold.source.offset", "manifold.time"] {
+            assert!(headers.iter().any(|h| h.key == header), "{header} missing");
         }
+        seen.push(kind);
     }
     seen.sort();
     assert_eq!(seen, want, "each dead letter published exactly once");
@@ -182,14 +169,7 @@ async fn a_dead_lettered_batch_is_stored_when_replayed_after_the_fix() {
 
     // The fix: the equipment gets registered. Then the operator replays that reason.
     manifold::sim::ensure_equipment(&p.store(), &format!("{}-late-rig", p.prefix), 1).await.unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"));
-    command.args(["dlq", "replay", "--reason", "unknown_system"]);
-    for (k, v) in common::stack_env().into_iter().chain(p.env.iter().cloned()) {
-        command.env(k, v);
-    }
-    let out = command.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"{"replayed":1}"#);
+    assert_eq!(p.run_manifold(&["dlq", "replay", "--reason", "unknown_system"]).trim(), r#"{"replayed":1}"#);
 
     p.wait_for("SELECT count(*) FROM ingested_batches WHERE batch_id = 'before-equipment'", 1, Duration::from_secs(30)).await;
     assert_eq!(p.query_i64("SELECT count(*) FROM readings").await, 4);

@@ -3,8 +3,8 @@
 
 mod common;
 
-use chrono::{Duration, Utc};
-use manifold::store::maintenance::Maintenance;
+use chrono::{DateTime, Duration, Utc};
+use manifold::store::maintenance::{Maintenance, MaintenanceReport};
 use manifold::store::migrate;
 use manifold::telemetry::Metrics;
 
@@ -86,27 +86,35 @@ async fn partitions(client: &tokio_postgres::Client) -> Vec<String> {
         .collect()
 }
 
-fn maintenance_for(url: &str) -> Maintenance {
+/// A migrated database, its maintenance (two days' retention), and that maintenance's first
+/// pass run "ten days ago", which leaves partitions that have expired by now.
+struct Expired {
+    url: String,
+    client: tokio_postgres::Client,
+    maintenance: Maintenance,
+    now: DateTime<Utc>,
+    past: MaintenanceReport,
+}
+
+async fn expired_partitions() -> Expired {
+    let (url, client) = common::migrated_database().await;
     let config = common::config_with(&[
-        ("DATABASE_URL", url),
+        ("DATABASE_URL", &url),
         ("MANIFOLD__STORAGE__RETENTION_DAYS", "2"),
         ("MANIFOLD__STORAGE__FUTURE_SKEW_HOURS", "24"),
         ("MANIFOLD__STORAGE__LOCK_TIMEOUT_MS", "200"),
     ]);
-    Maintenance::new(config.database, config.storage, Metrics::new())
+    let maintenance = Maintenance::new(config.database, config.storage, Metrics::new());
+    let now = Utc::now();
+    let past = maintenance.run_once(now - Duration::days(10)).await.unwrap();
+    Expired { url, client, maintenance, now, past }
 }
 
 #[tokio::test]
 async fn maintenance_creates_future_partitions_and_drops_expired_ones() {
-    let url = common::fresh_database().await;
-    let mut client = common::connect(&url).await;
-    migrate::up(&mut client).await.unwrap();
-    let maintenance = maintenance_for(&url);
-    let now = Utc::now();
-
-    // A pass "ten days ago" leaves partitions that have expired by now, holding a reading.
-    let past = maintenance.run_once(now - Duration::days(10)).await.unwrap();
+    let Expired { client, maintenance, now, past, .. } = expired_partitions().await;
     assert!(past.partitions.created.len() >= 4, "{past:?}");
+    // An expired partition holds a reading.
     client
         .execute("INSERT INTO readings (time, series_id, value) VALUES ($1, 1, 1.0)", &[&(now - Duration::days(10))])
         .await
@@ -134,12 +142,7 @@ async fn maintenance_creates_future_partitions_and_drops_expired_ones() {
 
 #[tokio::test]
 async fn maintenance_defers_a_drop_it_cannot_lock_instead_of_waiting() {
-    let url = common::fresh_database().await;
-    let mut client = common::connect(&url).await;
-    migrate::up(&mut client).await.unwrap();
-    let maintenance = maintenance_for(&url);
-    let now = Utc::now();
-    let past = maintenance.run_once(now - Duration::days(10)).await.unwrap();
+    let Expired { url, client, maintenance, now, past } = expired_partitions().await;
     let victim = past.partitions.created[0].clone();
 
     // Another session holds the expired partition, as a long query would.

@@ -8,6 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use manifold::kafka::{client_config, topics};
 use manifold::relay::Relay;
@@ -15,7 +16,6 @@ use manifold::telemetry::Metrics;
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use tokio_util::sync::CancellationToken;
 
@@ -33,38 +33,17 @@ struct Seen {
 /// Every committed message on `topic`: polls until `want` arrived, then a little longer so a
 /// duplicate would show up too.
 fn read_topic(p: &TestPipeline, topic: &str, want: usize) -> Vec<Seen> {
-    let mut config = client_config(&p.config.kafka);
-    config
-        .set("group.id", common::unique("relay-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.message.max.bytes", "2000000");
-    let reader: BaseConsumer = config.create().unwrap();
-    reader.subscribe(&[topic]).unwrap();
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + WAIT;
-    let mut quiet_since = None;
-    while Instant::now() < deadline {
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers: BTreeMap<String, String> = m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
-                    .unwrap_or_default();
-                let seq = headers["manifold.outbox.seq"].parse().unwrap();
-                seen.push(Seen { seq, key: m.key().map(<[u8]>::to_vec), value: m.payload().unwrap_or_default().to_vec(), headers });
-                quiet_since = None;
-            }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None if seen.len() >= want => {
-                let since = *quiet_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(2) {
-                    break;
-                }
-            }
-            None => {}
-        }
-    }
+    let mut seen: Vec<Seen> = common::topic::read_committed(&p.config, topic, want, WAIT)
+        .iter()
+        .map(|m| {
+            let headers: BTreeMap<String, String> = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            let seq = headers["manifold.outbox.seq"].parse().unwrap();
+            Seen { seq, key: m.key().map(<[u8]>::to_vec), value: m.payload().unwrap_or_default().to_vec(), headers }
+        })
+        .collect();
     seen.sort_by_key(|s| s.seq);
     seen
 }
@@ -211,22 +190,12 @@ async fn an_event_the_broker_refuses_is_recorded_once_the_relay_moves_past_it_an
     assert_eq!(metric(&metrics, "manifold_relay_events_failed_total{reason=\"record_too_large\",topic_role=\"dead_letters\"}"), Some(1.0));
     assert_eq!(metric(&metrics, "manifold_relay_last_published_seq"), Some(later as f64));
 
-    let run = |args: &[&str]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"));
-        command.args(args);
-        for (k, v) in common::stack_env().into_iter().chain(p.env.iter().cloned()) {
-            command.env(k, v);
-        }
-        let out = command.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let listed: serde_json::Value = serde_json::from_str(&run(&["outbox", "failed", "--format", "json"])).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&p.run_manifold(&["outbox", "failed", "--format", "json"])).unwrap();
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["failures"][0]["seq"], refused);
     assert_eq!(listed["failures"][0]["reason"], "record_too_large");
-    assert!(run(&["outbox", "failed"]).contains("record_too_large"));
-    assert!(run(&["dlq", "list"]).contains("1 outbox event"), "dlq list points at the failures");
+    assert!(p.run_manifold(&["outbox", "failed"]).contains("record_too_large"));
+    assert!(p.run_manifold(&["dlq", "list"]).contains("1 outbox event"), "dlq list points at the failures");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,15 +244,8 @@ async fn a_maximal_message_with_a_huge_unknown_field_is_dead_lettered_whole_and_
     let (stop, running) = p.spawn_ingest();
     p.produce(&system, &poison).await;
     for w in 0..3 {
-        let series = vec![manifold::domain::RawSeries {
-            sensor_id: "PS1".into(),
-            start: t0 + w * 60_000_000,
-            interval_us: 1_000_000,
-            times_us: vec![],
-            values: vec![50.0; 60],
-        }];
-        let batch = manifold::domain::RawBatch { batch_id: Some(format!("w{w}")), system_id: system.clone(), produced_at: None, series };
-        p.produce(&system, &serde_json::to_vec(&batch).unwrap()).await;
+        let batch = BatchBuilder::new(&system).id(format!("w{w}")).per_second("PS1", t0 + w * 60_000_000, vec![50.0; 60]);
+        p.produce(&system, &batch.json()).await;
     }
     let letters = read_topic(&p, &p.config.topics.dead_letters.name, 1);
     let windows = read_topic(&p, &p.config.topics.windows_ready.name, 2);

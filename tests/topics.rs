@@ -46,12 +46,17 @@ async fn topics_are_created_with_configured_partitions_and_retention_and_rerun_i
     let metadata = admin.inner().fetch_metadata(Some(&format!("{prefix}.scores")), Duration::from_secs(10)).unwrap();
     assert_eq!(metadata.topics()[0].partitions().len(), 2, "the broker agrees on the partition count");
     let dlq = format!("{prefix}.dlq");
-    let configs = admin
-        .describe_configs(&[ResourceSpecifier::Topic(&dlq)], &AdminOptions::new())
-        .await
-        .unwrap();
-    let resource = configs.into_iter().next().unwrap().unwrap();
-    let retention = resource.get("retention.ms").and_then(|e| e.value.clone());
+    // A broker started moments ago may describe a topic it just created without its configs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let retention = loop {
+        let configs = admin.describe_configs(&[ResourceSpecifier::Topic(&dlq)], &AdminOptions::new()).await.unwrap();
+        let resource = configs.into_iter().next().unwrap().unwrap();
+        let retention = resource.get("retention.ms").and_then(|e| e.value.clone());
+        if retention.is_some() || tokio::time::Instant::now() >= deadline {
+            break retention;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(retention.as_deref(), Some("172800000"), "48 hours of retention");
 
     let second = topics::create(&config.kafka, &config.topics).await.unwrap();

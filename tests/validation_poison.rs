@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::app::{App, error_of, spawn_app, spawn_app_with};
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -142,7 +143,7 @@ async fn values_at_the_bound_sent_in_two_batches_are_stored_and_aggregated_witho
     assert_eq!(create(&app, &key, "bound-rig", &topology).await.status(), StatusCode::CREATED);
     let minute = Utc::now().timestamp_micros() / 60_000_000 * 60_000_000 - 120_000_000;
     let batch = |id: &str, start: i64, value: f64| {
-        json!({"batch_id": id, "system_id": "bound-rig", "series": [{"sensor_id": "PS1", "start": start, "interval_us": 10_000, "values": vec![value; 100]}]})
+        BatchBuilder::new("bound-rig").id(id).regular("PS1", start, 10_000, vec![value; 100]).body()
     };
     let post = |body: Value| app.req(Method::POST, "/ingestion/ingest", &key).json(&body).send();
     // Two batches, so two chunks' sums meet in the aggregate's upsert.
@@ -168,9 +169,7 @@ async fn values_at_the_bound_sent_in_two_batches_are_stored_and_aggregated_witho
 /// the aggregate's upsert instead of failing (22003) and stalling ingest on that chunk forever.
 #[tokio::test]
 async fn the_minute_aggregate_saturates_instead_of_failing_beyond_float8() {
-    let db_url = common::fresh_database().await;
-    let mut client = common::connect(&db_url).await;
-    manifold::store::migrate::up(&mut client).await.expect("migrate");
+    let (_, client) = common::migrated_database().await;
     let upsert = include_str!("../src/store/sql/upsert_minute.sql");
     let bucket = Utc::now();
     for (sum, min, max) in [(1.5e308, 1e308, 1e308), (1.5e308, 1e308, 1e308), (-1.5e308, -1e308, -1e308)] {

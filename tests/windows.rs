@@ -4,44 +4,23 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::batch::BatchBuilder;
 use common::pipeline::TestPipeline;
 use manifold::codec::WindowReady;
-use manifold::domain::{RawBatch, RawSeries};
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
 const MIN: i64 = 60_000_000;
 
+/// PS1 and TS1, `seconds` readings each, once a second from `start_us`.
 fn batch(system: &str, id: &str, start_us: i64, seconds: usize) -> Vec<u8> {
-    let series = ["PS1", "TS1"]
-        .iter()
-        .map(|s| RawSeries { sensor_id: (*s).into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: vec![50.0; seconds] })
-        .collect();
-    serde_json::to_vec(&RawBatch { batch_id: Some(id.into()), system_id: system.into(), produced_at: None, series }).unwrap()
+    BatchBuilder::new(system).id(id).per_second("PS1", start_us, vec![50.0; seconds]).per_second("TS1", start_us, vec![50.0; seconds]).json()
 }
 
 /// Reads window-ready events (read_committed) until `want` arrived or the timeout passes.
 async fn read_events(p: &TestPipeline, want: usize, timeout: Duration) -> Vec<WindowReady> {
-    let mut config = manifold::kafka::client_config(&p.config.kafka);
-    config.set("group.id", common::unique("reader")).set("auto.offset.reset", "earliest").set("isolation.level", "read_committed");
-    let reader: BaseConsumer = config.create().unwrap();
-    reader.subscribe(&[&p.config.topics.windows_ready.name]).unwrap();
-    let decoder = AvroDecoder::new(SrSettings::new(p.config.schema_registry.url.clone()));
-    let mut events = Vec::new();
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(100)) {
-            let value = decoder.decode(m.payload()).await.expect("Avro in the Confluent framing").value;
-            events.push(WindowReady::from_avro(value).unwrap());
-        } else if events.len() >= want {
-            break; // nothing more within a poll after the expected count: no duplicates pending
-        }
-    }
-    events
+    let values = common::topic::read_committed_avro(&p.config, &p.config.topics.windows_ready.name, want, timeout).await;
+    values.into_iter().map(|value| WindowReady::from_avro(value).unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

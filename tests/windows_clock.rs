@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::batch::{BatchBuilder, SECOND_US as S};
 use common::pipeline::TestPipeline;
-use manifold::domain::{RawBatch, RawSeries};
-
-const S: i64 = 1_000_000;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -17,11 +17,7 @@ fn now_us() -> i64 {
 
 /// A JSON batch with one reading per (sensor, event time).
 fn batch(system: &str, id: &str, readings: &[(&str, i64)]) -> Vec<u8> {
-    let series = readings
-        .iter()
-        .map(|(sensor, t)| RawSeries { sensor_id: (*sensor).into(), start: *t, interval_us: S, times_us: vec![], values: vec![50.0] })
-        .collect();
-    serde_json::to_vec(&RawBatch { batch_id: Some(id.into()), system_id: system.into(), produced_at: None, series }).unwrap()
+    readings.iter().fold(BatchBuilder::new(system).id(id), |batch, (sensor, t)| batch.per_second(sensor, *t, vec![50.0])).json()
 }
 
 /// A window-ready event in the outbox, with the database time it was announced at.
@@ -50,6 +46,20 @@ async fn announced(p: &TestPipeline) -> Vec<Announced> {
         .collect()
 }
 
+/// Ingest running for one rig with `length` s windows, 1 s allowed lateness and an idle timeout
+/// of `idle` s: the pipeline, the rig's system, and ingest's stop token and task.
+async fn ingest_with_windows(length: &str, idle: &str) -> (TestPipeline, String, CancellationToken, JoinHandle<()>) {
+    let p = TestPipeline::new(&[
+        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", length),
+        ("MANIFOLD__WINDOWS__ALLOWED_LATENESS_SECONDS", "1"),
+        ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", idle),
+    ])
+    .await;
+    let system = format!("{}-0", p.rigs(1).await);
+    let (stop, running) = p.spawn_ingest();
+    (p, system, stop, running)
+}
+
 /// Waits until ingest is assigned and writing (a garbage message is dead-lettered), so the
 /// messages that follow are stored within a fraction of a second.
 async fn warm_up(p: &TestPipeline) {
@@ -75,15 +85,8 @@ async fn watermark_and_now(p: &TestPipeline, system: &str) -> (i64, i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reading_a_day_ahead_neither_drags_the_watermark_nor_makes_later_windows_announce_early() {
     // 3 s windows so a live device fills a few in seconds; no idle close to muddle the picture.
-    let p = TestPipeline::new(&[
-        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "3"),
-        ("MANIFOLD__WINDOWS__ALLOWED_LATENESS_SECONDS", "1"),
-        ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3600"),
-    ])
-    .await;
-    let system = format!("{}-0", p.rigs(1).await);
+    let (p, system, stop, running) = ingest_with_windows("3", "3600").await;
     let lateness = S;
-    let (stop, running) = p.spawn_ingest();
 
     // One reading 23 h ahead (within storage.future_skew_hours): stored, but the watermark stays
     // at or behind now − lateness.
@@ -122,14 +125,7 @@ async fn a_reading_a_day_ahead_neither_drags_the_watermark_nor_makes_later_windo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_window_whose_end_is_in_the_future_closes_only_once_its_end_has_passed() {
-    let p = TestPipeline::new(&[
-        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "5"),
-        ("MANIFOLD__WINDOWS__ALLOWED_LATENESS_SECONDS", "1"),
-        ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "1"),
-    ])
-    .await;
-    let system = format!("{}-0", p.rigs(1).await);
-    let (stop, running) = p.spawn_ingest();
+    let (p, system, stop, running) = ingest_with_windows("5", "1").await;
     warm_up(&p).await;
 
     // A stream that stops with two windows still in the future: `near` ends within 8 s, `far`
@@ -184,14 +180,7 @@ async fn a_rescore_never_announces_a_window_whose_end_is_in_the_future() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_held_back_while_its_end_was_in_the_future_is_announced_by_the_next_chunk() {
-    let p = TestPipeline::new(&[
-        ("MANIFOLD__WINDOWS__LENGTH_SECONDS", "3"),
-        ("MANIFOLD__WINDOWS__ALLOWED_LATENESS_SECONDS", "1"),
-        ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3600"),
-    ])
-    .await;
-    let system = format!("{}-0", p.rigs(1).await);
-    let (stop, running) = p.spawn_ingest();
+    let (p, system, stop, running) = ingest_with_windows("3", "3600").await;
     warm_up(&p).await;
 
     // A reading 2 s ahead: its window ends in the future, so nothing passes it yet.

@@ -3,9 +3,11 @@
 //! with good rig batches whose readings are known. Every case says what ingest may do with it.
 
 use manifold::codec::RecordEncoder;
-use manifold::domain::{RawBatch, RawSeries, Topology};
+use manifold::domain::{RawBatch, Topology};
 use manifold::sim::rig::RIG_SENSORS;
 use manifold::store::Store;
+
+use super::batch::{BatchBuilder, per_second, regular, timed};
 
 /// xorshift64*: small, fast and the same on every machine, so a seed reproduces a run.
 pub struct Rng(u64);
@@ -185,10 +187,10 @@ impl Generator {
                 // Quarter steps inside the range: exact in binary, so sums compare exactly.
                 let steps = ((max - min) * 4.0) as u64;
                 let values = (0..n).map(|_| min + (self.rng.next_u64() % (steps + 1)) as f64 / 4.0).collect();
-                RawSeries { sensor_id: (*sensor).into(), start, interval_us: 1_000_000, times_us: vec![], values }
+                per_second(sensor, start, values)
             })
-            .collect();
-        let batch = RawBatch { batch_id: Some(format!("good-{}", self.made)), system_id: system.clone(), produced_at: Some(self.now_us), series };
+            .collect::<Vec<_>>();
+        let batch = BatchBuilder::new(&system).id(format!("good-{}", self.made)).produced_at(self.now_us).series(series).build();
         let avro = self.rng.chance(50);
         let bytes = self.encode(&batch, avro).await;
         let known = Known::of(&batch);
@@ -209,10 +211,10 @@ impl Generator {
             .take(sensors)
             .map(|(sensor, _, _, _, min, max, _)| {
                 let values = (0..values).map(|i| min + (max - min) * ((i % 4) as f64) / 4.0).collect();
-                RawSeries { sensor_id: (*sensor).into(), start, interval_us: 1_000_000, times_us: vec![], values }
+                per_second(sensor, start, values)
             })
-            .collect();
-        RawBatch { batch_id: Some(format!("hostile-{}", self.made)), system_id: system, produced_at: None, series }
+            .collect::<Vec<_>>();
+        BatchBuilder::new(&system).id(format!("hostile-{}", self.made)).series(series).build()
     }
 
     /// A string of `len` bytes of control characters (NUL included unless the known killers are
@@ -367,7 +369,7 @@ impl Generator {
             "very_many_series" => {
                 let mut batch = self.plausible(17, 1);
                 let n = self.rng.range(2_000, 8_000);
-                batch.series.extend((0..n).map(|i| RawSeries { sensor_id: format!("X{i}"), start: 0, interval_us: 0, times_us: vec![], values: vec![1.0] }));
+                batch.series.extend((0..n).map(|i| regular(&format!("X{i}"), 0, 0, vec![1.0])));
                 let value = self.encode(&batch, avro).await;
                 dead(kind, self.random_key(Some(&batch)), value)
             }
@@ -427,8 +429,7 @@ impl Generator {
                     let n = if single { 1 } else { self.rng.range(2, 30) };
                     let values = if single { vec![range * 0.9] } else { (0..n).map(|_| *self.rng.pick(&[range, -range, range, range * 0.999_999])).collect() };
                     let times_us = (0..n).map(|i| minute + i as i64 * 1_000_000 + self.rng.below(1_000) as i64).collect();
-                    let series = vec![RawSeries { sensor_id: "W1".into(), start: minute, interval_us: 0, times_us, values }];
-                    let batch = RawBatch { batch_id: Some(format!("wide-{}", self.made)), system_id: system, produced_at: None, series };
+                    let batch = BatchBuilder::new(&system).id(format!("wide-{}", self.made)).series([timed("W1", minute, times_us, values)]).build();
                     self.either(kind, batch, avro).await
                 }
             },

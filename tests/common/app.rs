@@ -16,9 +16,7 @@ pub struct App {
 
 /// A fresh, migrated database; `overrides` are environment overrides (variable → value).
 pub async fn spawn_app(overrides: &[(&str, &str)]) -> App {
-    let db_url = super::fresh_database().await;
-    let mut client = super::connect(&db_url).await;
-    manifold::store::migrate::up(&mut client).await.expect("migrate");
+    let (db_url, _) = super::migrated_database().await;
     let mut env = vec![("DATABASE_URL", db_url.as_str()), ("MANIFOLD__API__USAGE_FLUSH_MS", "200")];
     env.extend_from_slice(overrides);
     spawn_app_with(super::config_with(&env), db_url).await

@@ -6,16 +6,9 @@ use std::collections::BTreeMap;
 
 use manifold::config::{Config, Sources};
 
-/// The stack's connection settings, from the environment `scripts/stack env` exports.
+/// A test's base environment: the stack's connection settings (see `stack`) in a test deployment.
 pub fn stack_env() -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    for (var, default) in [
-        ("DATABASE_URL", "postgres://manifold:manifold@127.0.0.1:55432/manifold"),
-        ("KAFKA_BROKERS", "127.0.0.1:59092"),
-        ("SCHEMA_REGISTRY_URL", "http://127.0.0.1:58081/apis/ccompat/v7"),
-    ] {
-        env.insert(var.to_owned(), std::env::var(var).unwrap_or_else(|_| default.to_owned()));
-    }
+    let mut env = stack::stack_addresses();
     env.insert("ENV".into(), "test".into());
     env
 }
@@ -63,9 +56,23 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A database of its own with every migration applied: its URL and a connection to it.
+pub async fn migrated_database() -> (String, tokio_postgres::Client) {
+    let url = fresh_database().await;
+    let mut client = connect(&url).await;
+    manifold::store::migrate::up(&mut client).await.expect("migrate");
+    (url, client)
+}
+
+/// An address nothing listens on (port 1 is never in use here), for a dependency that is down.
+pub const UNREACHABLE: &str = "127.0.0.1:1";
+
 pub mod adversarial;
 pub mod app;
+pub mod batch;
 pub mod pipeline;
 pub mod proxy;
 pub mod scores;
+pub mod stack;
+pub mod topic;
 pub mod whole_path;

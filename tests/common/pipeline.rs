@@ -1,5 +1,6 @@
 //! A private pipeline per test: its own database (migrated), topics, consumer group and relay id.
 
+use std::process::Command;
 use std::time::Duration;
 
 use manifold::config::Config;
@@ -20,7 +21,7 @@ pub struct TestPipeline {
 impl TestPipeline {
     /// Fresh database and topics; `extra` are more environment overrides.
     pub async fn new(extra: &[(&str, &str)]) -> Self {
-        let db_url = super::fresh_database().await;
+        let (db_url, _) = super::migrated_database().await;
         let prefix = super::unique("p");
         let mut env: Vec<(String, String)> = vec![
             ("DATABASE_URL".into(), db_url.clone()),
@@ -49,8 +50,6 @@ impl TestPipeline {
         if std::env::var_os("MANIFOLD_TEST_LOG").is_some() {
             manifold::telemetry::init_logging(&config.telemetry);
         }
-        let mut client = super::connect(&db_url).await;
-        manifold::store::migrate::up(&mut client).await.expect("migrate");
         manifold::store::maintenance::Maintenance::new(config.database.clone(), config.storage.clone(), manifold::telemetry::Metrics::new())
             .run_once(chrono::Utc::now())
             .await
@@ -80,6 +79,21 @@ impl TestPipeline {
             manifold::ingest::run(config, manifold::telemetry::Metrics::new(), t).await.expect("ingest runs");
         });
         (token, handle)
+    }
+
+    /// The real `manifold` binary with `args`, in this pipeline's environment: the stack's
+    /// addresses, then the pipeline's own database, topics and group ids.
+    pub fn manifold(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+        command.args(args).envs(super::stack_env()).envs(self.env.iter().cloned());
+        command
+    }
+
+    /// Runs `manifold args` to its end, insists it succeeded, and returns what it printed.
+    pub fn run_manifold(&self, args: &[&str]) -> String {
+        let out = self.manifold(args).output().unwrap_or_else(|e| panic!("run manifold {args:?}: {e}"));
+        assert!(out.status.success(), "manifold {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("manifold prints UTF-8")
     }
 
     pub async fn produce(&self, key: &str, payload: &[u8]) {

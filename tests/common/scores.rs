@@ -1,12 +1,8 @@
 //! Reading score messages back as a downstream consumer would (read_committed, Avro).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apache_avro::types::Value;
-use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
 use super::pipeline::TestPipeline;
 
@@ -48,28 +44,5 @@ fn parse(value: Value) -> ScoreMessage {
 
 /// Reads score messages until `want` arrived and a further poll brings nothing, or the timeout.
 pub async fn read(p: &TestPipeline, want: usize, timeout: Duration) -> Vec<ScoreMessage> {
-    let mut config = manifold::kafka::client_config(&p.config.kafka);
-    config.set("group.id", super::unique("scores")).set("auto.offset.reset", "earliest").set("isolation.level", "read_committed");
-    let reader: BaseConsumer = config.create().unwrap();
-    reader.subscribe(&[&p.config.topics.scores.name]).unwrap();
-    let decoder = AvroDecoder::new(SrSettings::new(p.config.schema_registry.url.clone()));
-    let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since: Option<Instant> = None;
-    while Instant::now() < deadline {
-        match reader.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                out.push(parse(decoder.decode(m.payload()).await.unwrap().value));
-                quiet_since = None;
-            }
-            _ if out.len() >= want => {
-                let since = *quiet_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(2) {
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    out
+    super::topic::read_committed_avro(&p.config, &p.config.topics.scores.name, want, timeout).await.into_iter().map(parse).collect()
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::adversarial::Case;
@@ -29,11 +29,8 @@ impl Ingest {
     pub fn start(p: &TestPipeline) -> Ingest {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("ingest.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
-        command.arg("ingest").stdout(Stdio::null()).stderr(std::fs::File::create(&log).expect("log file"));
-        for (k, v) in super::stack_env().into_iter().chain(p.env.iter().cloned()) {
-            command.env(k, v);
-        }
+        let mut command = p.manifold(&["ingest"]);
+        command.stdout(Stdio::null()).stderr(std::fs::File::create(&log).expect("log file"));
         command.env("MANIFOLD__TELEMETRY__LOG_FORMAT", "json").env("RUST_LOG", "info");
         Ingest { child: command.spawn().expect("start manifold ingest"), log, _dir: dir }
     }
@@ -157,13 +154,9 @@ impl State {
 /// are the original (a value cut to fit must say so in `manifold.value.truncated`).
 fn read_dead_letter_topic(p: &TestPipeline, produced: &[Produced], want: usize) -> HashMap<(i32, i64), (usize, bool)> {
     use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;
     let originals: HashMap<(i32, i64), &Case> = produced.iter().map(|m| ((m.partition, m.offset), &m.case)).collect();
-    let mut config = manifold::kafka::client_config(&p.config.kafka);
-    config.set("group.id", format!("{}-fuzz-dlq", p.prefix)).set("auto.offset.reset", "earliest").set("isolation.level", "read_committed");
-    let reader: BaseConsumer = config.create().expect("dead-letter reader");
-    reader.subscribe(&[&p.config.topics.dead_letters.name]).expect("subscribe");
+    let reader = super::topic::committed_reader(&p.config, &p.config.topics.dead_letters.name);
     let mut seen: HashMap<(i32, i64), (usize, bool)> = HashMap::new();
     let (mut count, mut last_new) = (0, Instant::now());
     while count < want && last_new.elapsed() < Duration::from_secs(15) {

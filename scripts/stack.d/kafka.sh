@@ -1,0 +1,81 @@
+# Apache Kafka: a single-node KRaft broker+controller, jars from Maven Central.
+# shellcheck shell=bash
+
+KAFKA_VERSION="${MANIFOLD_KAFKA_VERSION:-4.4.0}"
+KAFKA_JVM_OPTS=(-Xmx512m -Xms256m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError)
+KAFKA_PORT=$(port_setting KAFKA_PORT 59092)
+KAFKA_CONTROLLER_PORT=$(port_setting KAFKA_CONTROLLER_PORT 59093)
+
+KAFKA_HOME="$CACHE/kafka-$KAFKA_VERSION"
+
+# The marker holds the pom's hash, so an edited dependency list is fetched again.
+kafka_installed() { [[ "$(cat "$KAFKA_HOME/.complete" 2>/dev/null)" == "$(fingerprint <"$CONF/pom.xml")" ]]; }
+
+install_kafka() {
+  kafka_installed && return
+  log "downloading Kafka $KAFKA_VERSION jars into $KAFKA_HOME (Maven Central)"
+  rm -rf "$KAFKA_HOME/libs.tmp"
+  mkdir -p "$KAFKA_HOME"
+  mvn_cached -f "$CONF/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    "$DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$KAFKA_HOME/libs.tmp"
+  rm -rf "$KAFKA_HOME/libs"
+  mv "$KAFKA_HOME/libs.tmp" "$KAFKA_HOME/libs"
+  fingerprint <"$CONF/pom.xml" >"$KAFKA_HOME/.complete"
+}
+
+kafka_java_args() {
+  # tmpdir: compression codecs unpack native libraries there; keep them in .stack.
+  printf '%s\n' "${KAFKA_JVM_OPTS[@]}" \
+    -Djava.awt.headless=true \
+    "-Djava.io.tmpdir=$STACK/kafka/tmp" \
+    "-Dlog4j2.configurationFile=$CONF/kafka-log4j2.xml" \
+    -cp "$KAFKA_HOME/libs/*"
+}
+
+# Metadata request answered by the broker: kcat when installed, else a hand-made
+# Metadata v4 request (the oldest version Kafka 4 still accepts) over bash's /dev/tcp,
+# which costs nothing compared to starting a JVM-based admin client.
+kafka_answers() {
+  if command -v kcat >/dev/null 2>&1; then
+    kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 >/dev/null 2>&1
+    return
+  fi
+  local hex
+  # Request: size 17 | api_key 3 | version 4 | correlation id 1 | client id "ms" | all topics (null) | no auto-create
+  # shellcheck disable=SC2016 # $1 is expanded by the inner bash
+  hex=$(timeout 5 bash -c '
+      exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+      printf "\x00\x00\x00\x11\x00\x03\x00\x04\x00\x00\x00\x01\x00\x02ms\xff\xff\xff\xff\x00" >&3
+      head -c 16 <&3 | od -An -tx1' _ "$KAFKA_PORT" 2>/dev/null) || return 1
+  hex=${hex//[[:space:]]/}
+  # Response: size | correlation id (must be 1) | throttle ms | broker count (must be > 0)
+  [[ ${#hex} -eq 32 && "${hex:8:8}" == 00000001 && "${hex:24:8}" != 00000000 ]]
+}
+
+kafka_start() {
+  local dir="$STACK/kafka"
+  mkdir -p "$dir/data" "$dir/tmp"
+  render "$CONF/kafka-server.properties" | write_if_changed "$dir/server.properties"
+  local -a args
+  mapfile -t args < <(kafka_java_args)
+  local fp
+  fp=$( { echo "$KAFKA_JAVA $KAFKA_VERSION"; printf '%s\n' "${args[@]}"; cat "$dir/server.properties" "$CONF/kafka-log4j2.xml"; } | fingerprint)
+
+  java_needs_start kafka "$fp" Kafka MANIFOLD_KAFKA_PORT="$KAFKA_PORT" MANIFOLD_KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" || return 0
+
+  if [[ ! -f "$dir/data/meta.properties" ]]; then
+    [[ -s "$dir/cluster-id" ]] || \
+      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$dir/cluster-id"
+    log "formatting Kafka storage (cluster id $(<"$dir/cluster-id"))"
+    "$KAFKA_JAVA" "${args[@]}" kafka.tools.StorageTool format --standalone --ignore-formatted \
+      -t "$(<"$dir/cluster-id")" -c "$dir/server.properties" >"$LOGS/kafka-format.log" 2>&1 \
+      || { cat "$LOGS/kafka-format.log" >&2; die "kafka storage format failed"; }
+  fi
+
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT)"
+  start_java kafka "$dir" "$KAFKA_JAVA" "${args[@]}" kafka.Kafka "$dir/server.properties"
+  echo "$fp" >"$STATE/kafka.fingerprint"
+  echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" >"$STATE/kafka.ports"
+}
+
+kafka_pid() { owned_pid kafka || true; }

@@ -1,0 +1,34 @@
+//! Where the local stack listens, written down once: the variables `eval "$(scripts/stack env)"`
+//! exports, or, for a test run without them, what `scripts/stack env` itself says (the ports this
+//! checkout's stack was started with, or its defaults). The load bench includes this file too.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The connection settings `scripts/stack env` exports.
+pub const STACK_VARIABLES: [&str; 3] = ["DATABASE_URL", "KAFKA_BROKERS", "SCHEMA_REGISTRY_URL"];
+
+/// Each of `STACK_VARIABLES`, from the environment or else from `scripts/stack env`.
+pub fn stack_addresses() -> BTreeMap<String, String> {
+    STACK_VARIABLES
+        .iter()
+        .map(|var| {
+            let value = std::env::var(var).ok().or_else(|| script_exports().get(*var).cloned());
+            (var.to_string(), value.unwrap_or_else(|| panic!("scripts/stack env exports no {var}")))
+        })
+        .collect()
+}
+
+fn script_exports() -> &'static BTreeMap<String, String> {
+    static EXPORTS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    EXPORTS.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack");
+        let out = std::process::Command::new(script).arg("env").output().expect("run scripts/stack env");
+        assert!(out.status.success(), "scripts/stack env failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .map(|(var, value)| (var.to_owned(), value.to_owned()))
+            .collect()
+    })
+}
