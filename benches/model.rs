@@ -15,11 +15,8 @@ use manifold::infer::model::{DEFAULT_MODEL_DIR, Network, RigModel};
 fn setup() -> (RigModel, Vec<HashMap<String, Vec<f64>>>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = RigModel::load(&root.join(DEFAULT_MODEL_DIR)).expect("shipped model");
-    let cycles = manifold::sim::load(&root.join(manifold::sim::SAMPLE_DATA)).expect("sample data");
-    let windows = cycles
-        .iter()
-        .map(|c| manifold::sim::rig::RIG_SENSORS.iter().zip(&c.series).map(|((id, ..), v)| ((*id).to_string(), v.clone())).collect())
-        .collect();
+    let cycles = manifold::rig::load(&root.join(manifold::rig::SAMPLE_DATA)).expect("sample data");
+    let windows = cycles.iter().map(manifold::rig::Cycle::window).collect();
     (model, windows)
 }
 

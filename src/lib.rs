@@ -14,6 +14,7 @@ pub mod config;
 pub mod ingest;
 pub mod kafka;
 pub mod relay;
+pub mod rig;
 pub mod shutdown;
 pub mod sim;
 pub mod store;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::app::{error_of, spawn_app};
-use manifold::sim::rig::rig_topology;
+use manifold::rig::rig_topology;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -31,13 +31,12 @@ fn shipped() -> RigModel {
 
 /// Row `i` of a data directory as a scoring window.
 fn window(dir: &Path, i: usize) -> HashMap<String, Vec<f64>> {
-    let cycles = manifold::sim::load(dir).unwrap();
-    manifold::sim::rig::RIG_SENSORS.iter().zip(&cycles[i].series).map(|((id, ..), v)| ((*id).to_string(), v.clone())).collect()
+    manifold::rig::load(dir).unwrap()[i].window()
 }
 
 #[test]
 fn training_twice_with_the_same_seed_gives_identical_weights() {
-    let data = repo(manifold::sim::SAMPLE_DATA);
+    let data = repo(manifold::rig::SAMPLE_DATA);
     let mut config = TrainConfig::new(7, 3);
     config.hidden = 16;
     config.mlp_hidden = 16;
@@ -58,7 +57,7 @@ fn training_twice_with_the_same_seed_gives_identical_weights() {
 #[test]
 fn the_split_holds_out_the_last_fifth_of_every_run() {
     let Some(dir) = full_data() else { return };
-    let cycles = manifold::sim::load(&dir).unwrap();
+    let cycles = manifold::rig::load(&dir).unwrap();
     let held = model::validation_rows(&cycles);
     let key = |i: usize| {
         let c = &cycles[i].conditions;
@@ -79,7 +78,7 @@ fn the_shipped_model_fits_the_rig() {
     let m = shipped();
     let manifest = m.manifest();
     assert_eq!(manifest.version, "uci-rig-v1");
-    assert_eq!(manifest.topology_hash, manifold::sim::rig::rig_topology().hash());
+    assert_eq!(manifest.topology_hash, manifold::rig::rig_topology().hash());
     assert_eq!(manifest.sensor_order.len(), 17);
     assert_eq!(manifest.training_data.rows, 1771);
     let size: u64 = std::fs::read_dir(repo(model::DEFAULT_MODEL_DIR)).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
@@ -107,7 +106,7 @@ fn the_shipped_model_meets_its_floors_on_the_validation_split() {
 
 #[test]
 fn evaluate_renders_text_and_json() {
-    let report = model::evaluate(&repo(model::DEFAULT_MODEL_DIR), &repo(manifold::sim::SAMPLE_DATA)).unwrap();
+    let report = model::evaluate(&repo(model::DEFAULT_MODEL_DIR), &repo(manifold::rig::SAMPLE_DATA)).unwrap();
     let json = report.to_json();
     for key in ["cooler", "valve", "pump", "accumulator"] {
         let acc = json[key].as_f64().unwrap();
@@ -124,7 +123,7 @@ fn evaluate_renders_text_and_json() {
 #[test]
 fn scoring_tolerates_missing_short_long_and_bad_sensors() {
     let m = shipped();
-    let mut w = window(&repo(manifold::sim::SAMPLE_DATA), 0);
+    let mut w = window(&repo(manifold::rig::SAMPLE_DATA), 0);
     let full = m.score(&w);
     assert_eq!(full.iter().map(|s| s.component_id.as_str()).collect::<Vec<_>>(), ["cooler", "valve", "pump", "accumulator"]);
     w.remove("PS1");
@@ -151,12 +150,12 @@ fn scoring_tolerates_missing_short_long_and_bad_sensors() {
 #[test]
 fn the_plain_forward_pass_agrees_with_candle() {
     let m = shipped();
-    let data = repo(manifold::sim::SAMPLE_DATA);
-    let cycles = manifold::sim::load(&data).unwrap();
+    let data = repo(manifold::rig::SAMPLE_DATA);
+    let cycles = manifold::rig::load(&data).unwrap();
     for (i, c) in cycles.iter().enumerate() {
-        let mut w: HashMap<String, Vec<f64>> = manifold::sim::rig::RIG_SENSORS.iter().zip(&c.series).map(|((id, ..), v)| ((*id).to_string(), v.clone())).collect();
+        let mut w = c.window();
         if i % 2 == 1 {
-            w.remove(manifold::sim::rig::RIG_SENSORS[i % 17].0);
+            w.remove(manifold::rig::RIG_SENSORS[i % 17].id);
         }
         for network in [Network::Gnn, Network::Mlp] {
             let fast = m.probabilities(&w, network).unwrap();

@@ -169,7 +169,7 @@ pub enum SchemasAction {
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// A directory in the UCI layout (profile.txt + one file per sensor); default: the sample.
-    #[arg(long, default_value = crate::sim::SAMPLE_DATA)]
+    #[arg(long, default_value = crate::rig::SAMPLE_DATA)]
     pub data: PathBuf,
     /// Number of systems (devices), one rig each.
     #[arg(long, default_value_t = 1)]

@@ -4,7 +4,7 @@
 
 use manifold::codec::RecordEncoder;
 use manifold::domain::{RawBatch, RawSeries, Topology};
-use manifold::sim::rig::RIG_SENSORS;
+use manifold::rig::RIG_SENSORS;
 use manifold::store::Store;
 
 /// xorshift64*: small, fast and the same on every machine, so a seed reproduces a run.
@@ -181,11 +181,11 @@ impl Generator {
         let n = self.rng.range(5, 60);
         let series = RIG_SENSORS
             .iter()
-            .map(|(sensor, _, _, _, min, max, _)| {
+            .map(|sensor| {
                 // Quarter steps inside the range: exact in binary, so sums compare exactly.
-                let steps = ((max - min) * 4.0) as u64;
-                let values = (0..n).map(|_| min + (self.rng.next_u64() % (steps + 1)) as f64 / 4.0).collect();
-                RawSeries { sensor_id: (*sensor).into(), start, interval_us: 1_000_000, times_us: vec![], values }
+                let steps = ((sensor.max - sensor.min) * 4.0) as u64;
+                let values = (0..n).map(|_| sensor.min + (self.rng.next_u64() % (steps + 1)) as f64 / 4.0).collect();
+                RawSeries { sensor_id: sensor.id.into(), start, interval_us: 1_000_000, times_us: vec![], values }
             })
             .collect();
         let batch = RawBatch { batch_id: Some(format!("good-{}", self.made)), system_id: system.clone(), produced_at: Some(self.now_us), series };
@@ -207,9 +207,9 @@ impl Generator {
         let series = RIG_SENSORS
             .iter()
             .take(sensors)
-            .map(|(sensor, _, _, _, min, max, _)| {
-                let values = (0..values).map(|i| min + (max - min) * ((i % 4) as f64) / 4.0).collect();
-                RawSeries { sensor_id: (*sensor).into(), start, interval_us: 1_000_000, times_us: vec![], values }
+            .map(|sensor| {
+                let values = (0..values).map(|i| sensor.min + (sensor.max - sensor.min) * ((i % 4) as f64) / 4.0).collect();
+                RawSeries { sensor_id: sensor.id.into(), start, interval_us: 1_000_000, times_us: vec![], values }
             })
             .collect();
         RawBatch { batch_id: Some(format!("hostile-{}", self.made)), system_id: system, produced_at: None, series }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::ModelError;
 use super::features::{RAW_FEATURES, raw_features};
-use crate::sim::{Conditions, Cycle, rig::RIG_SENSORS};
+use crate::rig::{Conditions, Cycle, RIG_SENSORS};
 
 /// A labelled component and its classes, as in `profile.txt`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,22 +37,12 @@ pub fn rig_targets() -> Vec<TargetSpec> {
     ]
 }
 
-fn raw_label(c: &Conditions, component: &str) -> Option<u8> {
-    match component {
-        "cooler" => Some(c.cooler),
-        "valve" => Some(c.valve),
-        "pump" => Some(c.pump),
-        "accumulator" => Some(c.accumulator),
-        _ => None,
-    }
-}
-
 /// Class index of every target for one cycle; an unknown label is an error, not a guess.
 pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, ModelError> {
     targets
         .iter()
         .map(|t| {
-            let raw = raw_label(c, &t.component).map(|v| v.to_string()).unwrap_or_default();
+            let raw = c.label(&t.component).map(|v| v.to_string()).unwrap_or_default();
             t.classes
                 .iter()
                 .position(|class| *class == raw)
@@ -90,9 +80,9 @@ pub fn cycle_features(cycles: &[Cycle]) -> Vec<Vec<Option<[f64; RAW_FEATURES]>>>
     cycles.iter().map(|c| c.series.iter().map(|values| raw_features(values)).collect()).collect()
 }
 
-/// The files `sim::load` reads, in the order it reads them.
+/// The files `rig::load` reads, in the order it reads them.
 pub fn data_files() -> Vec<String> {
-    std::iter::once("profile.txt".to_string()).chain(RIG_SENSORS.iter().map(|(_, file, ..)| format!("{file}.txt"))).collect()
+    std::iter::once("profile.txt".to_string()).chain(RIG_SENSORS.iter().map(|sensor| format!("{}.txt", sensor.file))).collect()
 }
 
 /// SHA-256 over the data files: each file's name, a NUL, its SHA-256, a newline. So the digest

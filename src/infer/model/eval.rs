@@ -146,7 +146,7 @@ pub(super) fn split_accuracies(model: &RigModel, data: &Prepared, rows: &[u32]) 
 
 fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Result<EvalReport, ModelError> {
     let model = RigModel::load(model_dir)?;
-    let cycles = crate::sim::load(data_dir)?;
+    let cycles = crate::rig::load(data_dir)?;
     let data = prepare(&cycles, &model.manifest.normalisation, &model.manifest.targets)?;
     let rows: Vec<u32> = if validation_only {
         data::validation_rows(&cycles).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i as u32).collect()

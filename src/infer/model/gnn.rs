@@ -35,7 +35,7 @@ pub struct GraphSpec {
 impl GraphSpec {
     /// The UCI rig: sensors in `RIG_SENSORS` order (the dataset's order).
     pub fn rig() -> Self {
-        let topology = crate::sim::rig::rig_topology();
+        let topology = crate::rig::rig_topology();
         GraphSpec {
             sensors: topology.sensors.iter().map(|s| (s.id.as_str().to_string(), s.component.as_str().to_string())).collect(),
             components: topology.components.iter().map(|c| c.id.as_str().to_string()).collect(),

@@ -49,7 +49,7 @@ pub enum ModelError {
     #[error("cannot read or write {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Dataset(#[from] crate::sim::DatasetError),
+    Dataset(#[from] crate::rig::DatasetError),
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("json: {0}")]

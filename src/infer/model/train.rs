@@ -92,7 +92,7 @@ pub(super) struct Prepared {
     pub y: Vec<Vec<u32>>,
 }
 
-pub(super) fn prepare(cycles: &[crate::sim::Cycle], norm: &Normalisation, targets: &[TargetSpec]) -> Result<Prepared, ModelError> {
+pub(super) fn prepare(cycles: &[crate::rig::Cycle], norm: &Normalisation, targets: &[TargetSpec]) -> Result<Prepared, ModelError> {
     let raw = data::cycle_features(cycles);
     let sensors = raw.first().map_or(0, Vec::len);
     let mut flat = Vec::with_capacity(raw.len() * sensors * NODE_FEATURES);
@@ -116,7 +116,7 @@ pub fn train(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainRe
 
 fn train_here(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainReport), ModelError> {
     let started = Instant::now();
-    let mut cycles = crate::sim::load(data_dir)?;
+    let mut cycles = crate::rig::load(data_dir)?;
     if let Some(max) = config.max_rows {
         cycles.truncate(max);
     }
@@ -160,7 +160,7 @@ fn train_here(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainR
         version: "uci-rig-v1".into(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         seed: config.seed,
-        topology_hash: crate::sim::rig::rig_topology().hash(),
+        topology_hash: crate::rig::rig_topology().hash(),
         sensor_order: spec.sensors.iter().map(|(s, _)| s.clone()).collect(),
         component_ids: spec.components.clone(),
         graph: spec.clone(),
