@@ -19,8 +19,8 @@ use reader::{file_module, references};
 const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["main"]),
     ("commands", &["cli", "startup"]),
-    ("processes", &["ingest", "relay", "infer", "api", "sim", "check"]),
-    ("shared", &["store", "codec", "kafka", "window", "telemetry", "failure", "shutdown", "rig"]),
+    ("processes", &["ingest", "relay", "infer", "api", "sim", "check", "train"]),
+    ("shared", &["store", "codec", "kafka", "window", "telemetry", "failure", "shutdown", "rig", "model"]),
     ("base", &["domain", "config"]),
 ];
 

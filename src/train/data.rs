@@ -3,23 +3,11 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ModelError;
-use super::features::{RAW_FEATURES, raw_features};
+use super::TrainError;
+use crate::model::{RAW_FEATURES, TargetSpec, raw_features};
 use crate::rig::{Conditions, Cycle, RIG_SENSORS};
-
-/// A labelled component and its classes, as in `profile.txt`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TargetSpec {
-    pub component: String,
-    pub unit: String,
-    /// Class labels in head output order.
-    pub classes: Vec<String>,
-    /// The healthy class; a component's anomaly score is 1 − P(nominal).
-    pub nominal: String,
-}
 
 /// The four labelled components of the UCI rig, nominal class first where the data allows.
 pub fn rig_targets() -> Vec<TargetSpec> {
@@ -38,7 +26,7 @@ pub fn rig_targets() -> Vec<TargetSpec> {
 }
 
 /// Class index of every target for one cycle; an unknown label is an error, not a guess.
-pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, ModelError> {
+pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, TrainError> {
     targets
         .iter()
         .map(|t| {
@@ -47,7 +35,7 @@ pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, ModelE
                 .iter()
                 .position(|class| *class == raw)
                 .map(|i| i as u32)
-                .ok_or_else(|| ModelError::Data(format!("{} label {raw:?} is not one of {:?}", t.component, t.classes)))
+                .ok_or_else(|| TrainError::Data(format!("{} label {raw:?} is not one of {:?}", t.component, t.classes)))
         })
         .collect()
 }
@@ -87,11 +75,11 @@ pub fn data_files() -> Vec<String> {
 
 /// SHA-256 over the data files: each file's name, a NUL, its SHA-256, a newline. So the digest
 /// names the exact training data without depending on where it lies.
-pub fn data_sha256(dir: &Path) -> Result<String, ModelError> {
+pub fn data_sha256(dir: &Path) -> Result<String, TrainError> {
     let mut all = Sha256::new();
     for name in data_files() {
         let path = dir.join(&name);
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| TrainError::Io { path: path.clone(), source })?;
         all.update(name.as_bytes());
         all.update([0]);
         all.update(hex(&Sha256::digest(&bytes)).as_bytes());
