@@ -13,12 +13,13 @@ use manifold::codec::{batch_from_value, batch_to_value, decode_json, schemas};
 use manifold::config::BadReadingsPolicy;
 use manifold::domain::{BatchLimits, SensorBatch};
 use manifold::ingest::validate::{Validator, Verdict};
-use manifold::sim::{self, rig::RIG_SENSORS};
+use manifold::rig::{self, RIG_SENSORS};
+use manifold::sim;
 use manifold::store::{PgTimestamp, SeriesMeta, SystemMeta};
 use tokio_postgres::types::{ToSql, Type};
 
 fn rig_batch() -> manifold::domain::RawBatch {
-    let cycles = sim::load(std::path::Path::new(sim::SAMPLE_DATA)).expect("sample data");
+    let cycles = rig::load(std::path::Path::new(rig::SAMPLE_DATA)).expect("sample data");
     sim::cycle_batch("rig-0", &cycles[0], chrono::Utc::now().timestamp_micros() - 120_000_000)
 }
 
@@ -26,7 +27,7 @@ fn rig_meta() -> SystemMeta {
     let sensors = RIG_SENSORS
         .iter()
         .enumerate()
-        .map(|(i, (id, _, _, _, min, max, _))| ((*id).to_owned(), SeriesMeta { series_id: i as i32 + 1, min: *min, max: *max }))
+        .map(|(i, sensor)| (sensor.id.to_owned(), SeriesMeta { series_id: i as i32 + 1, min: sensor.min, max: sensor.max }))
         .collect::<HashMap<_, _>>();
     SystemMeta { owner_id: uuid::Uuid::nil(), sensors }
 }

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use manifold::config::{Config, Sources};
-use manifold::sim::{self, rig::RIG_SENSORS};
+use manifold::rig::{self, RIG_SENSORS};
+use manifold::sim;
 use manifold::store::ingest::{Row, copy_rows};
 use manifold::store::{Store, maintenance::Maintenance, migrate};
 use rdkafka::producer::FutureRecord;
@@ -84,7 +85,7 @@ async fn one_round(benchmarking: bool, round: usize) -> (f64, f64, u64) {
     let readings: usize = env_or("BENCH_READINGS", if benchmarking { "1000000" } else { "20000" }).parse().unwrap();
     let systems = 8;
     let admin = stack_addresses()["DATABASE_URL"].clone();
-    let cycles = sim::load(std::path::Path::new(sim::SAMPLE_DATA)).unwrap();
+    let cycles = rig::load(std::path::Path::new(rig::SAMPLE_DATA)).unwrap();
     let per_batch = RIG_SENSORS.len() * 60;
     let batches = readings.div_ceil(per_batch);
     let now = chrono::Utc::now().timestamp_micros() / 60_000_000 * 60_000_000;

@@ -10,16 +10,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use manifold::infer::model::{DEFAULT_MODEL_DIR, Network, RigModel};
+use manifold::model::{DEFAULT_MODEL_DIR, Network, RigModel};
+use manifold::train::Networks;
 
 fn setup() -> (RigModel, Vec<HashMap<String, Vec<f64>>>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = RigModel::load(&root.join(DEFAULT_MODEL_DIR)).expect("shipped model");
-    let cycles = manifold::sim::load(&root.join(manifold::sim::SAMPLE_DATA)).expect("sample data");
-    let windows = cycles
-        .iter()
-        .map(|c| manifold::sim::rig::RIG_SENSORS.iter().zip(&c.series).map(|((id, ..), v)| ((*id).to_string(), v.clone())).collect())
-        .collect();
+    let cycles = manifold::rig::load(&root.join(manifold::rig::SAMPLE_DATA)).expect("sample data");
+    let windows = cycles.iter().map(manifold::rig::Cycle::window).collect();
     (model, windows)
 }
 
@@ -45,14 +43,16 @@ fn percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>], network:
     );
 }
 
-/// The candle forward pass for one window, for comparison (see `src/infer/model/fast.rs`);
-/// set `RAYON_NUM_THREADS` to see how much of it is candle asking for the number of cores.
+/// The candle forward pass for one window, as training has it, for comparison (see
+/// `src/model/fast.rs`); set `RAYON_NUM_THREADS` to see how much of it is candle asking for the
+/// number of cores.
 fn candle_percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>]) {
+    let networks = Networks::of(model).expect("candle networks of the shipped model");
     let n = 1000;
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
         let t = Instant::now();
-        black_box(model.probabilities_candle(&windows[i % windows.len()], Network::Gnn).unwrap());
+        black_box(networks.probabilities(model, &windows[i % windows.len()], Network::Gnn).unwrap());
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     times.sort_by(f64::total_cmp);

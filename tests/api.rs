@@ -4,7 +4,7 @@ mod common;
 
 use common::app::{error_of, spawn_app};
 use common::batch::BatchBuilder;
-use manifold::sim::rig::rig_topology;
+use manifold::rig::rig_topology;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

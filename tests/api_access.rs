@@ -103,7 +103,7 @@ async fn the_system_quota_of_a_tier_is_enforced_with_a_clear_error() {
     let app = spawn_app(&[("MANIFOLD__API__TIERS__FREE__MAX_SYSTEMS", "1")]).await;
     let (key, _) = app.register("quota@example.com").await;
     app.create_rig(&key, "rig-q1").await;
-    let body = json!({"system_id": "rig-q2", "name": "Second", "topology": manifold::sim::rig::rig_topology()});
+    let body = json!({"system_id": "rig-q2", "name": "Second", "topology": manifold::rig::rig_topology()});
     let (status, error) = error_of(app.req(Method::POST, "/metadata/", &key).json(&body).send().await.unwrap()).await;
     assert_eq!((status, error["code"].as_str()), (StatusCode::FORBIDDEN, Some("quota_exceeded")));
     assert!(error["message"].as_str().unwrap().contains("1 systems"), "{error}");

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use manifold::codec::{AnomalyScores, ComponentScoreRecord, RecordEncoder, WindowReady, schemas};
-use manifold::infer::model::{Network, RigModel};
+use manifold::model::{Network, RigModel};
 use sha2::{Digest, Sha256};
 
 const BLESS: &str = "MANIFOLD_BLESS";

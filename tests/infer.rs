@@ -8,12 +8,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pipeline::TestPipeline;
-use manifold::sim::{self, Cycle};
+use manifold::rig::{self, Cycle};
+use manifold::sim;
 
 const MIN: i64 = 60_000_000;
 
 fn sample() -> Vec<Cycle> {
-    sim::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap()
+    rig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap()
 }
 
 fn find(cycles: &[Cycle], cooler: u8, valve: u8, pump: u8, accumulator: u8) -> Cycle {

@@ -16,7 +16,8 @@ use common::pipeline::TestPipeline;
 use manifold::codec::{RecordEncoder, WindowReady, schemas};
 use manifold::config::ConfigError;
 use manifold::infer::{InferError, InferHealth, InferMetrics};
-use manifold::sim::{self, Cycle};
+use manifold::rig::{self, Cycle};
+use manifold::sim;
 use manifold::telemetry::Metrics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -176,7 +177,7 @@ async fn undecodable_and_wrongly_shaped_records_are_set_aside_and_committed_past
 }
 
 fn sample() -> Vec<Cycle> {
-    sim::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap()
+    rig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const BOUND: f64 = manifold::domain::Sensor::MAX_MAGNITUDE;
 
 fn rig() -> Value {
-    serde_json::to_value(manifold::sim::rig::rig_topology()).unwrap()
+    serde_json::to_value(manifold::rig::rig_topology()).unwrap()
 }
 
 fn sensor_index(topology: &Value, id: &str) -> usize {

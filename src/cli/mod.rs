@@ -137,8 +137,12 @@ pub enum ModelAction {
     Train {
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value = crate::infer::model::DEFAULT_MODEL_DIR)]
-        out: PathBuf,
+        /// The model version, written into the manifest (and reported with every score).
+        #[arg(long, default_value = "uci-rig-v1")]
+        version: String,
+        /// Where to write the artifact; default: models/<version>.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// The shipped artifact was trained with seed 42 and 60 epochs (the defaults).
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -150,7 +154,7 @@ pub enum ModelAction {
     Eval {
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, default_value = crate::infer::model::DEFAULT_MODEL_DIR)]
+        #[arg(long, default_value = crate::model::DEFAULT_MODEL_DIR)]
         model: PathBuf,
         /// Only the held-out rows (the last fifth of each block of identical conditions).
         #[arg(long)]
@@ -169,7 +173,7 @@ pub enum SchemasAction {
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// A directory in the UCI layout (profile.txt + one file per sensor); default: the sample.
-    #[arg(long, default_value = crate::sim::SAMPLE_DATA)]
+    #[arg(long, default_value = crate::rig::SAMPLE_DATA)]
     pub data: PathBuf,
     /// Number of systems (devices), one rig each.
     #[arg(long, default_value_t = 1)]

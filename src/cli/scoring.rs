@@ -1,12 +1,14 @@
 //! Subcommands of the scoring side: infer, run, rescore, model.
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
 
 use super::{Format, ModelAction};
 use crate::config::Config;
-use crate::infer::model;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::train;
 
 pub async fn infer(config: Config) -> anyhow::Result<i32> {
     crate::infer::run(config, Metrics::new(), crate::shutdown::on_signals()).await?;
@@ -57,12 +59,13 @@ pub async fn rescore(config: &Config, from: Option<DateTime<Utc>>, to: Option<Da
 
 pub fn model(action: ModelAction) -> anyhow::Result<i32> {
     match action {
-        ModelAction::Train { data, out, seed, epochs } => {
-            let report = model::train_and_save(&data, &out, seed, epochs)?;
+        ModelAction::Train { data, version, out, seed, epochs } => {
+            let out = out.unwrap_or_else(|| Path::new("models").join(&version));
+            let report = train::train_and_save(&data, &out, &version, seed, epochs)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         ModelAction::Eval { data, model: dir, held_out, format } => {
-            let report = if held_out { model::evaluate_split(&dir, &data)? } else { model::evaluate(&dir, &data)? };
+            let report = if held_out { train::evaluate_split(&dir, &data)? } else { train::evaluate(&dir, &data)? };
             match format {
                 Format::Text => print!("{report}"),
                 Format::Json => println!("{}", report.to_json()),

@@ -78,7 +78,7 @@ pub fn score(topology: &Topology, window: &HashMap<String, Vec<f64>>, history: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::rig::rig_topology;
+    use crate::rig::rig_topology;
 
     #[test]
     fn a_deviating_sensor_marks_its_component_and_half_of_that_spreads_to_neighbours() {

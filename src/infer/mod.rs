@@ -6,7 +6,6 @@ mod error;
 mod health;
 mod http;
 mod metrics;
-pub mod model;
 mod poison;
 mod scorer;
 mod worker;
@@ -30,6 +29,7 @@ pub use worker::InferWorker;
 use crate::codec::{RecordEncoder, schemas};
 use crate::config::Config;
 use crate::failure::FailureKind;
+use crate::model;
 use crate::store::Store;
 use crate::telemetry::{Metrics, ops};
 

@@ -1,8 +1,6 @@
 //! `manifold simulate`: virtual devices replaying the UCI hydraulic rig, one system each.
 
-mod dataset;
 pub mod plan;
-pub mod rig;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,17 +10,14 @@ use anyhow::Context;
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
-pub use dataset::{Conditions, Cycle, DatasetError, load};
 pub use plan::TimePlan;
 
 use crate::codec::RecordEncoder;
 use crate::config::Config;
 use crate::domain::{RawBatch, RawSeries, SystemId};
 use crate::kafka::producer;
+use crate::rig::{self, Cycle};
 use crate::store::Store;
-
-/// The sample committed with the repository, so a clone without ../shared can run the demo.
-pub const SAMPLE_DATA: &str = "data/uci-sample";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WireFormat {
@@ -59,10 +54,9 @@ pub fn system_id(prefix: &str, index: usize) -> String {
 
 /// The readings of one cycle of one system as a batch; event times start at `start_us`.
 pub fn cycle_batch(system: &str, cycle: &Cycle, start_us: i64) -> RawBatch {
-    let series = rig::RIG_SENSORS
-        .iter()
-        .zip(&cycle.series)
-        .map(|((sensor, ..), values)| RawSeries { sensor_id: (*sensor).into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: values.clone() })
+    let series = cycle
+        .readings()
+        .map(|(sensor, values)| RawSeries { sensor_id: sensor.id.into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: values.clone() })
         .collect();
     RawBatch { batch_id: Some(format!("{system}-{start_us}")), system_id: system.into(), produced_at: Some(chrono::Utc::now().timestamp_micros()), series }
 }
@@ -104,7 +98,7 @@ async fn encode(batch: &RawBatch, encoder: &RecordEncoder, format: WireFormat) -
 }
 
 pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<SimulateReport> {
-    let cycles = load(&options.data)?;
+    let cycles = rig::load(&options.data)?;
     anyhow::ensure!(!cycles.is_empty(), "no cycles in {}", options.data.display());
     let store = Store::new(&config.database)?;
     ensure_equipment(&store, &options.system_prefix, options.systems).await?;

@@ -4,7 +4,7 @@
 
 use manifold::codec::RecordEncoder;
 use manifold::domain::{RawBatch, Topology};
-use manifold::sim::rig::RIG_SENSORS;
+use manifold::rig::RIG_SENSORS;
 use manifold::store::Store;
 
 use super::batch::{BatchBuilder, per_second, regular, timed};
@@ -183,11 +183,11 @@ impl Generator {
         let n = self.rng.range(5, 60);
         let series = RIG_SENSORS
             .iter()
-            .map(|(sensor, _, _, _, min, max, _)| {
+            .map(|sensor| {
                 // Quarter steps inside the range: exact in binary, so sums compare exactly.
-                let steps = ((max - min) * 4.0) as u64;
-                let values = (0..n).map(|_| min + (self.rng.next_u64() % (steps + 1)) as f64 / 4.0).collect();
-                per_second(sensor, start, values)
+                let steps = ((sensor.max - sensor.min) * 4.0) as u64;
+                let values = (0..n).map(|_| sensor.min + (self.rng.next_u64() % (steps + 1)) as f64 / 4.0).collect();
+                per_second(sensor.id, start, values)
             })
             .collect::<Vec<_>>();
         let batch = BatchBuilder::new(&system).id(format!("good-{}", self.made)).produced_at(self.now_us).series(series).build();
@@ -209,9 +209,9 @@ impl Generator {
         let series = RIG_SENSORS
             .iter()
             .take(sensors)
-            .map(|(sensor, _, _, _, min, max, _)| {
-                let values = (0..values).map(|i| min + (max - min) * ((i % 4) as f64) / 4.0).collect();
-                per_second(sensor, start, values)
+            .map(|sensor| {
+                let values = (0..values).map(|i| sensor.min + (sensor.max - sensor.min) * ((i % 4) as f64) / 4.0).collect();
+                per_second(sensor.id, start, values)
             })
             .collect::<Vec<_>>();
         BatchBuilder::new(&system).id(format!("hostile-{}", self.made)).series(series).build()

@@ -56,7 +56,7 @@ impl App {
 
     /// Creates a system with the UCI rig topology.
     pub async fn create_rig(&self, key: &str, system_id: &str) {
-        let body = json!({"system_id": system_id, "name": "Press line 3", "topology": manifold::sim::rig::rig_topology()});
+        let body = json!({"system_id": system_id, "name": "Press line 3", "topology": manifold::rig::rig_topology()});
         let r = self.req(Method::POST, "/metadata/", key).json(&body).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED, "create {system_id}");
     }

@@ -1,8 +1,9 @@
 //! Reads the UCI layout: `profile.txt` plus one file per sensor, one row per 60 s cycle.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::rig::RIG_SENSORS;
+use super::topology::{RIG_SENSORS, RigSensor};
 
 /// The condition labels of one cycle, as in `profile.txt`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,11 +15,37 @@ pub struct Conditions {
     pub stable: bool,
 }
 
+impl Conditions {
+    /// The condition label of a labelled component (cooler, valve, pump, accumulator); the
+    /// motor and the tank have none.
+    pub fn label(&self, component: &str) -> Option<u8> {
+        match component {
+            "cooler" => Some(self.cooler),
+            "valve" => Some(self.valve),
+            "pump" => Some(self.pump),
+            "accumulator" => Some(self.accumulator),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cycle {
     pub conditions: Conditions,
     /// Per sensor of `RIG_SENSORS`, in that order: 60 values at 1 Hz.
     pub series: Vec<Vec<f64>>,
+}
+
+impl Cycle {
+    /// Each sensor with its series.
+    pub fn readings(&self) -> impl Iterator<Item = (&'static RigSensor, &Vec<f64>)> {
+        RIG_SENSORS.iter().zip(&self.series)
+    }
+
+    /// The cycle as a scoring window: sensor id → values in time order.
+    pub fn window(&self) -> HashMap<String, Vec<f64>> {
+        self.readings().map(|(sensor, values)| (sensor.id.to_string(), values.clone())).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +79,8 @@ pub fn load(dir: &Path) -> Result<Vec<Cycle>, DatasetError> {
         let conditions = Conditions { cooler: v[0] as u8, valve: v[1] as u8, pump: v[2] as u8, accumulator: v[3] as u8, stable: v[4] == 0.0 };
         cycles.push(Cycle { conditions, series: Vec::with_capacity(RIG_SENSORS.len()) });
     }
-    for (_, file, ..) in RIG_SENSORS {
-        let (path, text) = read(dir, &format!("{file}.txt"))?;
+    for sensor in &RIG_SENSORS {
+        let (path, text) = read(dir, &format!("{}.txt", sensor.file))?;
         let mut rows = 0;
         for (i, line) in text.lines().enumerate() {
             let values = numbers(&path, i, line)?;

@@ -5,61 +5,24 @@
 //! whole run executes inside a one-thread rayon pool, so candle's matmuls cannot split work across
 //! threads; the same seed and data give bit-identical weights.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::artifact::{self, Accuracies, Manifest, TrainingData, Validation};
-use super::data::{self, TargetSpec};
-use super::features::{NODE_FEATURES, Normalisation, feature_names};
-use super::gnn::{Arch, Gnn, GraphSpec, Mlp, Net};
-use super::params::{Params, Rng};
-use super::{ModelError, RigModel};
-
-/// Hyper-parameters; stored in the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TrainConfig {
-    pub seed: u64,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    /// Probability that a sensor of a training example is blanked out (as if missing), so the
-    /// networks learn to live with a missing sensor.
-    pub sensor_dropout: f64,
-    pub hidden: usize,
-    pub layers: usize,
-    pub head_hidden: usize,
-    pub readout: bool,
-    pub mlp_hidden: usize,
-    /// Use at most this many rows of the data (from the start); for quick tests.
-    pub max_rows: Option<usize>,
-}
-
-impl TrainConfig {
-    /// The configuration of the shipped artifact, with the given seed and epochs.
-    pub fn new(seed: u64, epochs: usize) -> Self {
-        TrainConfig {
-            seed,
-            epochs,
-            batch_size: 32,
-            learning_rate: 3e-3,
-            weight_decay: 1e-2,
-            sensor_dropout: 0.05,
-            hidden: 32,
-            layers: 3,
-            head_hidden: 32,
-            readout: true,
-            mlp_hidden: 64,
-            max_rows: None,
-        }
-    }
-}
+use super::TrainError;
+use super::data;
+use super::nets::{Gnn, Mlp, Net, Networks};
+use super::params::{Params, Rng, to_weights};
+use crate::model::{
+    ARTIFACT_FORMAT, Accuracies, Arch, GraphSpec, Manifest, NODE_FEATURES, Normalisation, RigModel, TargetSpec, TrainConfig, TrainingData,
+    Validation, feature_names,
+};
+use crate::rig;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TrainReport {
@@ -92,7 +55,7 @@ pub(super) struct Prepared {
     pub y: Vec<Vec<u32>>,
 }
 
-pub(super) fn prepare(cycles: &[crate::sim::Cycle], norm: &Normalisation, targets: &[TargetSpec]) -> Result<Prepared, ModelError> {
+pub(super) fn prepare(cycles: &[rig::Cycle], norm: &Normalisation, targets: &[TargetSpec]) -> Result<Prepared, TrainError> {
     let raw = data::cycle_features(cycles);
     let sensors = raw.first().map_or(0, Vec::len);
     let mut flat = Vec::with_capacity(raw.len() * sensors * NODE_FEATURES);
@@ -108,23 +71,27 @@ pub(super) fn prepare(cycles: &[crate::sim::Cycle], norm: &Normalisation, target
     Ok(Prepared { x: Tensor::from_vec(flat, (raw.len(), sensors, NODE_FEATURES), &Device::Cpu)?, y })
 }
 
-/// Trains both networks on `data_dir` and returns the model (not yet saved) and its report.
-pub fn train(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainReport), ModelError> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| ModelError::Data(format!("thread pool: {e}")))?;
-    pool.install(|| train_here(data_dir, config))
+/// Trains both networks on `data_dir` and returns the model named `version` (not yet saved) and
+/// its report.
+pub fn train(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(RigModel, TrainReport), TrainError> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| TrainError::Data(format!("thread pool: {e}")))?;
+    pool.install(|| train_here(data_dir, version, config))
 }
 
-fn train_here(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainReport), ModelError> {
+fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(RigModel, TrainReport), TrainError> {
     let started = Instant::now();
-    let mut cycles = crate::sim::load(data_dir)?;
+    let mut cycles = rig::load(data_dir)?;
     if let Some(max) = config.max_rows {
         cycles.truncate(max);
     }
     if cycles.is_empty() {
-        return Err(ModelError::Data(format!("no cycles in {}", data_dir.display())));
+        return Err(TrainError::Data(format!("no cycles in {}", data_dir.display())));
     }
     let sha = data::data_sha256(data_dir)?;
-    let spec = GraphSpec::rig();
+    // The topology lists the sensors in the data set's order, so the graph's input order is
+    // the order of each cycle's series.
+    let topology = rig::rig_topology();
+    let spec = GraphSpec::from_topology(&topology);
     let targets = data::rig_targets();
     let is_val = data::validation_rows(&cycles);
     let raw = data::cycle_features(&cycles);
@@ -155,20 +122,23 @@ fn train_here(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainR
 
     let mut params = gnn_params;
     params.extend(mlp_params);
-    let manifest_without_metrics = |validation: Validation, seconds: f64| Manifest {
-        format: artifact::FORMAT.into(),
-        version: "uci-rig-v1".into(),
+    let networks = Networks::load(&params, &spec, &arch, &target_ids)?;
+    let (gnn, mlp) = super::eval::split_accuracies(&networks, &targets, &prepared, &val_rows)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let manifest = Manifest {
+        format: ARTIFACT_FORMAT.into(),
+        version: version.into(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         seed: config.seed,
-        topology_hash: crate::sim::rig::rig_topology().hash(),
+        topology_hash: topology.hash(),
         sensor_order: spec.sensors.iter().map(|(s, _)| s.clone()).collect(),
         component_ids: spec.components.clone(),
         graph: spec.clone(),
         feature_names: feature_names(),
-        normalisation: norm.clone(),
-        targets: targets.clone(),
+        normalisation: norm,
+        targets,
         score: "1 - P(nominal class) of the component's head (nominal: cooler 100 %, valve 100 %, pump leakage 0, accumulator 130 bar)".into(),
-        arch: arch.clone(),
+        arch,
         hyper_parameters: config.clone(),
         training_data: TrainingData {
             files: data::data_files(),
@@ -178,14 +148,11 @@ fn train_here(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainR
             validation_rows: val_rows.len(),
             split: "per run of identical (cooler, valve, pump, accumulator) labels: last fifth (rounded) validates, the rest trains".into(),
         },
-        validation,
+        validation: Validation { gnn: gnn.clone(), mlp: mlp.clone() },
         training_seconds: seconds,
     };
-    let empty = Validation { gnn: BTreeMap::new(), mlp: BTreeMap::new() };
-    let mut model = RigModel::from_parts(manifest_without_metrics(empty, 0.0), params)?;
-    let (gnn, mlp) = super::eval::split_accuracies(&model, &prepared, &val_rows)?;
-    let seconds = started.elapsed().as_secs_f64();
-    model.manifest = manifest_without_metrics(Validation { gnn: gnn.clone(), mlp: mlp.clone() }, seconds);
+    let model = RigModel::new(manifest, to_weights(&params)?)?;
+    networks.check_agreement(&model, &HashMap::new())?;
     let report = TrainReport { seed: config.seed, epochs: config.epochs, train_rows: train_rows.len(), validation_rows: val_rows.len(), seconds, data_sha256: sha, gnn, mlp };
     Ok((model, report))
 }
@@ -193,13 +160,13 @@ fn train_here(data_dir: &Path, config: &TrainConfig) -> Result<(RigModel, TrainR
 /// Fits one network from its initial parameters; returns the trained parameters, detached.
 fn fit(
     init: Params,
-    build: impl Fn(&Params) -> Result<Net, ModelError>,
+    build: impl Fn(&Params) -> Result<Net, TrainError>,
     data: &Prepared,
     rows: &[u32],
     config: &TrainConfig,
     mut rng: Rng,
-) -> Result<Params, ModelError> {
-    let vars: BTreeMap<String, Var> = init.iter().map(|(k, t)| Ok((k.clone(), Var::from_tensor(t)?))).collect::<Result<_, ModelError>>()?;
+) -> Result<Params, TrainError> {
+    let vars: BTreeMap<String, Var> = init.iter().map(|(k, t)| Ok((k.clone(), Var::from_tensor(t)?))).collect::<Result<_, TrainError>>()?;
     let live: Params = vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
     let net = build(&live)?;
     let adamw = ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..ParamsAdamW::default() };

@@ -6,12 +6,13 @@
 //! (≈0.7 ms per window, ≈0.1 ms with the variable set). A library cannot safely set the
 //! variable in a process that already runs threads, so scoring uses this copy instead: the same
 //! weights, the same operations, no allocation per layer beyond a few small vectors, and no
-//! threads. Training and evaluation keep using candle; a test checks that both forward passes
-//! agree on real windows.
+//! threads. Training and evaluation keep using candle (`crate::train`), which checks that both
+//! forward passes agree whenever it builds its networks from an artifact; a test checks it on
+//! real windows.
 
 use super::ModelError;
-use super::gnn::{Arch, Edge, GraphSpec, RELATIONS, edges};
-use super::params::{Params, get};
+use super::graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
+use super::weights::Weights;
 
 /// `y = x·W + b` with `W` row-major `[inputs, outputs]`.
 #[derive(Debug, Clone)]
@@ -21,8 +22,8 @@ struct Dense {
 }
 
 impl Dense {
-    fn load(params: &Params, name: &str, inputs: usize, outputs: usize) -> Result<Self, ModelError> {
-        Ok(Dense { w: values(params, &format!("{name}.w"), &[inputs, outputs])?, b: values(params, &format!("{name}.b"), &[outputs])? })
+    fn load(weights: &Weights, name: &str, inputs: usize, outputs: usize) -> Result<Self, ModelError> {
+        Ok(Dense { w: values(weights, &format!("{name}.w"), &[inputs, outputs])?, b: values(weights, &format!("{name}.b"), &[outputs])? })
     }
 
     /// Adds `x·W` (no bias) to `out`.
@@ -47,8 +48,8 @@ impl Dense {
     }
 }
 
-fn values(params: &Params, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
-    Ok(get(params, name, shape)?.flatten_all()?.to_vec1::<f32>()?)
+fn values(weights: &Weights, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+    Ok(weights.get(name, shape)?.to_vec())
 }
 
 #[derive(Debug, Clone)]
@@ -58,8 +59,8 @@ struct Head {
 }
 
 impl Head {
-    fn load(params: &Params, name: &str, inputs: usize, hidden: usize, classes: usize) -> Result<Self, ModelError> {
-        Ok(Head { hidden: Dense::load(params, &format!("{name}.hidden"), inputs, hidden)?, out: Dense::load(params, &format!("{name}.out"), hidden, classes)? })
+    fn load(weights: &Weights, name: &str, inputs: usize, hidden: usize, classes: usize) -> Result<Self, ModelError> {
+        Ok(Head { hidden: Dense::load(weights, &format!("{name}.hidden"), inputs, hidden)?, out: Dense::load(weights, &format!("{name}.out"), hidden, classes)? })
     }
 
     /// Class probabilities (softmax of the logits).
@@ -95,28 +96,27 @@ pub(super) struct FastGnn {
 }
 
 impl FastGnn {
-    pub fn load(params: &Params, spec: &GraphSpec, arch: &Arch, targets: &[String]) -> Result<Self, ModelError> {
+    pub fn load(weights: &Weights, spec: &GraphSpec, arch: &Arch, targets: &[String]) -> Result<Self, ModelError> {
         let (s, c, h, f) = (spec.sensors.len(), spec.components.len(), arch.hidden, arch.features);
-        let head_inputs = if arch.readout { 2 * h } else { h };
         Ok(FastGnn {
             sensors: s,
             hidden: h,
             features: f,
-            encoder_w: values(params, "gnn.encoder.w", &[s, f, h])?,
-            encoder_b: values(params, "gnn.encoder.b", &[s, h])?,
-            embedding: values(params, "gnn.embedding", &[c, h])?,
+            encoder_w: values(weights, "gnn.encoder.w", &[s, f, h])?,
+            encoder_b: values(weights, "gnn.encoder.b", &[s, h])?,
+            embedding: values(weights, "gnn.embedding", &[c, h])?,
             edges: edges(spec)?,
             layers: (0..arch.layers)
                 .map(|l| {
                     Ok(Layer {
-                        w_sensor: values(params, &format!("gnn.layer{l}.w_sensor"), &[h, h])?,
-                        w_component: values(params, &format!("gnn.layer{l}.w_component"), &[h, h])?,
-                        neighbours: Dense::load(params, &format!("gnn.layer{l}.neighbours"), RELATIONS * h, h)?,
+                        w_sensor: values(weights, &format!("gnn.layer{l}.w_sensor"), &[h, h])?,
+                        w_component: values(weights, &format!("gnn.layer{l}.w_component"), &[h, h])?,
+                        neighbours: Dense::load(weights, &format!("gnn.layer{l}.neighbours"), RELATIONS * h, h)?,
                     })
                 })
                 .collect::<Result<_, ModelError>>()?,
             heads: (0..arch.classes.len())
-                .map(|t| Head::load(params, &format!("gnn.head{t}"), head_inputs, arch.head_hidden, arch.classes[t]))
+                .map(|t| Head::load(weights, &format!("gnn.head{t}"), arch.head_inputs(), arch.head_hidden, arch.classes[t]))
                 .collect::<Result<_, _>>()?,
             target_nodes: targets.iter().map(|t| Ok(s + spec.component_index(t)?)).collect::<Result<_, ModelError>>()?,
             readout: arch.readout,
@@ -185,13 +185,13 @@ pub(super) struct FastMlp {
 }
 
 impl FastMlp {
-    pub fn load(params: &Params, sensors: usize, arch: &Arch) -> Result<Self, ModelError> {
+    pub fn load(weights: &Weights, sensors: usize, arch: &Arch) -> Result<Self, ModelError> {
         let hidden = arch.mlp_hidden;
         Ok(FastMlp {
-            l1: Dense::load(params, "mlp.l1", sensors * arch.features, hidden)?,
-            l2: Dense::load(params, "mlp.l2", hidden, hidden)?,
+            l1: Dense::load(weights, "mlp.l1", sensors * arch.features, hidden)?,
+            l2: Dense::load(weights, "mlp.l2", hidden, hidden)?,
             heads: (0..arch.classes.len())
-                .map(|t| Head::load(params, &format!("mlp.head{t}"), hidden, arch.head_hidden, arch.classes[t]))
+                .map(|t| Head::load(weights, &format!("mlp.head{t}"), hidden, arch.head_hidden, arch.classes[t]))
                 .collect::<Result<_, _>>()?,
         })
     }

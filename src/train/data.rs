@@ -3,23 +3,11 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ModelError;
-use super::features::{RAW_FEATURES, raw_features};
-use crate::sim::{Conditions, Cycle, rig::RIG_SENSORS};
-
-/// A labelled component and its classes, as in `profile.txt`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TargetSpec {
-    pub component: String,
-    pub unit: String,
-    /// Class labels in head output order.
-    pub classes: Vec<String>,
-    /// The healthy class; a component's anomaly score is 1 − P(nominal).
-    pub nominal: String,
-}
+use super::TrainError;
+use crate::model::{RAW_FEATURES, TargetSpec, raw_features};
+use crate::rig::{Conditions, Cycle, RIG_SENSORS};
 
 /// The four labelled components of the UCI rig, nominal class first where the data allows.
 pub fn rig_targets() -> Vec<TargetSpec> {
@@ -37,27 +25,17 @@ pub fn rig_targets() -> Vec<TargetSpec> {
     ]
 }
 
-fn raw_label(c: &Conditions, component: &str) -> Option<u8> {
-    match component {
-        "cooler" => Some(c.cooler),
-        "valve" => Some(c.valve),
-        "pump" => Some(c.pump),
-        "accumulator" => Some(c.accumulator),
-        _ => None,
-    }
-}
-
 /// Class index of every target for one cycle; an unknown label is an error, not a guess.
-pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, ModelError> {
+pub fn labels(c: &Conditions, targets: &[TargetSpec]) -> Result<Vec<u32>, TrainError> {
     targets
         .iter()
         .map(|t| {
-            let raw = raw_label(c, &t.component).map(|v| v.to_string()).unwrap_or_default();
+            let raw = c.label(&t.component).map(|v| v.to_string()).unwrap_or_default();
             t.classes
                 .iter()
                 .position(|class| *class == raw)
                 .map(|i| i as u32)
-                .ok_or_else(|| ModelError::Data(format!("{} label {raw:?} is not one of {:?}", t.component, t.classes)))
+                .ok_or_else(|| TrainError::Data(format!("{} label {raw:?} is not one of {:?}", t.component, t.classes)))
         })
         .collect()
 }
@@ -90,18 +68,18 @@ pub fn cycle_features(cycles: &[Cycle]) -> Vec<Vec<Option<[f64; RAW_FEATURES]>>>
     cycles.iter().map(|c| c.series.iter().map(|values| raw_features(values)).collect()).collect()
 }
 
-/// The files `sim::load` reads, in the order it reads them.
+/// The files `rig::load` reads, in the order it reads them.
 pub fn data_files() -> Vec<String> {
-    std::iter::once("profile.txt".to_string()).chain(RIG_SENSORS.iter().map(|(_, file, ..)| format!("{file}.txt"))).collect()
+    std::iter::once("profile.txt".to_string()).chain(RIG_SENSORS.iter().map(|sensor| format!("{}.txt", sensor.file))).collect()
 }
 
 /// SHA-256 over the data files: each file's name, a NUL, its SHA-256, a newline. So the digest
 /// names the exact training data without depending on where it lies.
-pub fn data_sha256(dir: &Path) -> Result<String, ModelError> {
+pub fn data_sha256(dir: &Path) -> Result<String, TrainError> {
     let mut all = Sha256::new();
     for name in data_files() {
         let path = dir.join(&name);
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| TrainError::Io { path: path.clone(), source })?;
         all.update(name.as_bytes());
         all.update([0]);
         all.update(hex(&Sha256::digest(&bytes)).as_bytes());

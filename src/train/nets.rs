@@ -1,6 +1,7 @@
-//! The graph network and its non-graph baseline.
+//! The graph network and its non-graph baseline in candle, for training and evaluation; scoring
+//! runs the same networks in plain Rust (`crate::model`).
 //!
-//! Nodes are the rig's sensors (first, in manifest order) and components (after them). Sensor
+//! Nodes are the sensors (first, in manifest order) and components (after them). Sensor
 //! nodes start from their window features through a per-sensor encoder (a pressure at the pump
 //! and one at the cooler mean different things); component nodes start from a learned embedding
 //! of the component. Each layer is a relation-typed GraphSAGE step with a residual:
@@ -12,57 +13,13 @@
 //! component has a head over its final state, optionally joined with the mean of all nodes
 //! (a global readout, so a target also sees sensors more hops away than there are layers).
 
+use std::collections::HashMap;
+
 use candle_core::{D, Device, IndexOp, Tensor};
-use serde::{Deserialize, Serialize};
 
-use super::ModelError;
-use super::params::{Head, Linear, Params, Rng, get, normal, zeros};
-
-/// Relations of the message passing, in the order of the stacked adjacency.
-pub(super) const RELATIONS: usize = 3;
-
-/// The equipment graph as the model sees it, stored in the manifest so an artifact is
-/// self-contained.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GraphSpec {
-    /// Sensor id and the component it sits on, in model input order.
-    pub sensors: Vec<(String, String)>,
-    pub components: Vec<String>,
-    /// Undirected hydraulic connections between components.
-    pub connections: Vec<(String, String)>,
-}
-
-impl GraphSpec {
-    /// The UCI rig: sensors in `RIG_SENSORS` order (the dataset's order).
-    pub fn rig() -> Self {
-        let topology = crate::sim::rig::rig_topology();
-        GraphSpec {
-            sensors: topology.sensors.iter().map(|s| (s.id.as_str().to_string(), s.component.as_str().to_string())).collect(),
-            components: topology.components.iter().map(|c| c.id.as_str().to_string()).collect(),
-            connections: topology.connections.iter().map(|c| (c.from.as_str().to_string(), c.to.as_str().to_string())).collect(),
-        }
-    }
-
-    pub fn component_index(&self, id: &str) -> Result<usize, ModelError> {
-        self.components.iter().position(|c| c == id).ok_or_else(|| ModelError::Artifact(format!("unknown component {id}")))
-    }
-}
-
-/// Architecture sizes, stored in the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Arch {
-    /// Inputs per sensor node.
-    pub features: usize,
-    pub hidden: usize,
-    pub layers: usize,
-    pub head_hidden: usize,
-    /// Whether heads also see the mean over all nodes.
-    pub readout: bool,
-    /// Hidden width of the baseline MLP.
-    pub mlp_hidden: usize,
-    /// Classes per head, in target order.
-    pub classes: Vec<usize>,
-}
+use super::TrainError;
+use super::params::{Head, Linear, Params, Rng, from_weights, get, normal, zeros};
+use crate::model::{Arch, GraphSpec, NODE_FEATURES, Network, RELATIONS, RigModel, edges};
 
 /// Graph constants derived from a `GraphSpec`.
 #[derive(Debug, Clone)]
@@ -77,7 +34,7 @@ struct Graph {
 }
 
 impl Graph {
-    fn new(spec: &GraphSpec) -> Result<Self, ModelError> {
+    fn new(spec: &GraphSpec) -> Result<Self, TrainError> {
         let (s, c) = (spec.sensors.len(), spec.components.len());
         let n = s + c;
         let mut agg_t = vec![0f32; n * RELATIONS * n];
@@ -93,42 +50,6 @@ impl Graph {
             component_mask: Tensor::from_vec(mask(false), (1, n, 1), &Device::Cpu)?,
         })
     }
-}
-
-/// One message of a relation: `dst` receives `weight · h[src]` (weights average over the
-/// sources of `dst` in that relation).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Edge {
-    pub relation: usize,
-    pub dst: usize,
-    pub src: usize,
-    pub weight: f32,
-}
-
-/// The messages of every relation: 0 sensor → its component, 1 component ↔ connected
-/// component, 2 component → its sensors. Node `i < S` is sensor `i`, node `S + k` component `k`.
-pub(super) fn edges(spec: &GraphSpec) -> Result<Vec<Edge>, ModelError> {
-    let s = spec.sensors.len();
-    let n = s + spec.components.len();
-    let mut adj = vec![vec![vec![0f32; n]; n]; RELATIONS];
-    for (i, (_, component)) in spec.sensors.iter().enumerate() {
-        let k = s + spec.component_index(component)?;
-        adj[0][k][i] = 1.0;
-        adj[2][i][k] = 1.0;
-    }
-    for (a, b) in &spec.connections {
-        let (a, b) = (s + spec.component_index(a)?, s + spec.component_index(b)?);
-        adj[1][a][b] = 1.0;
-        adj[1][b][a] = 1.0;
-    }
-    let mut out = Vec::new();
-    for (relation, a) in adj.iter().enumerate() {
-        for (dst, row) in a.iter().enumerate() {
-            let deg: f32 = row.iter().sum();
-            out.extend(row.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(src, w)| Edge { relation, dst, src, weight: w / deg }));
-        }
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +74,7 @@ pub struct Gnn {
 }
 
 impl Gnn {
-    pub fn init(params: &mut Params, rng: &mut Rng, spec: &GraphSpec, arch: &Arch) -> Result<(), ModelError> {
+    pub fn init(params: &mut Params, rng: &mut Rng, spec: &GraphSpec, arch: &Arch) -> Result<(), TrainError> {
         let (s, c, h) = (spec.sensors.len(), spec.components.len(), arch.hidden);
         normal(params, rng, "gnn.encoder.w", &[s, arch.features, h], arch.features, 2f64.sqrt())?;
         zeros(params, "gnn.encoder.b", &[s, h])?;
@@ -165,12 +86,12 @@ impl Gnn {
             Linear::init(params, rng, &format!("gnn.layer{l}.neighbours"), RELATIONS * h, h, 1.0)?;
         }
         for t in 0..arch.classes.len() {
-            Head::init(params, rng, &format!("gnn.head{t}"), head_inputs(arch), arch.head_hidden, arch.classes[t])?;
+            Head::init(params, rng, &format!("gnn.head{t}"), arch.head_inputs(), arch.head_hidden, arch.classes[t])?;
         }
         Ok(())
     }
 
-    pub fn load(params: &Params, spec: &GraphSpec, arch: &Arch, targets: &[String]) -> Result<Self, ModelError> {
+    pub fn load(params: &Params, spec: &GraphSpec, arch: &Arch, targets: &[String]) -> Result<Self, TrainError> {
         let (s, c, h) = (spec.sensors.len(), spec.components.len(), arch.hidden);
         let layers = (0..arch.layers)
             .map(|l| {
@@ -180,11 +101,11 @@ impl Gnn {
                     neighbours: Linear::load(params, &format!("gnn.layer{l}.neighbours"), RELATIONS * h, h)?,
                 })
             })
-            .collect::<Result<_, ModelError>>()?;
+            .collect::<Result<_, TrainError>>()?;
         let heads = (0..arch.classes.len())
-            .map(|t| Head::load(params, &format!("gnn.head{t}"), head_inputs(arch), arch.head_hidden, arch.classes[t]))
+            .map(|t| Head::load(params, &format!("gnn.head{t}"), arch.head_inputs(), arch.head_hidden, arch.classes[t]))
             .collect::<Result<_, _>>()?;
-        let target_nodes = targets.iter().map(|t| Ok(s + spec.component_index(t)?)).collect::<Result<_, ModelError>>()?;
+        let target_nodes = targets.iter().map(|t| Ok(s + spec.component_index(t)?)).collect::<Result<_, TrainError>>()?;
         Ok(Gnn {
             graph: Graph::new(spec)?,
             arch: arch.clone(),
@@ -235,10 +156,6 @@ impl Gnn {
     }
 }
 
-fn head_inputs(arch: &Arch) -> usize {
-    if arch.readout { 2 * arch.hidden } else { arch.hidden }
-}
-
 /// The baseline: the same features concatenated, two dense layers, the same kind of heads,
 /// and no message passing.
 #[derive(Debug, Clone)]
@@ -249,7 +166,7 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn init(params: &mut Params, rng: &mut Rng, sensors: usize, arch: &Arch) -> Result<(), ModelError> {
+    pub fn init(params: &mut Params, rng: &mut Rng, sensors: usize, arch: &Arch) -> Result<(), TrainError> {
         let inputs = sensors * arch.features;
         Linear::init(params, rng, "mlp.l1", inputs, arch.mlp_hidden, 2f64.sqrt())?;
         Linear::init(params, rng, "mlp.l2", arch.mlp_hidden, arch.mlp_hidden, 2f64.sqrt())?;
@@ -259,7 +176,7 @@ impl Mlp {
         Ok(())
     }
 
-    pub fn load(params: &Params, sensors: usize, arch: &Arch) -> Result<Self, ModelError> {
+    pub fn load(params: &Params, sensors: usize, arch: &Arch) -> Result<Self, TrainError> {
         let inputs = sensors * arch.features;
         let heads = (0..arch.classes.len())
             .map(|t| Head::load(params, &format!("mlp.head{t}"), arch.mlp_hidden, arch.head_hidden, arch.classes[t]))
@@ -287,5 +204,54 @@ impl Net {
             Net::Gnn(g) => g.forward(x),
             Net::Mlp(m) => m.forward(x),
         }
+    }
+}
+
+/// Both networks of one model, in candle.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    gnn: Net,
+    mlp: Net,
+}
+
+impl Networks {
+    pub fn load(params: &Params, spec: &GraphSpec, arch: &Arch, targets: &[String]) -> Result<Self, TrainError> {
+        Ok(Networks { gnn: Net::Gnn(Gnn::load(params, spec, arch, targets)?), mlp: Net::Mlp(Mlp::load(params, spec.sensors.len(), arch)?) })
+    }
+
+    /// The networks of a model, checked against its plain forward pass on a window with every
+    /// sensor missing, so what candle evaluates is what scoring computes.
+    pub fn of(model: &RigModel) -> Result<Self, TrainError> {
+        let manifest = model.manifest();
+        let targets: Vec<String> = manifest.targets.iter().map(|t| t.component.clone()).collect();
+        let networks = Networks::load(&from_weights(model.weights())?, &manifest.graph, &manifest.arch, &targets)?;
+        networks.check_agreement(model, &HashMap::new())?;
+        Ok(networks)
+    }
+
+    pub fn get(&self, network: Network) -> &Net {
+        match network {
+            Network::Gnn => &self.gnn,
+            Network::Mlp => &self.mlp,
+        }
+    }
+
+    /// Class probabilities per target for one window (as `RigModel::probabilities`), through candle.
+    pub fn probabilities(&self, model: &RigModel, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, TrainError> {
+        let x = Tensor::from_vec(model.inputs(window), (1, model.manifest().graph.sensors.len(), NODE_FEATURES), &Device::Cpu)?;
+        self.get(network).forward(&x)?.iter().map(|logits| Ok(candle_nn::ops::softmax_last_dim(logits)?.flatten_all()?.to_vec1::<f32>()?)).collect()
+    }
+
+    /// Fails when candle and the model's plain forward pass disagree on `window`.
+    pub fn check_agreement(&self, model: &RigModel, window: &HashMap<String, Vec<f64>>) -> Result<(), TrainError> {
+        for network in [Network::Gnn, Network::Mlp] {
+            let plain = model.probabilities(window, network)?;
+            let candle = self.probabilities(model, window, network)?;
+            let diff = plain.iter().flatten().zip(candle.iter().flatten()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            if diff > 1e-4 {
+                return Err(TrainError::ForwardPassesDiffer { network, diff });
+            }
+        }
+        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Named parameter tensors, a seeded random generator and weight initialisation.
+//! Named parameter tensors (candle's view of the model's weights), a seeded random generator and
+//! weight initialisation.
 //!
 //! candle's CPU random generator cannot be seeded (`Device::set_seed` fails on the CPU), so every
 //! random number of training (initial weights, batch order) comes from the generator here,
@@ -8,10 +9,21 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
-use super::ModelError;
+use super::TrainError;
+use crate::model::{ModelError, Weight, Weights};
 
 /// Parameters by name; a `BTreeMap` so iteration (and so the optimiser's order) is stable.
 pub type Params = BTreeMap<String, Tensor>;
+
+/// The parameters as the model stores them.
+pub fn to_weights(params: &Params) -> Result<Weights, TrainError> {
+    params.iter().map(|(name, t)| Ok((name.clone(), Weight { shape: t.dims().to_vec(), values: t.flatten_all()?.to_vec1::<f32>()? }))).collect()
+}
+
+/// The model's weights as tensors.
+pub fn from_weights(weights: &Weights) -> Result<Params, TrainError> {
+    weights.iter().map(|(name, w)| Ok((name.clone(), Tensor::from_slice(&w.values, w.shape.as_slice(), &Device::Cpu)?))).collect()
+}
 
 /// SplitMix64: tiny, fast, and good enough for initialisation and shuffling.
 #[derive(Debug, Clone)]
@@ -51,23 +63,23 @@ impl Rng {
 }
 
 /// Adds a weight of `shape` drawn from N(0, gain² / fan_in) (He initialisation for gain √2).
-pub fn normal(params: &mut Params, rng: &mut Rng, name: &str, shape: &[usize], fan_in: usize, gain: f64) -> Result<(), ModelError> {
+pub fn normal(params: &mut Params, rng: &mut Rng, name: &str, shape: &[usize], fan_in: usize, gain: f64) -> Result<(), TrainError> {
     let sd = gain / (fan_in as f64).sqrt();
     let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| (rng.normal() * sd) as f32).collect();
     params.insert(name.into(), Tensor::from_vec(values, shape, &Device::Cpu)?);
     Ok(())
 }
 
-pub fn zeros(params: &mut Params, name: &str, shape: &[usize]) -> Result<(), ModelError> {
+pub fn zeros(params: &mut Params, name: &str, shape: &[usize]) -> Result<(), TrainError> {
     params.insert(name.into(), Tensor::zeros(shape, candle_core::DType::F32, &Device::Cpu)?);
     Ok(())
 }
 
 /// The tensor `name`, checked against the expected shape so a wrong artifact fails at load time.
-pub fn get(params: &Params, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
+pub fn get(params: &Params, name: &str, shape: &[usize]) -> Result<Tensor, TrainError> {
     let t = params.get(name).ok_or_else(|| ModelError::Artifact(format!("tensor {name} is missing")))?;
     if t.dims() != shape {
-        return Err(ModelError::Artifact(format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims())));
+        return Err(ModelError::Artifact(format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims())).into());
     }
     Ok(t.clone())
 }
@@ -80,12 +92,12 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn init(params: &mut Params, rng: &mut Rng, name: &str, inputs: usize, outputs: usize, gain: f64) -> Result<(), ModelError> {
+    pub fn init(params: &mut Params, rng: &mut Rng, name: &str, inputs: usize, outputs: usize, gain: f64) -> Result<(), TrainError> {
         normal(params, rng, &format!("{name}.w"), &[inputs, outputs], inputs, gain)?;
         zeros(params, &format!("{name}.b"), &[outputs])
     }
 
-    pub fn load(params: &Params, name: &str, inputs: usize, outputs: usize) -> Result<Self, ModelError> {
+    pub fn load(params: &Params, name: &str, inputs: usize, outputs: usize) -> Result<Self, TrainError> {
         Ok(Linear { w: get(params, &format!("{name}.w"), &[inputs, outputs])?, b: get(params, &format!("{name}.b"), &[outputs])? })
     }
 
@@ -102,12 +114,12 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn init(params: &mut Params, rng: &mut Rng, name: &str, inputs: usize, hidden: usize, classes: usize) -> Result<(), ModelError> {
+    pub fn init(params: &mut Params, rng: &mut Rng, name: &str, inputs: usize, hidden: usize, classes: usize) -> Result<(), TrainError> {
         Linear::init(params, rng, &format!("{name}.hidden"), inputs, hidden, 2f64.sqrt())?;
         Linear::init(params, rng, &format!("{name}.out"), hidden, classes, 1.0)
     }
 
-    pub fn load(params: &Params, name: &str, inputs: usize, hidden: usize, classes: usize) -> Result<Self, ModelError> {
+    pub fn load(params: &Params, name: &str, inputs: usize, hidden: usize, classes: usize) -> Result<Self, TrainError> {
         Ok(Head { hidden: Linear::load(params, &format!("{name}.hidden"), inputs, hidden)?, out: Linear::load(params, &format!("{name}.out"), hidden, classes)? })
     }
 

@@ -8,11 +8,12 @@ use std::path::Path;
 use candle_core::{D, Device, Tensor};
 use serde::Serialize;
 
-use super::artifact::Accuracies;
+use super::TrainError;
 use super::data;
-use super::gnn::Net;
-use super::train::{Prepared, prepare};
-use super::{ModelError, RigModel};
+use super::fit::{Prepared, prepare};
+use super::nets::{Net, Networks};
+use crate::model::{Accuracies, Network, RigModel, TargetSpec};
+use crate::rig;
 
 /// Rows per forward pass: bounds memory without costing speed.
 const CHUNK: usize = 512;
@@ -89,7 +90,7 @@ impl fmt::Display for EvalReport {
 }
 
 /// Predicted class per row and target.
-fn predict(net: &Net, x: &Tensor, targets: usize) -> Result<Vec<Vec<u32>>, ModelError> {
+fn predict(net: &Net, x: &Tensor, targets: usize) -> Result<Vec<Vec<u32>>, TrainError> {
     let rows = x.dim(0)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); targets];
     let mut start = 0;
@@ -113,18 +114,17 @@ fn net_eval(predicted: &[u32], truth: &[u32], classes: usize) -> NetEval {
     NetEval { accuracy: correct as f64 / truth.len().max(1) as f64, confusion }
 }
 
-fn report(model: &RigModel, data: &Prepared, rows: &[u32], label: &str) -> Result<EvalReport, ModelError> {
-    let n = model.manifest.targets.len();
+/// The report of `networks`, whose heads are `targets`, on `rows` of `data`.
+fn report(networks: &Networks, targets: &[TargetSpec], data: &Prepared, rows: &[u32], version: &str, label: &str) -> Result<EvalReport, TrainError> {
+    let n = targets.len();
     let truth: Vec<Vec<u32>> = data.y.iter().map(|y| rows.iter().map(|r| y[*r as usize]).collect()).collect();
     let (gnn, mlp) = if rows.is_empty() {
         (vec![Vec::new(); n], vec![Vec::new(); n])
     } else {
         let x = data.x.index_select(&Tensor::new(rows, &Device::Cpu)?, 0)?;
-        (predict(&model.gnn, &x, n)?, predict(&model.mlp, &x, n)?)
+        (predict(networks.get(Network::Gnn), &x, n)?, predict(networks.get(Network::Mlp), &x, n)?)
     };
-    let targets = model
-        .manifest
-        .targets
+    let targets = targets
         .iter()
         .enumerate()
         .map(|(t, spec)| TargetEval {
@@ -134,35 +134,37 @@ fn report(model: &RigModel, data: &Prepared, rows: &[u32], label: &str) -> Resul
             mlp: net_eval(&mlp[t], &truth[t], spec.classes.len()),
         })
         .collect();
-    Ok(EvalReport { model_version: model.manifest.version.clone(), rows: label.into(), cycles: rows.len(), targets })
+    Ok(EvalReport { model_version: version.into(), rows: label.into(), cycles: rows.len(), targets })
 }
 
 /// Validation accuracies per target of both networks, for the training report.
-pub(super) fn split_accuracies(model: &RigModel, data: &Prepared, rows: &[u32]) -> Result<(Accuracies, Accuracies), ModelError> {
-    let r = report(model, data, rows, "validation")?;
+pub(super) fn split_accuracies(networks: &Networks, targets: &[TargetSpec], data: &Prepared, rows: &[u32]) -> Result<(Accuracies, Accuracies), TrainError> {
+    let r = report(networks, targets, data, rows, "", "validation")?;
     let pick = |f: fn(&TargetEval) -> f64| r.targets.iter().map(|t| (t.component.clone(), f(t))).collect::<BTreeMap<_, _>>();
     Ok((pick(|t| t.gnn.accuracy), pick(|t| t.mlp.accuracy)))
 }
 
-fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Result<EvalReport, ModelError> {
+fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Result<EvalReport, TrainError> {
     let model = RigModel::load(model_dir)?;
-    let cycles = crate::sim::load(data_dir)?;
-    let data = prepare(&cycles, &model.manifest.normalisation, &model.manifest.targets)?;
+    let networks = Networks::of(&model)?;
+    let manifest = model.manifest();
+    let cycles = rig::load(data_dir)?;
+    let data = prepare(&cycles, &manifest.normalisation, &manifest.targets)?;
     let rows: Vec<u32> = if validation_only {
         data::validation_rows(&cycles).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i as u32).collect()
     } else {
         (0..cycles.len() as u32).collect()
     };
-    report(&model, &data, &rows, if validation_only { "validation" } else { "all" })
+    report(&networks, &manifest.targets, &data, &rows, &manifest.version, if validation_only { "validation" } else { "all" })
 }
 
 /// Evaluates the model in `model_dir` on every row of `data_dir` (e.g. held-out data).
-pub fn evaluate(model_dir: &Path, data_dir: &Path) -> Result<EvalReport, ModelError> {
+pub fn evaluate(model_dir: &Path, data_dir: &Path) -> Result<EvalReport, TrainError> {
     evaluate_rows(model_dir, data_dir, false)
 }
 
 /// Evaluates only the validation rows of the block-aware split of `data_dir`: on the training
 /// data, the rows the model did not see.
-pub fn evaluate_split(model_dir: &Path, data_dir: &Path) -> Result<EvalReport, ModelError> {
+pub fn evaluate_split(model_dir: &Path, data_dir: &Path) -> Result<EvalReport, TrainError> {
     evaluate_rows(model_dir, data_dir, true)
 }

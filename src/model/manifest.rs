@@ -1,0 +1,106 @@
+//! The manifest of an artifact: everything needed to turn a window into the model's input, to
+//! judge whether the model applies to a system, and to know how it was made.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::features::Normalisation;
+use super::graph::{Arch, GraphSpec};
+
+/// Validation accuracy per target component.
+pub type Accuracies = BTreeMap<String, f64>;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingData {
+    /// Files read, in order; `sha256` covers exactly these.
+    pub files: Vec<String>,
+    pub sha256: String,
+    pub rows: usize,
+    pub train_rows: usize,
+    pub validation_rows: usize,
+    pub split: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Validation {
+    pub gnn: Accuracies,
+    pub mlp: Accuracies,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub version: String,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub seed: u64,
+    /// `Topology::hash` of the equipment the model was trained on; the model applies to a system
+    /// only when the system's topology hash is the same.
+    pub topology_hash: String,
+    pub graph: GraphSpec,
+    /// Sensor ids in input order (the same as `graph.sensors`, for readers of the JSON).
+    pub sensor_order: Vec<String>,
+    pub component_ids: Vec<String>,
+    pub feature_names: Vec<String>,
+    pub normalisation: Normalisation,
+    pub targets: Vec<TargetSpec>,
+    /// How `ComponentScore::score` is defined.
+    pub score: String,
+    pub arch: Arch,
+    pub hyper_parameters: TrainConfig,
+    pub training_data: TrainingData,
+    pub validation: Validation,
+    pub training_seconds: f64,
+}
+
+/// A labelled component and its classes, as in `profile.txt`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetSpec {
+    pub component: String,
+    pub unit: String,
+    /// Class labels in head output order.
+    pub classes: Vec<String>,
+    /// The healthy class; a component's anomaly score is 1 − P(nominal).
+    pub nominal: String,
+}
+
+/// The hyper-parameters training ran with; stored in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Probability that a sensor of a training example is blanked out (as if missing), so the
+    /// networks learn to live with a missing sensor.
+    pub sensor_dropout: f64,
+    pub hidden: usize,
+    pub layers: usize,
+    pub head_hidden: usize,
+    pub readout: bool,
+    pub mlp_hidden: usize,
+    /// Use at most this many rows of the data (from the start); for quick tests.
+    pub max_rows: Option<usize>,
+}
+
+impl TrainConfig {
+    /// The configuration of the shipped artifact, with the given seed and epochs.
+    pub fn new(seed: u64, epochs: usize) -> Self {
+        TrainConfig {
+            seed,
+            epochs,
+            batch_size: 32,
+            learning_rate: 3e-3,
+            weight_decay: 1e-2,
+            sensor_dropout: 0.05,
+            hidden: 32,
+            layers: 3,
+            head_hidden: 32,
+            readout: true,
+            mlp_hidden: 64,
+            max_rows: None,
+        }
+    }
+}

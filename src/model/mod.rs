@@ -1,0 +1,181 @@
+//! The anomaly-scoring model of the UCI hydraulic rig, as scoring uses it: a graph neural network
+//! over the rig's equipment graph (sensors and components as nodes), plus an MLP baseline over
+//! the same features that ships in the same artifact so the graph's worth stays measurable.
+//!
+//! * [`RigModel::load`] reads an artifact such as `models/uci-rig-v1/` (weights + manifest).
+//! * [`RigModel::score`] turns one window (sensor id → values in time order) into a score per
+//!   labelled component: cooler, valve, pump and accumulator. The score is
+//!   **1 − P(nominal class)**: the probability mass the head puts on any degraded condition
+//!   (0 = surely healthy, 1 = surely degraded). Motor and tank have no labels in the data, so
+//!   they get no score from this model.
+//!
+//! Scoring runs entirely on the calling thread, in plain Rust (`fast.rs`), without a tensor
+//! library. Training and evaluation (`crate::train`: the data split, the candle networks, the
+//! metrics) build on this module and never the other way round; they make an artifact with
+//! [`RigModel::new`] and [`RigModel::save`].
+
+mod artifact;
+mod fast;
+mod features;
+mod graph;
+mod manifest;
+mod score;
+mod weights;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use artifact::ARTIFACT_FORMAT;
+pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
+pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
+pub use manifest::{Accuracies, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
+pub use score::ComponentScore;
+pub use weights::{Weight, Weights};
+
+use fast::{FastGnn, FastMlp};
+use features::NODE_FEATURES as F;
+
+/// The shipped artifact, relative to the repository root.
+pub const DEFAULT_MODEL_DIR: &str = "models/uci-rig-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("bad model artifact: {0}")]
+    Artifact(String),
+}
+
+/// Which network to score with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    Gnn,
+    /// The MLP baseline (for comparison and benchmarks).
+    Mlp,
+}
+
+/// A loaded model: the manifest, the weights and both networks' forward passes.
+#[derive(Debug, Clone)]
+pub struct RigModel {
+    manifest: Manifest,
+    weights: Weights,
+    gnn: FastGnn,
+    mlp: FastMlp,
+}
+
+impl RigModel {
+    /// Loads an artifact directory; every weight the networks need is there in its shape, so a
+    /// model that loads can always score.
+    pub fn load(dir: &Path) -> Result<RigModel, ModelError> {
+        let (manifest, weights) = artifact::load(dir)?;
+        RigModel::new(manifest, weights)
+    }
+
+    /// A model from its manifest and weights (as training makes one), checked as `load` checks
+    /// an artifact.
+    pub fn new(manifest: Manifest, weights: Weights) -> Result<RigModel, ModelError> {
+        let spec = &manifest.graph;
+        let targets: Vec<String> = manifest.targets.iter().map(|t| t.component.clone()).collect();
+        let s = spec.sensors.len();
+        let norm = &manifest.normalisation;
+        if manifest.arch.features != F || norm.mean.len() != s || norm.std.len() != s || norm.mean.iter().chain(&norm.std).any(|r| r.len() != features::RAW_FEATURES) {
+            return Err(ModelError::Artifact("feature layout does not match this build".into()));
+        }
+        let gnn = FastGnn::load(&weights, spec, &manifest.arch, &targets)?;
+        let mlp = FastMlp::load(&weights, s, &manifest.arch)?;
+        Ok(RigModel { manifest, weights, gnn, mlp })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// SHA-256 over every weight's name, shape and values: equal digests mean bit-identical
+    /// weights.
+    pub fn weights_sha256(&self) -> String {
+        self.weights.sha256()
+    }
+
+    /// Writes the artifact (weights + manifest) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        artifact::save(dir, &self.manifest, &self.weights)
+    }
+
+    /// Scores one window with the GNN. Sensors missing from the map, or with no finite value,
+    /// are treated as missing; unknown sensor ids are ignored.
+    pub fn score(&self, window: &HashMap<String, Vec<f64>>) -> Vec<ComponentScore> {
+        self.score_with(window, Network::Gnn)
+    }
+
+    /// Scores one window with the chosen network.
+    pub fn score_with(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Vec<ComponentScore> {
+        match self.try_score(window, network) {
+            Ok(scores) => scores,
+            Err(e) => {
+                // Unreachable in practice: `load` proved the forward pass on this model.
+                tracing::error!(error = %e, "model forward pass failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Normalised node inputs of one window, `[sensor][feature]` flattened: the input of
+    /// either network.
+    pub fn inputs(&self, window: &HashMap<String, Vec<f64>>) -> Vec<f32> {
+        let spec = &self.manifest.graph;
+        let raw: Vec<_> = spec.sensors.iter().map(|(id, _)| window.get(id).and_then(|v| features::raw_features(v))).collect();
+        let mut flat = Vec::with_capacity(raw.len() * F);
+        self.manifest.normalisation.apply(&raw, &mut flat);
+        flat
+    }
+
+    /// Class probabilities per target for one window (targets in manifest order), computed on
+    /// the calling thread (see `fast.rs` for why without candle).
+    pub fn probabilities(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, ModelError> {
+        let x = self.inputs(window);
+        Ok(match network {
+            Network::Gnn => self.gnn.probabilities(&x),
+            Network::Mlp => self.mlp.probabilities(&x),
+        })
+    }
+
+    fn try_score(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<ComponentScore>, ModelError> {
+        let probs = self.probabilities(window, network)?;
+        let spec = &self.manifest.graph;
+        Ok(self
+            .manifest
+            .targets
+            .iter()
+            .zip(probs)
+            .map(|(target, p)| {
+                let probabilities: BTreeMap<String, f64> = target.classes.iter().cloned().zip(p.iter().map(|x| f64::from(*x))).collect();
+                let nominal = probabilities.get(&target.nominal).copied().unwrap_or(0.0);
+                let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| target.classes[i].clone());
+                let mut context = BTreeMap::new();
+                let mut missing = 0.0;
+                for (sensor, _) in spec.sensors.iter().filter(|(_, c)| *c == target.component) {
+                    match window.get(sensor).map(|v| v.iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1))) {
+                        Some((sum, n)) if n > 0 => {
+                            context.insert(format!("{sensor}.mean"), sum / n as f64);
+                        }
+                        _ => missing += 1.0,
+                    }
+                }
+                context.insert("missing_sensors".into(), missing);
+                ComponentScore {
+                    component_id: target.component.clone(),
+                    score: (1.0 - nominal).clamp(0.0, 1.0),
+                    condition: best,
+                    probabilities,
+                    features: Some(context),
+                }
+            })
+            .collect())
+    }
+}
