@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use manifold::config::{Config, Sources};
 use manifold::sim::{self, rig::RIG_SENSORS};
-use manifold::store::ingest::{Row, copy_rows};
-use manifold::store::{Store, maintenance::Maintenance, migrate};
+use manifold::domain::Row;
+use manifold::store::{Store, copy_rows, maintenance::Maintenance, migrate};
 use rdkafka::producer::FutureRecord;
 
 fn env_or(name: &str, default: &str) -> String {

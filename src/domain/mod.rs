@@ -1,13 +1,19 @@
 //! Validated domain types. Constructors check their input, so code that holds one of these
 //! never sees invalid data.
 
+mod accepted;
 mod batch;
+mod equipment;
 mod error;
 mod ids;
 pub mod text;
 mod topology;
+mod validate;
 
+pub use accepted::{AcceptedBatch, Row};
 pub use batch::{BatchLimits, RawBatch, RawSeries, Reading, SensorBatch, Series};
+pub use equipment::{SeriesMeta, SystemMeta};
 pub use error::{DomainError, RejectKind};
 pub use ids::{ComponentId, SensorId, SystemId};
 pub use topology::{Component, Connection, Sensor, Topology};
+pub use validate::{BadReadingsPolicy, Validator, Verdict};
