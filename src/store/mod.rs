@@ -14,7 +14,6 @@ pub mod maintenance;
 pub mod migrate;
 pub mod notify;
 mod offsets;
-mod partitions;
 mod pgtime;
 mod scores;
 mod scoring_failures;
