@@ -10,12 +10,10 @@ use apache_avro::Schema;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use manifold::codec::{batch_from_value, batch_to_value, decode_json, schemas};
-use manifold::config::BadReadingsPolicy;
-use manifold::domain::{BatchLimits, SensorBatch};
-use manifold::ingest::validate::{Validator, Verdict};
+use manifold::domain::{BadReadingsPolicy, BatchLimits, SensorBatch, SeriesMeta, SystemMeta, Validator, Verdict};
 use manifold::rig::{self, RIG_SENSORS};
 use manifold::sim;
-use manifold::store::{PgTimestamp, SeriesMeta, SystemMeta};
+use manifold::store::PgTimestamp;
 use tokio_postgres::types::{ToSql, Type};
 
 fn rig_batch() -> manifold::domain::RawBatch {

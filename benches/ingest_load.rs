@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use manifold::config::{Config, Sources};
+use manifold::domain::Row;
 use manifold::rig::{self, RIG_SENSORS};
 use manifold::sim;
-use manifold::store::ingest::{Row, copy_rows};
-use manifold::store::{Store, maintenance::Maintenance, migrate};
+use manifold::store::{Store, copy_rows, maintenance::Maintenance, migrate};
 use rdkafka::producer::FutureRecord;
 use stack::stack_addresses;
 

@@ -5,10 +5,7 @@ use std::collections::HashMap;
 
 use apache_avro::Schema;
 use manifold::codec::{batch_from_value, decode_json, schemas};
-use manifold::config::BadReadingsPolicy;
-use manifold::domain::{BatchLimits, RawBatch, RawSeries, SensorBatch};
-use manifold::ingest::validate::{Validator, Verdict};
-use manifold::store::{SeriesMeta, SystemMeta};
+use manifold::domain::{BadReadingsPolicy, BatchLimits, RawBatch, RawSeries, SensorBatch, SeriesMeta, SystemMeta, Validator, Verdict};
 use proptest::prelude::*;
 
 fn system() -> SystemMeta {

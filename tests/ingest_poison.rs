@@ -181,7 +181,7 @@ async fn a_database_that_refuses_every_value_is_systemic_not_a_dead_letter_per_m
 async fn a_flood_of_unknown_system_ids_is_answered_mostly_from_memory() {
     let p = TestPipeline::new(&[]).await;
     let store = p.store();
-    let cache = manifold::ingest::MetadataCache::default();
+    let cache = manifold::store::EquipmentCatalogue::default();
     cache.reload_all(&store).await.unwrap();
     for i in 0..2_000 {
         assert!(cache.get_or_load(&store, &format!("random-{i}")).await.unwrap().is_none());

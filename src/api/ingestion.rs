@@ -17,9 +17,8 @@ use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
 use super::json::ValidJson;
 use crate::codec::RecordEncoder;
-use crate::config::{BadReadingsPolicy, Config};
-use crate::domain::{BatchLimits, RawBatch, SensorBatch};
-use crate::ingest::validate::{Validator, Verdict};
+use crate::config::Config;
+use crate::domain::{BadReadingsPolicy, BatchLimits, RawBatch, SensorBatch, Validator, Verdict};
 use crate::store::{BatchState, BatchStatus, LatestReading};
 
 /// What the API needs to hand a batch to Kafka.

@@ -34,8 +34,8 @@ pub use openapi::ApiDoc;
 pub use users::{Register, Registered};
 
 use crate::config::{ApiConfig, Config, DatabaseConfig};
-use crate::ingest::MetadataCache;
-use crate::store::{Store, SystemMeta, User};
+use crate::domain::SystemMeta;
+use crate::store::{EquipmentCatalogue, EquipmentChange, Store, User};
 use crate::telemetry::Metrics;
 
 /// What building the API can fail on: clients that are configured, not connected.
@@ -62,7 +62,7 @@ pub struct Inner {
     key_lookups: limits::AddressLimits,
     ws_sessions: live::SessionCounts,
     usage: usage::UsageTracker,
-    systems: MetadataCache,
+    systems: EquipmentCatalogue,
     equipment: equipment_cache::EquipmentCache,
     ingest: ingestion::HttpIngest,
     submitted: submitted::SubmittedLog,
@@ -94,7 +94,7 @@ impl AppState {
             limits: limits::RateLimits::new(&config.api.tiers),
             address_limits: limits::AddressLimits::new(config.api.register_per_hour, config.api.trusted_proxy_hops),
             usage: usage::UsageTracker::default(),
-            systems: MetadataCache::default(),
+            systems: EquipmentCatalogue::default(),
             equipment: equipment_cache::EquipmentCache::default(),
             ingest: ingestion::HttpIngest::new(config)?,
             submitted: submitted::SubmittedLog::default(),
@@ -219,21 +219,10 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
 /// Keeps the catalogue and the equipment cache current from the database's equipment
 /// notifications; after a reconnect (notifications may have been missed) both start over.
 async fn watch_equipment(state: AppState, stop: CancellationToken) {
-    crate::store::notify::listen(&state.database, crate::ingest::EQUIPMENT_CHANNEL, &stop, |notice| {
-        let state = state.clone();
-        async move {
-            match notice {
-                crate::store::notify::Notice::Connected => {
-                    state.equipment.clear();
-                    state.systems.reload_all(&state.store).await?;
-                }
-                crate::store::notify::Notice::Payload(system_id) => {
-                    state.equipment.forget(&system_id);
-                    state.systems.reload_system(&state.store, &system_id).await?;
-                }
-            }
-            Ok(())
-        }
-    })
-    .await;
+    let cached = state.clone();
+    let forget = move |change: EquipmentChange<'_>| match change {
+        EquipmentChange::All => cached.equipment.clear(),
+        EquipmentChange::System(system_id) => cached.equipment.forget(system_id),
+    };
+    state.systems.clone().listen_with(state.store.clone(), state.database.clone(), stop, forget).await;
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::TopicRole;
+use crate::domain::{BadReadingsPolicy, TopicRole};
 
 pub use load::{ConfigError, Sources};
 pub use secret::{DatabaseUrl, KafkaClientProperties, Secret};
@@ -140,13 +140,6 @@ pub struct IngestConfig {
     #[serde(deserialize_with = "units::seconds")]
     pub breaker_seconds: Duration,
     pub listen: SocketAddr,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BadReadingsPolicy {
-    RejectBatch,
-    StoreValid,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,6 @@
 //! Sensor batches: the wire shape (`RawBatch`, shared by Avro and JSON) and the structurally
 //! valid `SensorBatch`. Checks that need equipment metadata (known sensor, range, time) happen
-//! in ingest validation, per reading, so a partial-accept policy can split a batch.
+//! in validation (`validate.rs`), per reading, so a partial-accept policy can split a batch.
 
 use std::collections::HashSet;
 

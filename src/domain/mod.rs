@@ -1,17 +1,23 @@
 //! Validated domain types. Constructors check their input, so code that holds one of these
 //! never sees invalid data.
 
+mod accepted;
 mod batch;
 mod close_reason;
+mod equipment;
 mod error;
 mod ids;
 pub mod text;
 mod topic_role;
 mod topology;
+mod validate;
 
+pub use accepted::{AcceptedBatch, Row};
 pub use batch::{BatchLimits, RawBatch, RawSeries, Reading, SensorBatch, Series};
 pub use close_reason::CloseReason;
+pub use equipment::{SeriesMeta, SystemMeta};
 pub use error::{DomainError, RejectKind};
 pub use ids::{ComponentId, SensorId, SystemId};
 pub use topic_role::TopicRole;
 pub use topology::{Component, Connection, Sensor, Topology};
+pub use validate::{BadReadingsPolicy, Validator, Verdict};

@@ -3,14 +3,12 @@
 
 mod consumer;
 mod idle;
-mod metadata;
 mod metrics;
 mod outage;
 mod pending;
 mod service;
 mod settle;
 mod writer;
-pub mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,16 +16,15 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use metadata::{EQUIPMENT_CHANNEL, MetadataCache};
 pub use metrics::IngestMetrics;
 pub use service::{IngestHealth, IngestService};
 
 use crate::codec::BatchDecoder;
 use crate::config::Config;
-use crate::domain::BatchLimits;
+use crate::domain::{BatchLimits, Validator};
 use crate::relay::Relay;
 use crate::store::maintenance::Maintenance;
-use crate::store::{Store, migrate};
+use crate::store::{EquipmentCatalogue, Store, migrate};
 use crate::telemetry::{Metrics, ops};
 use crate::window::WindowSpec;
 
@@ -42,7 +39,7 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
         let client = store.client().await?;
         migrate::storage_engine(&client).await?.ok_or_else(|| anyhow::anyhow!("the schema is not migrated: run `manifold migrate`"))?
     };
-    let cache = MetadataCache::default();
+    let cache = EquipmentCatalogue::default();
     cache.reload_all(&store).await?;
     let health = Arc::new(IngestHealth::default());
     let ingest_metrics = IngestMetrics::new(&metrics);
@@ -51,7 +48,7 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
         engine,
         decoder: BatchDecoder::new(&config.schema_registry, BatchLimits { max_readings: config.ingest.max_batch_readings })?,
         cache: cache.clone(),
-        validator: validate::Validator {
+        validator: Validator {
             max_future_us: config.storage.future_skew_hours.as_micros() as i64,
             retention_us: i64::from(config.storage.retention_days) * 86_400_000_000,
             policy: config.ingest.bad_readings,

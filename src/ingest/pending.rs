@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use rdkafka::message::OwnedMessage;
 
-use crate::store::ingest::{AcceptedBatch, DeadLetter};
+use crate::domain::AcceptedBatch;
+use crate::store::DeadLetter;
 
 /// One consumed message and what validation made of it. The original message is kept until
 /// the chunk commits: if the database refuses the message's content, its bytes are what goes

@@ -18,18 +18,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
 use super::consumer::{self, IngestConsumer, RebalanceEvent};
-use super::metadata::MetadataCache;
 use super::metrics::IngestMetrics;
 use super::pending::{Pending, Work};
-use super::validate::{Validator, Verdict};
 use super::writer::{self, Report, Target};
 use crate::codec::{BatchDecoder, CodecError};
 use crate::config::{IngestConfig, KafkaConfig};
-use crate::domain::{DomainError, text};
+use crate::domain::{DomainError, Validator, Verdict, text};
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
-use crate::store::ingest::DeadLetter;
-use crate::store::{StorageEngine, Store, StoreError};
+use crate::store::{DeadLetter, EquipmentCatalogue, StorageEngine, Store, StoreError};
 use crate::window::WindowSpec;
 
 const SEEK_RETRY: Duration = Duration::from_millis(50);
@@ -59,7 +56,7 @@ pub struct IngestService {
     pub store: Store,
     pub engine: StorageEngine,
     pub decoder: BatchDecoder,
-    pub cache: MetadataCache,
+    pub cache: EquipmentCatalogue,
     pub validator: Validator,
     pub metrics: IngestMetrics,
     pub health: Arc<IngestHealth>,

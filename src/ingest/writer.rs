@@ -17,8 +17,9 @@ use rdkafka::Message;
 use super::pending::{Part, Work};
 use crate::domain::RejectKind;
 use crate::failure::FailureKind;
-use crate::store::ingest::{AcceptedBatch, Chunk, ChunkOutcome, DeadLetter, OffsetAdvance, Row, WriteError, write_chunk};
-use crate::store::{StorageEngine, Store, StoreError};
+use crate::domain::{AcceptedBatch, Row};
+use crate::store::ingest::{Chunk, ChunkOutcome, WriteError, write_chunk};
+use crate::store::{DeadLetter, OffsetAdvance, StorageEngine, Store, StoreError};
 use crate::window::WindowSpec;
 
 /// What a writer needs; cheap to clone into the writer task.

@@ -1,15 +1,25 @@
-//! Batch status for device teams: what became of a batch id sent over HTTP or Kafka.
+//! Batch ids: claimed once by the ingest transaction (a repeat is a duplicate), and their
+//! status for device teams: what became of a batch id sent over HTTP or Kafka.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Store, StoreError, q};
+use crate::domain::AcceptedBatch;
 
 const BATCH_SUBMITTED: &str = include_str!("sql/batch_submitted.sql");
 const BATCH_STATUS: &str = include_str!("sql/batch_status.sql");
 const BATCHES_STALLED: &str = include_str!("sql/batches_stalled.sql");
+const CLAIM_BATCHES: &str = include_str!("sql/claim_batches.sql");
+const BATCHES_REPEATED: &str = include_str!("sql/batches_repeated.sql");
+
+/// The batches to store, and the (system_id, batch_id) of those stored before.
+pub(super) type Claimed<'b> = (Vec<&'b AcceptedBatch>, Vec<(String, String)>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -103,4 +113,45 @@ impl Store {
         let row = client.query_one(&statement, &[&after.as_secs_f64(), &within.as_secs_f64()]).await.map_err(q("check stalled batches"))?;
         Ok(row.get(0))
     }
+}
+
+/// Claims batch ids in the caller's transaction; returns the batches to store and the
+/// (system_id, batch_id) of duplicates. Repeats inside the chunk count as duplicates.
+pub(super) async fn claim<'b>(tx: &Transaction<'_>, batches: &[&'b AcceptedBatch]) -> Result<Claimed<'b>, StoreError> {
+    let mut duplicates = Vec::new();
+    if batches.is_empty() {
+        return Ok((Vec::new(), duplicates));
+    }
+    let mut seen = HashSet::with_capacity(batches.len());
+    let mut unique = Vec::with_capacity(batches.len());
+    let mut in_chunk = Vec::new();
+    for &batch in batches {
+        if seen.insert((batch.system_id.as_str(), batch.batch_id.as_str())) {
+            unique.push(batch);
+        } else {
+            in_chunk.push((batch.system_id.clone(), batch.batch_id.clone()));
+        }
+    }
+    let systems: Vec<&str> = unique.iter().map(|b| b.system_id.as_str()).collect();
+    let ids: Vec<&str> = unique.iter().map(|b| b.batch_id.as_str()).collect();
+    let counts: Vec<i32> = unique.iter().map(|b| b.rows.len() as i32).collect();
+    let statement = tx.prepare_cached(CLAIM_BATCHES).await.map_err(q("prepare batch claim"))?;
+    let claimed: HashSet<(String, String)> = tx
+        .query(&statement, &[&systems, &ids, &counts])
+        .await
+        .map_err(q("claim batch ids"))?
+        .into_iter()
+        .filter(|row| row.get::<_, bool>(2))
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    if !in_chunk.is_empty() {
+        let systems: Vec<&str> = in_chunk.iter().map(|d| d.0.as_str()).collect();
+        let ids: Vec<&str> = in_chunk.iter().map(|d| d.1.as_str()).collect();
+        tx.execute(BATCHES_REPEATED, &[&systems, &ids]).await.map_err(q("count repeated batches"))?;
+        duplicates.extend(in_chunk);
+    }
+    let (fresh, repeated): (Vec<_>, Vec<_>) =
+        unique.into_iter().partition(|b| claimed.contains(&(b.system_id.clone(), b.batch_id.clone())));
+    duplicates.extend(repeated.into_iter().map(|b| (b.system_id.clone(), b.batch_id.clone())));
+    Ok((fresh, duplicates))
 }

@@ -1,14 +1,35 @@
-//! Reading dead letters back: the `manifold dlq` workflow.
+//! Dead letters: recorded by the ingest transaction with their outbox events, read back by the
+//! `manifold dlq` workflow.
 
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Transaction;
 use serde::Serialize;
 
 use super::{q, Store, StoreError};
+use crate::domain::{text, TopicRole};
+
+/// Ids are validated shorter than this; the bound only guards the dead-letter row.
+const ID_BYTES: usize = 256;
 
 const SUMMARY: &str = include_str!("sql/dlq_summary.sql");
 const EXAMPLES: &str = include_str!("sql/dlq_examples.sql");
 const PENDING: &str = include_str!("sql/dlq_pending.sql");
 const MARK_REPLAYED: &str = include_str!("sql/dlq_mark_replayed.sql");
+const INSERT_DEAD_LETTERS: &str = include_str!("sql/insert_dead_letters.sql");
+
+/// A consumed message set aside with the reason, as the ingest transaction records it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub source_topic: String,
+    pub source_partition: i32,
+    pub source_offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub kind: &'static str,
+    pub message: String,
+    pub system_id: Option<String>,
+    pub batch_id: Option<String>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct ReasonCount {
@@ -78,4 +99,26 @@ impl Store {
         let client = self.client().await?;
         client.execute(MARK_REPLAYED, &[&ids]).await.map_err(q("mark dead letters replayed"))
     }
+}
+
+/// Records dead letters in the caller's transaction (which holds the outbox lock).
+pub(super) async fn insert(tx: &Transaction<'_>, letters: &[&DeadLetter]) -> Result<usize, StoreError> {
+    let topics: Vec<&str> = letters.iter().map(|d| d.source_topic.as_str()).collect();
+    let partitions: Vec<i32> = letters.iter().map(|d| d.source_partition).collect();
+    let offsets: Vec<i64> = letters.iter().map(|d| d.source_offset).collect();
+    let keys: Vec<Option<&[u8]>> = letters.iter().map(|d| d.key.as_deref()).collect();
+    let values: Vec<Option<&[u8]>> = letters.iter().map(|d| d.value.as_deref()).collect();
+    let kinds: Vec<&str> = letters.iter().map(|d| d.kind).collect();
+    // Free text reaches a column, a jsonb header and a Kafka header: it must not be able to
+    // fail there (a NUL is refused by PostgreSQL text and jsonb alike).
+    let messages: Vec<String> = letters.iter().map(|d| text::message(&d.message)).collect();
+    let systems: Vec<Option<String>> = letters.iter().map(|d| d.system_id.as_deref().map(|t| text::sanitize(t, ID_BYTES))).collect();
+    let batches: Vec<Option<String>> = letters.iter().map(|d| d.batch_id.as_deref().map(|t| text::sanitize(t, ID_BYTES))).collect();
+    let role = TopicRole::DeadLetters.as_str();
+    let statement = tx.prepare_cached(INSERT_DEAD_LETTERS).await.map_err(q("prepare dead-letter insert"))?;
+    let inserted = tx
+        .execute(&statement, &[&topics, &partitions, &offsets, &keys, &values, &kinds, &messages, &systems, &batches, &role])
+        .await
+        .map_err(q("insert dead letters"))?;
+    Ok(inserted as usize)
 }

@@ -1,4 +1,5 @@
-//! API key management and the admin's changes to users.
+//! API keys, stored as a SHA-256 hash with a short prefix to find the row: listed, created,
+//! revoked, looked up and checked per use.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -12,9 +13,8 @@ const KEYS_LIST: &str = include_str!("sql/keys_list.sql");
 const KEY_CREATE: &str = include_str!("sql/key_create.sql");
 const KEY_REVOKE: &str = include_str!("sql/key_revoke.sql");
 const KEYS_TOUCH: &str = include_str!("sql/keys_touch.sql");
-const USER_UPDATE: &str = include_str!("sql/user_update.sql");
-const SYSTEMS_COUNT: &str = include_str!("sql/systems_count.sql");
 const KEY_ACTIVE: &str = include_str!("sql/key_active.sql");
+const USER_BY_KEY: &str = include_str!("sql/user_by_key.sql");
 
 /// A key as listed: never the key itself, only the prefix that identifies it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -29,14 +29,6 @@ pub struct KeyInfo {
 
 fn key_info(r: &tokio_postgres::Row) -> KeyInfo {
     KeyInfo { key_id: r.get(0), prefix: r.get(1), name: r.get(2), created_at: r.get(3), last_used_at: r.get(4), revoked_at: r.get(5) }
-}
-
-/// Fields an admin may change; `None` keeps the current value.
-#[derive(Debug, Default)]
-pub struct UserChange<'a> {
-    pub tier: Option<&'a str>,
-    pub role: Option<&'a str>,
-    pub disabled: Option<bool>,
 }
 
 impl Store {
@@ -69,16 +61,6 @@ impl Store {
         Ok(())
     }
 
-    /// `None` when the user does not exist.
-    pub async fn update_user(&self, user_id: Uuid, change: &UserChange<'_>) -> Result<Option<User>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(USER_UPDATE, &[&user_id, &change.tier, &change.role, &change.disabled])
-            .await
-            .map_err(q("update a user"))?;
-        Ok(row.as_ref().map(user))
-    }
-
     /// True while the key works and its user still owns the system.
     pub async fn key_still_grants(&self, key_id: Uuid, system_id: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
@@ -86,9 +68,11 @@ impl Store {
         Ok(client.query_one(&statement, &[&key_id, &system_id]).await.map_err(q("check a key"))?.get(0))
     }
 
-    pub async fn count_systems(&self, owner: Uuid) -> Result<i64, StoreError> {
+    /// Candidates for a key prefix: the caller compares the hashes in constant time.
+    pub async fn users_by_key_prefix(&self, prefix: &str) -> Result<Vec<(User, Vec<u8>, Uuid)>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(SYSTEMS_COUNT).await.map_err(q("prepare systems count"))?;
-        Ok(client.query_one(&statement, &[&owner]).await.map_err(q("count systems"))?.get(0))
+        let statement = client.prepare_cached(USER_BY_KEY).await.map_err(q("prepare key lookup"))?;
+        let rows = client.query(&statement, &[&prefix]).await.map_err(q("look up an API key"))?;
+        Ok(rows.iter().map(|r| (user(r), r.get(6), r.get(7))).collect())
     }
 }

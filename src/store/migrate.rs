@@ -5,6 +5,7 @@
 //! the variant applied is recorded, so `down` undoes exactly what `up` did.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
 
 use super::StoreError;
 
@@ -17,58 +18,34 @@ const TIMESCALE_AVAILABLE: &str = include_str!("sql/timescale_available.sql");
 struct Migration {
     version: i32,
     name: &'static str,
-    up: &'static str,
-    down: &'static str,
-    /// Replaces `up`/`down` when the timescaledb extension can be created.
+    /// `(up, down)`.
+    sql: (&'static str, &'static str),
+    /// Replaces `sql` when the timescaledb extension can be created.
     timescale: Option<(&'static str, &'static str)>,
 }
 
+/// The `(up, down)` pair `migrations/<stem>.up.sql`, `migrations/<stem>.down.sql`.
+macro_rules! up_down {
+    ($stem:literal) => {
+        (
+            include_str!(concat!("../../migrations/", $stem, ".up.sql")),
+            include_str!(concat!("../../migrations/", $stem, ".down.sql")),
+        )
+    };
+}
+
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "core",
-        up: include_str!("../../migrations/0001_core.up.sql"),
-        down: include_str!("../../migrations/0001_core.down.sql"),
-        timescale: None,
-    },
-    Migration {
-        version: 2,
-        name: "delivery",
-        up: include_str!("../../migrations/0002_delivery.up.sql"),
-        down: include_str!("../../migrations/0002_delivery.down.sql"),
-        timescale: None,
-    },
+    Migration { version: 1, name: "core", sql: up_down!("0001_core"), timescale: None },
+    Migration { version: 2, name: "delivery", sql: up_down!("0002_delivery"), timescale: None },
     Migration {
         version: 3,
         name: "readings",
-        up: include_str!("../../migrations/0003_readings.native.up.sql"),
-        down: include_str!("../../migrations/0003_readings.native.down.sql"),
-        timescale: Some((
-            include_str!("../../migrations/0003_readings.timescale.up.sql"),
-            include_str!("../../migrations/0003_readings.timescale.down.sql"),
-        )),
+        sql: up_down!("0003_readings.native"),
+        timescale: Some(up_down!("0003_readings.timescale")),
     },
-    Migration {
-        version: 4,
-        name: "equipment_notify",
-        up: include_str!("../../migrations/0004_equipment_notify.up.sql"),
-        down: include_str!("../../migrations/0004_equipment_notify.down.sql"),
-        timescale: None,
-    },
-    Migration {
-        version: 5,
-        name: "api",
-        up: include_str!("../../migrations/0005_api.up.sql"),
-        down: include_str!("../../migrations/0005_api.down.sql"),
-        timescale: None,
-    },
-    Migration {
-        version: 6,
-        name: "failures",
-        up: include_str!("../../migrations/0006_failures.up.sql"),
-        down: include_str!("../../migrations/0006_failures.down.sql"),
-        timescale: None,
-    },
+    Migration { version: 4, name: "equipment_notify", sql: up_down!("0004_equipment_notify"), timescale: None },
+    Migration { version: 5, name: "api", sql: up_down!("0005_api"), timescale: None },
+    Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.
@@ -169,17 +146,10 @@ async fn apply_pending(client: &mut Client) -> Result<MigrationReport, StoreErro
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         let (sql, variant) = match (engine, migration.timescale) {
             (StorageEngine::Timescale, Some((up, _))) => (up, engine.variant()),
-            _ => (migration.up, StorageEngine::Native.variant()),
+            _ => (migration.sql.0, StorageEngine::Native.variant()),
         };
-        let tx = client.transaction().await.map_err(|e| StoreError::query("begin migration", e))?;
-        tx.batch_execute(sql).await.map_err(|e| failed(migration, e))?;
-        tx.execute(
-            "INSERT INTO manifold_migrations (version, name, variant) VALUES ($1, $2, $3)",
-            &[&migration.version, &migration.name, &variant],
-        )
-        .await
-        .map_err(|e| failed(migration, e))?;
-        tx.commit().await.map_err(|e| failed(migration, e))?;
+        let record = "INSERT INTO manifold_migrations (version, name, variant) VALUES ($1, $2, $3)";
+        step(client, migration, sql, record, &[&migration.version, &migration.name, &variant]).await?;
         tracing::info!(version = migration.version, name = migration.name, variant, "migration applied");
         report.changed.push(migration.version);
         version = migration.version;
@@ -209,19 +179,22 @@ async fn revert(client: &mut Client, steps: usize) -> Result<MigrationReport, St
         };
         let sql = match (variant.as_str(), migration.timescale) {
             ("timescale", Some((_, down))) => down,
-            _ => migration.down,
+            _ => migration.sql.1,
         };
-        let tx = client.transaction().await.map_err(|e| StoreError::query("begin migration", e))?;
-        tx.batch_execute(sql).await.map_err(|e| failed(migration, e))?;
-        tx.execute("DELETE FROM manifold_migrations WHERE version = $1", &[&version])
-            .await
-            .map_err(|e| failed(migration, e))?;
-        tx.commit().await.map_err(|e| failed(migration, e))?;
+        step(client, migration, sql, "DELETE FROM manifold_migrations WHERE version = $1", &[&version]).await?;
         tracing::info!(version, name = migration.name, "migration reverted");
         report.changed.push(version);
     }
     report.version = current_version(client).await?;
     Ok(report)
+}
+
+/// Runs a migration's SQL and records it in the ledger, in one transaction.
+async fn step(client: &mut Client, migration: &Migration, sql: &str, ledger: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(|e| StoreError::query("begin migration", e))?;
+    tx.batch_execute(sql).await.map_err(|e| failed(migration, e))?;
+    tx.execute(ledger, params).await.map_err(|e| failed(migration, e))?;
+    tx.commit().await.map_err(|e| failed(migration, e))
 }
 
 async fn timescale_available(client: &Client) -> Result<bool, StoreError> {

@@ -2,11 +2,10 @@
 
 mod dead_letters;
 mod equipment;
-mod equipment_rw;
 mod users;
 mod batches;
 mod keys;
-mod reads;
+mod readings;
 mod score_reads;
 mod usage;
 pub mod ingest;
@@ -15,24 +14,23 @@ pub mod maintenance;
 pub mod migrate;
 pub mod notify;
 mod offsets;
-mod partitions;
 mod pgtime;
 mod scores;
 mod scoring_failures;
 pub mod windows;
 
-pub use dead_letters::{DeadLetterExample, ReasonCount, StoredLetter};
-pub use equipment::{SeriesMeta, SystemMeta};
-pub use equipment_rw::{Equipment, Updated};
-pub use users::User;
+pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, StoredLetter};
+pub use equipment::{Equipment, EquipmentCatalogue, EquipmentChange, Updated};
+pub use users::{User, UserChange};
 pub use batches::{BatchState, BatchStatus, DeadLetterReason};
-pub use keys::{KeyInfo, UserChange};
-pub use reads::{BucketReading, LatestReading, RawReading, ReadingsQuery};
+pub use keys::KeyInfo;
+pub use readings::{BucketReading, LatestReading, RawReading, ReadingsQuery, copy_rows};
 pub use score_reads::{ComponentScore, ScoredWindow, ScoresQuery};
 pub use usage::{UsageDay, UsageDelta};
 pub use outbox::OutboxEvent;
 pub use scores::{ScoreRow, SystemInfo};
 pub use scoring_failures::{FailedRescore, ScoringFailure};
+pub use offsets::OffsetAdvance;
 pub use pgtime::PgTimestamp;
 
 use std::time::Duration;

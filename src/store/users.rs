@@ -1,4 +1,4 @@
-//! Users and API keys. Keys are stored as a SHA-256 hash with a short prefix to find the row.
+//! Users: created with a first API key, changed by an admin, ensured by the simulator.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -8,7 +8,8 @@ use super::{Store, StoreError, q};
 
 const USER_CREATE: &str = include_str!("sql/user_create.sql");
 const API_KEY_INSERT: &str = include_str!("sql/api_key_insert.sql");
-const USER_BY_KEY: &str = include_str!("sql/user_by_key.sql");
+const USER_UPDATE: &str = include_str!("sql/user_update.sql");
+const USER_ENSURE: &str = include_str!("sql/user_ensure.sql");
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct User {
@@ -22,6 +23,14 @@ pub struct User {
 
 pub(super) fn user(row: &tokio_postgres::Row) -> User {
     User { user_id: row.get(0), email: row.get(1), name: row.get(2), tier: row.get(3), role: row.get(4), created_at: row.get(5) }
+}
+
+/// Fields an admin may change; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct UserChange<'a> {
+    pub tier: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub disabled: Option<bool>,
 }
 
 impl Store {
@@ -39,11 +48,20 @@ impl Store {
         Ok(created)
     }
 
-    /// Candidates for a key prefix: the caller compares the hashes in constant time.
-    pub async fn users_by_key_prefix(&self, prefix: &str) -> Result<Vec<(User, Vec<u8>, Uuid)>, StoreError> {
+    /// The id of the user with this email, creating them when absent.
+    pub async fn ensure_user(&self, email: &str, name: &str) -> Result<Uuid, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(USER_BY_KEY).await.map_err(q("prepare key lookup"))?;
-        let rows = client.query(&statement, &[&prefix]).await.map_err(q("look up an API key"))?;
-        Ok(rows.iter().map(|r| (user(r), r.get(6), r.get(7))).collect())
+        let row = client.query_one(USER_ENSURE, &[&Uuid::now_v7(), &email, &name]).await.map_err(q("ensure a user"))?;
+        Ok(row.get(0))
+    }
+
+    /// `None` when the user does not exist.
+    pub async fn update_user(&self, user_id: Uuid, change: &UserChange<'_>) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(USER_UPDATE, &[&user_id, &change.tier, &change.role, &change.disabled])
+            .await
+            .map_err(q("update a user"))?;
+        Ok(row.as_ref().map(user))
     }
 }

@@ -1,4 +1,9 @@
-//! Equipment as the API reads and writes it: per owner, with a version for optimistic locking.
+//! Equipment (systems and their series): per owner, with a version for optimistic locking;
+//! and the in-memory catalogue validation reads it through.
+
+mod catalogue;
+
+pub use catalogue::{EquipmentCatalogue, EquipmentChange};
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -8,12 +13,14 @@ use uuid::Uuid;
 use super::{Store, StoreError, q};
 use crate::domain::{SystemId, Topology};
 
-const EQUIPMENT_GET: &str = include_str!("sql/equipment_get.sql");
-const EQUIPMENT_LIST: &str = include_str!("sql/equipment_list.sql");
-const EQUIPMENT_INSERT: &str = include_str!("sql/equipment_insert.sql");
-const EQUIPMENT_UPDATE: &str = include_str!("sql/equipment_update.sql");
-const EQUIPMENT_DELETE: &str = include_str!("sql/equipment_delete.sql");
-const SERIES_SYNC: &str = include_str!("sql/series_sync.sql");
+const EQUIPMENT_GET: &str = include_str!("../sql/equipment_get.sql");
+const EQUIPMENT_LIST: &str = include_str!("../sql/equipment_list.sql");
+const EQUIPMENT_INSERT: &str = include_str!("../sql/equipment_insert.sql");
+const EQUIPMENT_UPDATE: &str = include_str!("../sql/equipment_update.sql");
+const EQUIPMENT_DELETE: &str = include_str!("../sql/equipment_delete.sql");
+const SERIES_SYNC: &str = include_str!("../sql/series_sync.sql");
+const EQUIPMENT_UPSERT: &str = include_str!("../sql/equipment_upsert.sql");
+const SYSTEMS_COUNT: &str = include_str!("../sql/systems_count.sql");
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Equipment {
@@ -49,7 +56,7 @@ pub enum Updated {
 }
 
 /// Makes the system's series match its topology (new series ids for new sensors).
-pub(super) async fn sync_series(tx: &Transaction<'_>, system_id: &str, topology: &Topology) -> Result<(), StoreError> {
+async fn sync_series(tx: &Transaction<'_>, system_id: &str, topology: &Topology) -> Result<(), StoreError> {
     let s = &topology.sensors;
     let ids: Vec<&str> = s.iter().map(|x| x.id.as_str()).collect();
     let kinds: Vec<&str> = s.iter().map(|x| x.kind.as_str()).collect();
@@ -123,5 +130,27 @@ impl Store {
         let client = self.client().await?;
         let deleted: i64 = client.query_one(EQUIPMENT_DELETE, &[&owner, &system_id]).await.map_err(q("delete equipment"))?.get(0);
         Ok(deleted == 1)
+    }
+
+    /// Creates or replaces a system and makes its series match the topology, in one transaction.
+    /// Returns the equipment version; `Conflict` when another owner has the system id.
+    pub async fn put_equipment(&self, owner: Uuid, system_id: &SystemId, name: &str, topology: &Topology) -> Result<i64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(q("begin"))?;
+        let json = serde_json::to_value(topology).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let row = tx
+            .query_opt(EQUIPMENT_UPSERT, &[&system_id.as_str(), &owner, &name, &json, &topology.hash()])
+            .await
+            .map_err(q("upsert equipment"))?
+            .ok_or_else(|| StoreError::Conflict(format!("system {system_id} belongs to another user")))?;
+        sync_series(&tx, system_id.as_str(), topology).await?;
+        tx.commit().await.map_err(q("commit equipment"))?;
+        Ok(row.get(0))
+    }
+
+    pub async fn count_systems(&self, owner: Uuid) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(SYSTEMS_COUNT).await.map_err(q("prepare systems count"))?;
+        Ok(client.query_one(&statement, &[&owner]).await.map_err(q("count systems"))?.get(0))
     }
 }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio_postgres::Client;
 
-use super::StoreError;
+use crate::store::StoreError;
 
-const LIST_PARTITIONS: &str = include_str!("sql/list_partitions.sql");
+const LIST_PARTITIONS: &str = include_str!("../sql/list_partitions.sql");
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PartitionChanges {

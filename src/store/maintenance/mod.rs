@@ -1,17 +1,20 @@
 //! The storage maintenance task: partitions ahead, expired data out, on a fixed interval.
 
+mod partitions;
+
+pub use partitions::{PartitionChanges, PartitionPolicy};
+
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
-use super::partitions::{self, PartitionChanges, PartitionPolicy};
 use super::{StorageEngine, Store, StoreError, migrate};
 use crate::config::{DatabaseConfig, StorageConfig};
 use crate::telemetry::Metrics;
 
-const PRUNE: &str = include_str!("sql/prune.sql");
-const PRUNE_AGGREGATE: &str = include_str!("sql/prune_aggregate.sql");
-const TIMESCALE_RETENTION: &str = include_str!("sql/timescale_retention.sql");
+const PRUNE: &str = include_str!("../sql/prune.sql");
+const PRUNE_AGGREGATE: &str = include_str!("../sql/prune_aggregate.sql");
+const TIMESCALE_RETENTION: &str = include_str!("../sql/timescale_retention.sql");
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {

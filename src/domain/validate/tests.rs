@@ -3,8 +3,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{BatchLimits, RawSeries};
-use crate::store::SeriesMeta;
+use crate::domain::{BatchLimits, RawSeries, SeriesMeta};
 
 const NOW: i64 = 1_800_000_000_000_000;
 const HOUR: i64 = 3_600_000_000;

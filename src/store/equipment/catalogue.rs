@@ -1,4 +1,4 @@
-//! The in-memory equipment catalogue ingest validates against: no query per message.
+//! The in-memory equipment catalogue validation reads: no query per message or request.
 //!
 //! A dedicated connection (not a pooled one: LISTEN is session state) listens for the
 //! `manifold_equipment` notifications the database triggers send on any change, and reloads
@@ -9,11 +9,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
+use crate::domain::{SeriesMeta, SystemMeta};
 use crate::store::notify::{self, Notice};
-use crate::store::{Store, StoreError, SystemMeta};
+use crate::store::{Store, StoreError, q};
+
+const CATALOG_ALL: &str = include_str!("../sql/catalog_all.sql");
+const CATALOG_SYSTEM: &str = include_str!("../sql/catalog_system.sql");
 
 /// The channel the equipment and series triggers notify on (migration 0004).
 pub const EQUIPMENT_CHANNEL: &str = "manifold_equipment";
@@ -31,7 +36,7 @@ const ABSENT_TTL: Duration = Duration::from_secs(60);
 const MISS_LOOKUPS_PER_SECOND: u32 = 50;
 
 #[derive(Clone, Default)]
-pub struct MetadataCache {
+pub struct EquipmentCatalogue {
     systems: Arc<RwLock<HashMap<String, Entry>>>,
     /// Look-ups of unknown ids in the current second: (second started, count).
     misses: Arc<Mutex<Option<(Instant, u32)>>>,
@@ -42,7 +47,7 @@ pub struct MetadataCache {
     tickets: Arc<AtomicU64>,
 }
 
-impl MetadataCache {
+impl EquipmentCatalogue {
     pub fn get(&self, system_id: &str) -> Option<Arc<SystemMeta>> {
         self.read().get(system_id).and_then(|(_, meta, _)| meta.clone())
     }
@@ -132,23 +137,74 @@ impl MetadataCache {
         self.systems.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps the cache current until `shutdown`; reconnects with back-off.
+    /// Keeps the catalogue current until `shutdown`; reconnects with back-off.
     pub async fn listen(self, store: Store, database: DatabaseConfig, shutdown: CancellationToken) {
+        self.listen_with(store, database, shutdown, |_| {}).await;
+    }
+
+    /// `listen`, telling `on_change` what changed before the catalogue reloads it, so a cache
+    /// built on the same notifications drops what it holds first.
+    pub async fn listen_with<F>(self, store: Store, database: DatabaseConfig, shutdown: CancellationToken, mut on_change: F)
+    where
+        F: FnMut(EquipmentChange<'_>) + Send,
+    {
         notify::listen(&database, EQUIPMENT_CHANNEL, &shutdown, |notice| {
-            let (cache, store) = (self.clone(), store.clone());
+            on_change(match &notice {
+                Notice::Connected => EquipmentChange::All,
+                Notice::Payload(system_id) => EquipmentChange::System(system_id),
+            });
+            let (catalogue, store) = (self.clone(), store.clone());
             async move {
                 match notice {
                     Notice::Connected => {
-                        let systems = cache.reload_all(&store).await?;
+                        let systems = catalogue.reload_all(&store).await?;
                         tracing::info!(systems, "equipment catalogue loaded");
                     }
                     Notice::Payload(system_id) => {
-                        cache.reload_system(&store, &system_id).await?;
+                        catalogue.reload_system(&store, &system_id).await?;
                     }
                 }
                 Ok(())
             }
         })
         .await;
+    }
+}
+
+/// What an equipment notification says changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EquipmentChange<'a> {
+    /// (Re)connected: notifications may have been missed, so any system may have changed.
+    All,
+    System(&'a str),
+}
+
+fn fold(rows: Vec<tokio_postgres::Row>) -> HashMap<String, SystemMeta> {
+    let mut systems: HashMap<String, SystemMeta> = HashMap::new();
+    for row in rows {
+        let system = systems
+            .entry(row.get("system_id"))
+            .or_insert_with(|| SystemMeta { owner_id: row.get("owner_id"), sensors: HashMap::new() });
+        system.sensors.insert(
+            row.get("sensor_id"),
+            SeriesMeta { series_id: row.get("series_id"), min: row.get("min_value"), max: row.get("max_value") },
+        );
+    }
+    systems
+}
+
+impl Store {
+    /// Every system with its series, for the catalogue.
+    pub async fn load_catalog(&self) -> Result<HashMap<String, SystemMeta>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(CATALOG_ALL, &[]).await.map_err(q("load the equipment catalogue"))?;
+        Ok(fold(rows))
+    }
+
+    pub async fn load_system(&self, system_id: &str) -> Result<Option<SystemMeta>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(CATALOG_SYSTEM).await.map_err(q("prepare system lookup"))?;
+        let rows = client.query(&statement, &[&system_id]).await.map_err(q("load a system"))?;
+        Ok(fold(rows).remove(system_id))
     }
 }

@@ -1,10 +1,18 @@
 //! Per-reading validation against the equipment catalogue: known sensor, finite value, inside
-//! the sensor's range, event time neither too far ahead nor past retention.
+//! the sensor's range, event time neither too far ahead nor past retention. The one contract
+//! both ways in (Kafka and HTTP) apply, so neither depends on the other.
 
-use crate::config::BadReadingsPolicy;
-use crate::domain::{DomainError, RawBatch, RejectKind, Sensor, SensorBatch, Series};
-use crate::store::SystemMeta;
-use crate::store::ingest::{AcceptedBatch, Row};
+use serde::Deserialize;
+
+use super::{AcceptedBatch, DomainError, RawBatch, RejectKind, Row, Sensor, SensorBatch, Series, SystemMeta};
+
+/// What happens to a batch with some bad readings (`ingest.bad_readings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadReadingsPolicy {
+    RejectBatch,
+    StoreValid,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Validator {
@@ -102,7 +110,7 @@ impl Validator {
 
 /// The id under which a batch's rejected readings are dead-lettered, so a replay after a fix
 /// is stored and never collides with the accepted part.
-pub fn derived_batch_id(batch_id: &str) -> String {
+fn derived_batch_id(batch_id: &str) -> String {
     format!("{batch_id}~rejected")
 }
 
