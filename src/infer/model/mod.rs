@@ -27,7 +27,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use serde::Serialize;
 
 pub use artifact::{Accuracies, Manifest, TrainingData, Validation};
 pub use data::{TargetSpec, validation_rows};
@@ -60,20 +59,8 @@ pub enum ModelError {
     Data(String),
 }
 
-/// One component's verdict for one window.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ComponentScore {
-    pub component_id: String,
-    /// 1 − P(nominal class), in [0, 1].
-    pub score: f64,
-    /// The most probable class label (e.g. "100" for a cooler at 100 % efficiency).
-    pub condition: Option<String>,
-    /// Probability per class label.
-    pub probabilities: BTreeMap<String, f64>,
-    /// Context for a reader: the window mean of each of the component's own sensors
-    /// (`"PS1.mean"`), and how many of them were missing (`"missing_sensors"`).
-    pub features: Option<BTreeMap<String, f64>>,
-}
+/// One component's verdict for one window: the domain's, as every scorer gives it.
+pub use crate::domain::ComponentScore;
 
 /// Which network to score with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
