@@ -20,8 +20,8 @@ pub use health::InferHealth;
 pub use metrics::InferMetrics;
 pub use poison::FailReason;
 pub use scorer::{
-    BASELINE_VERSION, BaselineScorer, HttpScorer, HttpScorerError, RigScorer, SERVICE_VERSION, ScoreRequest, Scored, ScorerChain, ServiceScorer, Window,
-    WindowScorer, robust_z,
+    BASELINE_VERSION, BaselineScorer, HttpScorer, HttpScorerError, RigScorer, SERVICE_VERSION, ScoreRequest, Scored, ScorerChain, ServiceScorer, WindowScorer,
+    WindowToScore, robust_z,
 };
 pub use error::InferError;
 pub use worker::InferWorker;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures_util::future::BoxFuture;
 
-use super::{ScoreError, Window, WindowScorer};
+use super::{ScoreError, WindowScorer, WindowToScore};
 use crate::domain::{ComponentScore, ScoredWindow, Topology};
 use crate::store::{Store, SystemInfo};
 
@@ -108,7 +108,7 @@ impl WindowScorer for BaselineScorer {
         true
     }
 
-    fn score<'a>(&'a self, window: &'a Window<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
         Box::pin(async move {
             let Some(topology) = &window.system.topology else {
                 return Ok(window.scored(BASELINE_VERSION, Vec::new()));

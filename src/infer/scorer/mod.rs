@@ -31,13 +31,13 @@ pub enum ScoreError {
 
 /// One window to score: its announcement, its readings (sensor id → values in time order)
 /// and its system.
-pub struct Window<'a> {
+pub struct WindowToScore<'a> {
     pub event: &'a WindowReady,
     pub values: &'a HashMap<String, Vec<f64>>,
     pub system: &'a SystemInfo,
 }
 
-impl Window<'_> {
+impl WindowToScore<'_> {
     pub fn start(&self) -> DateTime<Utc> {
         time(self.event.window_start)
     }
@@ -65,7 +65,7 @@ pub trait WindowScorer: Send + Sync {
 
     /// Scores one window of a system it applies to. A scorer that can tell what each sensor
     /// contributed puts it in the answer's `contributions`.
-    fn score<'a>(&'a self, window: &'a Window<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>>;
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>>;
 }
 
 /// A scored window, and which scorer scored it.
@@ -105,7 +105,7 @@ impl ScorerChain {
             return Ok(Scored { window, scorer: self.fallback.label() });
         };
         let scorer = self.scorers.iter().find(|s| s.applies(system)).unwrap_or(&self.fallback);
-        let window = scorer.score(&Window { event, values, system }).await?;
+        let window = scorer.score(&WindowToScore { event, values, system }).await?;
         Ok(Scored { window, scorer: scorer.label() })
     }
 }

@@ -3,7 +3,7 @@
 
 use futures_util::future::BoxFuture;
 
-use super::{ScoreError, Window, WindowScorer};
+use super::{ScoreError, WindowScorer, WindowToScore};
 use crate::domain::ScoredWindow;
 use crate::infer::model::RigModel;
 use crate::store::SystemInfo;
@@ -31,7 +31,7 @@ impl WindowScorer for RigScorer {
         self.model.manifest().topology_hash == system.topology_hash
     }
 
-    fn score<'a>(&'a self, window: &'a Window<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
         // The forward pass is short and runs on the calling thread (see the model's `fast.rs`).
         let components = self.model.score(window.values);
         Box::pin(std::future::ready(Ok(window.scored(self.version(), components))))

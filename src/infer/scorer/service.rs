@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{ScoreError, Window, WindowScorer};
+use super::{ScoreError, WindowScorer, WindowToScore};
 use crate::domain::{ComponentScore, ScoredWindow};
 use crate::store::SystemInfo;
 
@@ -129,7 +129,7 @@ impl WindowScorer for ServiceScorer {
         true
     }
 
-    fn score<'a>(&'a self, window: &'a Window<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
         Box::pin(async move {
             let request = ScoreRequest {
                 user_id: window.system.owner_id.to_string(),

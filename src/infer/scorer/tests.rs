@@ -24,7 +24,7 @@ impl WindowScorer for Fake {
         self.applies
     }
 
-    fn score<'a>(&'a self, window: &'a Window<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let component = ComponentScore { component_id: "pump".into(), score: 0.5, condition: None, probabilities: Default::default(), features: None };
         Box::pin(std::future::ready(Ok(window.scored(self.version, vec![component]))))
