@@ -8,7 +8,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use manifold::codec::{AnomalyScores, ComponentScoreRecord, RecordEncoder, WindowReady, schemas};
+use manifold::codec::{AnomalyScores, RecordEncoder, WindowReady, schemas};
+use manifold::domain::ComponentScore;
 use manifold::model::{Network, RigModel};
 use sha2::{Digest, Sha256};
 
@@ -147,9 +148,10 @@ async fn anomaly_scores_avro_bytes_are_unchanged() {
         model_version: "uci-rig-v1".into(),
         overall_score: 0.125,
         components: vec![
-            ComponentScoreRecord { component_id: "cooler".into(), score: 0.125, condition: Some("100".into()), probabilities: one("100", 0.875) },
-            ComponentScoreRecord { component_id: "valve".into(), score: 0.0, condition: Some("73".into()), probabilities: one("73", 1.0) },
-            ComponentScoreRecord { component_id: "pump".into(), score: 1.0 / 3.0, condition: None, probabilities: BTreeMap::new() },
+            // Features are not in the schema: they must not change the bytes.
+            ComponentScore { component_id: "cooler".into(), score: 0.125, condition: Some("100".into()), probabilities: one("100", 0.875), features: None },
+            ComponentScore { component_id: "valve".into(), score: 0.0, condition: Some("73".into()), probabilities: one("73", 1.0), features: Some(one("PS1.mean", 2.5)) },
+            ComponentScore { component_id: "pump".into(), score: 1.0 / 3.0, condition: None, probabilities: BTreeMap::new(), features: None },
         ],
         computed_at: 1_767_225_661_234_567,
     };

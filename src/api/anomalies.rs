@@ -11,7 +11,8 @@ use super::AppState;
 use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
 use super::json::{param, time_param};
-use crate::store::{ScoredWindow, ScoresQuery};
+use super::scores::{ScoredWindowBody, bodies};
+use crate::store::ScoresQuery;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -35,7 +36,7 @@ pub struct ScoresParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScoresPage {
     pub system_id: String,
-    pub items: Vec<ScoredWindow>,
+    pub items: Vec<ScoredWindowBody>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     pub next: Option<DateTime<Utc>>,
 }
@@ -64,7 +65,7 @@ pub async fn history(
     let before = time_param("before", &params.before)?.unwrap_or(to);
     let component = params.component.filter(|c| !c.trim().is_empty());
     let query = ScoresQuery { system_id: system_id.clone(), from, to, before, component, limit };
-    let items = state.store.scored_windows(&query).await?;
+    let items = bodies(state.store.scored_windows(&query).await?);
     let next = (items.len() as i64 == limit).then(|| items.last().map(|w| w.window_start)).flatten();
     Ok(Json(ScoresPage { system_id, items, next }))
 }
@@ -72,9 +73,9 @@ pub async fn history(
 /// The newest scored window.
 #[utoipa::path(get, path = "/anomalies/systems/{system_id}/latest", tag = "anomalies",
     params(("system_id" = String, Path, example = "press-line-3")),
-    responses((status = 200, body = ScoredWindow), (status = 401, body = ErrorBody), (status = 404, description = "No such system of yours, or no scores yet", body = ErrorBody)),
+    responses((status = 200, body = ScoredWindowBody), (status = 401, body = ErrorBody), (status = 404, description = "No such system of yours, or no scores yet", body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
-pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Json<ScoredWindow>, ApiError> {
+pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, Path(system_id): Path<String>) -> Result<Json<ScoredWindowBody>, ApiError> {
     state.owned_system(&user, &system_id).await?;
     let now = Utc::now();
     let query = ScoresQuery {
@@ -85,5 +86,5 @@ pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
         component: None,
         limit: 1,
     };
-    state.store.scored_windows(&query).await?.into_iter().next().map(Json).ok_or(ApiError::NotFound("scores"))
+    bodies(state.store.scored_windows(&query).await?).into_iter().next().map(Json).ok_or(ApiError::NotFound("scores"))
 }

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
+use super::scores::{ScoredWindowBody, bodies};
 use crate::config::DatabaseConfig;
 use crate::store::notify::{self, Notice};
-use crate::store::{ScoredWindow, Store};
+use crate::store::Store;
 
 const CHANNEL: &str = "manifold_scores";
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -27,7 +28,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct ScoreFeed {
-    sender: broadcast::Sender<Arc<ScoredWindow>>,
+    sender: broadcast::Sender<Arc<ScoredWindowBody>>,
 }
 
 impl Default for ScoreFeed {
@@ -109,7 +110,8 @@ impl ScoreFeed {
                     tracing::warn!(payload, "unreadable score notification");
                     return Ok(());
                 };
-                if let Some(window) = store.scored_window(&written.system_id, written.window_start, written.revision).await? {
+                let parts = store.window_scores(&written.system_id, written.window_start, written.revision).await?;
+                if let Some(window) = bodies(parts).into_iter().next() {
                     let _ = feed.sender.send(Arc::new(window));
                 }
                 Ok(())
@@ -160,7 +162,7 @@ async fn still_granted(session: &Session) -> bool {
     session.store.key_still_grants(session.key_id, &session.system_id).await.unwrap_or(true)
 }
 
-async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Receiver<Arc<ScoredWindow>>) {
+async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Receiver<Arc<ScoredWindowBody>>) {
     let system_id = session.system_id.as_str();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut recheck = tokio::time::interval(session.recheck);

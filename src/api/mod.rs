@@ -15,6 +15,7 @@ mod live;
 mod metadata;
 mod openapi;
 mod readings;
+mod scores;
 mod submitted;
 mod usage;
 mod users;

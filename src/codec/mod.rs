@@ -8,7 +8,7 @@ pub mod schemas;
 mod scores;
 mod window;
 
-pub use scores::{AnomalyScores, ComponentScoreRecord};
+pub use scores::AnomalyScores;
 pub use window::WindowReady;
 
 use apache_avro::types::Value;

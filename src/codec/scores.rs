@@ -1,19 +1,11 @@
-//! `anomaly_scores.avsc`: per-component scores of one window revision.
-
-use std::collections::BTreeMap;
+//! `anomaly_scores.avsc`: per-component scores of one window revision. The components are the
+//! domain's; the schema carries neither their features nor contributions.
 
 use apache_avro::types::Value;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ComponentScoreRecord {
-    pub component_id: String,
-    pub score: f64,
-    pub condition: Option<String>,
-    pub probabilities: BTreeMap<String, f64>,
-}
+use crate::domain::{ComponentScore, ScoredWindow};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnomalyScores {
     pub system_id: String,
     pub window_start: i64,
@@ -21,8 +13,23 @@ pub struct AnomalyScores {
     pub revision: i32,
     pub model_version: String,
     pub overall_score: f64,
-    pub components: Vec<ComponentScoreRecord>,
+    pub components: Vec<ComponentScore>,
     pub computed_at: i64,
+}
+
+impl From<&ScoredWindow> for AnomalyScores {
+    fn from(window: &ScoredWindow) -> Self {
+        AnomalyScores {
+            system_id: window.system_id.clone(),
+            window_start: window.window_start.timestamp_micros(),
+            window_end: window.window_end.timestamp_micros(),
+            revision: window.revision,
+            model_version: window.model_version.clone(),
+            overall_score: window.overall_score(),
+            components: window.components.clone(),
+            computed_at: window.computed_at.timestamp_micros(),
+        }
+    }
 }
 
 impl AnomalyScores {

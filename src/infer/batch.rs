@@ -8,19 +8,18 @@ use std::time::Instant;
 use rdkafka::message::{BorrowedMessage, Message};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 
-use super::http::HttpScorerError;
 use super::poison::{self, FailReason, WindowFailure};
-use super::scorer::{ScoreError, ScoredWindow};
+use super::scorer::{HttpScorerError, ScoreError, Scored, time};
 use super::error::InferError;
 use super::worker::InferWorker;
 use crate::codec::{AnomalyScores, WindowReady};
 use crate::failure::FailureKind;
-use crate::store::{ScoreRow, StoreError, SystemInfo};
+use crate::store::{StoreError, SystemInfo};
 
 /// What a batch came to: windows scored (and stored), and records set aside.
 #[derive(Default)]
 pub struct Outcome {
-    pub scored: Vec<ScoredWindow>,
+    pub scored: Vec<Scored>,
     pub failed: Vec<WindowFailure>,
 }
 
@@ -43,14 +42,14 @@ impl InferWorker {
         let mut outcome = Outcome::default();
         let events = self.decode(batch, &mut outcome).await?;
         let loaded = self.load(&events, &mut outcome).await?;
-        let mut scored: Vec<(&Event, ScoredWindow)> = Vec::with_capacity(loaded.len());
+        let mut scored: Vec<(&Event, Scored)> = Vec::with_capacity(loaded.len());
         for (event, values, info) in loaded {
             let started = Instant::now();
             match self.scorer.score(&event.event, &values, info.as_ref()).await {
-                Ok(window) => {
-                    self.metrics.scoring_seconds.with_label_values(&[window.scorer]).observe(started.elapsed().as_secs_f64());
-                    match poison::check_answer(&window, info.as_ref()) {
-                        Ok(()) => scored.push((event, window)),
+                Ok(answer) => {
+                    self.metrics.scoring_seconds.with_label_values(&[answer.scorer]).observe(started.elapsed().as_secs_f64());
+                    match poison::check_answer(&answer.window, info.as_ref()) {
+                        Ok(()) => scored.push((event, answer)),
                         Err((reason, message)) => outcome.failed.push(event.fail(reason, &message)),
                     }
                 }
@@ -121,19 +120,19 @@ impl InferWorker {
 
     /// Stores the scores (idempotent per window revision); if the database refuses the batch's
     /// rows for their content, one window at a time, and the refused ones are set aside.
-    async fn upsert(&self, scored: Vec<(&Event, ScoredWindow)>, outcome: &mut Outcome) -> Result<(), InferError> {
-        let windows: Vec<ScoredWindow> = scored.iter().map(|(_, w)| w.clone()).collect();
-        match self.store.upsert_scores(&rows(&windows)).await {
+    async fn upsert(&self, scored: Vec<(&Event, Scored)>, outcome: &mut Outcome) -> Result<(), InferError> {
+        let windows: Vec<_> = scored.iter().map(|(_, s)| &s.window).collect();
+        match self.store.upsert_scores(&windows).await {
             Ok(()) => {
-                outcome.scored.extend(windows);
+                outcome.scored.extend(scored.into_iter().map(|(_, s)| s));
                 return Ok(());
             }
             Err(err) if err.failure() != FailureKind::DataPermanent => return Err(ScoreError::from(err).into()),
             Err(_) => {}
         }
-        for (event, window) in scored {
-            match self.store.upsert_scores(&rows(std::slice::from_ref(&window))).await {
-                Ok(()) => outcome.scored.push(window),
+        for (event, scored) in scored {
+            match self.store.upsert_scores(&[&scored.window]).await {
+                Ok(()) => outcome.scored.push(scored),
                 Err(err) if err.failure() == FailureKind::DataPermanent => {
                     outcome.failed.push(event.fail(FailReason::StorageRejected, &err.reason_text()));
                 }
@@ -157,42 +156,6 @@ fn score_failure(err: &ScoreError) -> Option<FailReason> {
     }
 }
 
-fn time(us: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_micros(us).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
-}
-
-pub(super) fn to_message(window: &ScoredWindow) -> AnomalyScores {
-    let components: Vec<_> = window.components.iter().map(|(c, _)| c.clone()).collect();
-    AnomalyScores {
-        system_id: window.event.system_id.clone(),
-        window_start: window.event.window_start,
-        window_end: window.event.window_end,
-        revision: window.event.revision,
-        model_version: window.model_version.clone(),
-        overall_score: components.iter().map(|c| c.score).fold(0.0, f64::max),
-        components,
-        computed_at: chrono::Utc::now().timestamp_micros(),
-    }
-}
-
-fn rows(scored: &[ScoredWindow]) -> Vec<ScoreRow> {
-    let now = chrono::Utc::now();
-    scored
-        .iter()
-        .flat_map(|w| {
-            w.components.iter().map(move |(c, features)| ScoreRow {
-                system_id: w.event.system_id.clone(),
-                component_id: c.component_id.clone(),
-                window_start: time(w.event.window_start),
-                window_end: time(w.event.window_end),
-                revision: w.event.revision,
-                model_version: w.model_version.clone(),
-                score: c.score as f32,
-                class: c.condition.clone(),
-                class_probs: serde_json::to_value(&c.probabilities).unwrap_or_default(),
-                features: features.clone(),
-                computed_at: now,
-            })
-        })
-        .collect()
+pub(super) fn to_message(scored: &Scored) -> AnomalyScores {
+    AnomalyScores::from(&scored.window)
 }

@@ -1,10 +1,8 @@
 //! `manifold infer`: window-ready events in, per-component anomaly scores out, exactly once.
 
-mod baseline;
 mod batch;
 mod error;
 mod health;
-mod http;
 mod metrics;
 mod poison;
 mod scorer;
@@ -17,12 +15,13 @@ use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
-pub use baseline::robust_z;
 pub use health::InferHealth;
-pub use http::{HttpScorer, HttpScorerError, ScoreRequest};
 pub use metrics::InferMetrics;
 pub use poison::FailReason;
-pub use scorer::{BASELINE_VERSION, SERVICE_VERSION, ScoredWindow, Scorer};
+pub use scorer::{
+    BASELINE_VERSION, BaselineScorer, HttpScorer, HttpScorerError, RigScorer, SERVICE_VERSION, ScoreRequest, Scored, ScorerChain, ServiceScorer, WindowScorer,
+    WindowToScore, robust_z,
+};
 pub use error::InferError;
 pub use worker::InferWorker;
 
@@ -58,7 +57,7 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
         .map_err(|e| anyhow::anyhow!("schema registry settings: {}", e.error))?;
     Ok(InferWorker {
         store: store.clone(),
-        scorer: Scorer { store, model, service, history_minutes: config.infer.baseline_history_minutes },
+        scorer: ScorerChain::new(service, model, BaselineScorer::new(store, config.infer.baseline_history_minutes)),
         decoder: AvroDecoder::new(registry.clone()),
         registry,
         encoder: RecordEncoder::new(&config.schema_registry, &config.topics.scores.name, schemas::ANOMALY_SCORES)?,

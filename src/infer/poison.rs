@@ -8,9 +8,8 @@ use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use schema_registry_converter::error::SRCError;
 
-use super::scorer::ScoredWindow;
 use crate::codec::WindowReady;
-use crate::domain::text;
+use crate::domain::{ScoredWindow, text};
 use crate::failure::{self, FailureKind};
 use crate::store::{ScoringFailure, SystemInfo};
 
@@ -140,7 +139,7 @@ pub fn check_answer(window: &ScoredWindow, info: Option<&SystemInfo>) -> Result<
         return Err((FailReason::InvalidScore, format!("model version {} is not storable", text::echo(&window.model_version))));
     }
     let mut seen = HashSet::new();
-    for (c, _) in &window.components {
+    for c in &window.components {
         let id = c.component_id.as_str();
         if !text::is_clean(id, 64) || known.as_ref().is_some_and(|k| !k.contains(id)) {
             return Err((FailReason::UnknownComponent, format!("component {} is not in the system's topology", text::echo(id))));
@@ -166,23 +165,23 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::codec::ComponentScoreRecord;
+    use crate::domain::ComponentScore;
 
     fn window(scores: &[(&str, f64)]) -> ScoredWindow {
-        let event = WindowReady {
-            system_id: "rig-1".into(),
-            window_start: 0,
-            window_end: 60_000_000,
-            revision: 0,
-            reading_count: 1,
-            sensors: vec![],
-            closed_by: crate::domain::CloseReason::Watermark,
-        };
         let components = scores
             .iter()
-            .map(|(id, s)| (ComponentScoreRecord { component_id: (*id).into(), score: *s, condition: None, probabilities: BTreeMap::new() }, serde_json::Value::Null))
+            .map(|(id, s)| ComponentScore { component_id: (*id).into(), score: *s, condition: None, probabilities: BTreeMap::new(), features: None })
             .collect();
-        ScoredWindow { event, model_version: "gnn-service".into(), scorer: "service", components }
+        ScoredWindow {
+            system_id: "rig-1".into(),
+            window_start: DateTime::UNIX_EPOCH,
+            window_end: DateTime::UNIX_EPOCH + chrono::TimeDelta::minutes(1),
+            revision: 0,
+            model_version: "gnn-service".into(),
+            computed_at: Utc::now(),
+            components,
+            contributions: BTreeMap::new(),
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::batch::{Outcome, to_message};
 use super::error::InferError;
 use super::health::{InferHealth, RebalanceSignal};
 use super::metrics::InferMetrics;
-use super::scorer::{ScoreError, Scorer};
+use super::scorer::{ScoreError, ScorerChain};
 use crate::codec::{CodecError, RecordEncoder};
 use crate::config::{InferConfig, KafkaConfig};
 use crate::failure::{Breaker, FailureKind};
@@ -37,7 +37,7 @@ const BREAKER_RUN: u32 = 10;
 
 pub struct InferWorker {
     pub store: Store,
-    pub scorer: Scorer,
+    pub scorer: ScorerChain,
     pub decoder: AvroDecoder,
     pub registry: SrSettings,
     pub encoder: RecordEncoder,
@@ -258,9 +258,9 @@ impl InferWorker {
     /// The counters and log lines of a committed batch, from one place.
     fn record(&self, outcome: &Outcome, started: Instant) {
         let now = chrono::Utc::now().timestamp_micros();
-        for window in &outcome.scored {
-            self.metrics.windows_scored.with_label_values(&[window.scorer]).inc();
-            self.metrics.end_to_end_seconds.observe(((now - window.event.window_end) as f64 / 1e6).max(0.0));
+        for scored in &outcome.scored {
+            self.metrics.windows_scored.with_label_values(&[scored.scorer]).inc();
+            self.metrics.end_to_end_seconds.observe(((now - scored.window.window_end.timestamp_micros()) as f64 / 1e6).max(0.0));
         }
         for failure in &outcome.failed {
             self.metrics.windows_failed.with_label_values(&[failure.reason.as_str()]).inc();

@@ -19,7 +19,6 @@ mod fast;
 mod features;
 mod graph;
 mod manifest;
-mod score;
 mod weights;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +28,6 @@ pub use artifact::ARTIFACT_FORMAT;
 pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
-pub use score::ComponentScore;
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
@@ -47,6 +45,9 @@ pub enum ModelError {
     #[error("bad model artifact: {0}")]
     Artifact(String),
 }
+
+/// One component's verdict for one window: the domain's, as every scorer gives it.
+pub use crate::domain::ComponentScore;
 
 /// Which network to score with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

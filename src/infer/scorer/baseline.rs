@@ -4,20 +4,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::Topology;
+use futures_util::future::BoxFuture;
+
+use super::{ScoreError, WindowScorer, WindowToScore};
+use crate::domain::{ComponentScore, ScoredWindow, Topology};
+use crate::store::{Store, SystemInfo};
+
+pub const BASELINE_VERSION: &str = "baseline-robust-z-v1";
 
 /// A z-score of this size maps to about 0.63; bigger deviations approach 1.
 const Z_SCALE: f64 = 3.0;
 /// How much of a neighbour component's anomaly a component inherits over one connection.
 const NEIGHBOUR_WEIGHT: f64 = 0.5;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BaselineScore {
-    pub component_id: String,
-    pub score: f64,
-    /// Per own sensor: the window mean and its robust z-score.
-    pub features: BTreeMap<String, f64>,
-}
 
 fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
@@ -42,7 +40,9 @@ pub fn robust_z(value: f64, history: &[f64]) -> Option<f64> {
     Some((value - med).abs() / scale)
 }
 
-pub fn score(topology: &Topology, window: &HashMap<String, Vec<f64>>, history: &BTreeMap<String, Vec<f64>>) -> Vec<BaselineScore> {
+/// Every component's score; its features are the window mean and robust z-score of each of its
+/// own sensors (`"PS1.mean"`, `"PS1.z"`).
+pub fn score(topology: &Topology, window: &HashMap<String, Vec<f64>>, history: &BTreeMap<String, Vec<f64>>) -> Vec<ComponentScore> {
     let mut own: BTreeMap<&str, (f64, BTreeMap<String, f64>)> =
         topology.components.iter().map(|c| (c.id.as_str(), (0.0, BTreeMap::new()))).collect();
     for sensor in &topology.sensors {
@@ -70,9 +70,53 @@ pub fn score(topology: &Topology, window: &HashMap<String, Vec<f64>>, history: &
             });
             let inherited = neighbours.map(|n| own.get(n).map_or(0.0, |o| o.0)).fold(0.0, f64::max) * NEIGHBOUR_WEIGHT;
             let (mine, features) = own.get(c.id.as_str()).cloned().unwrap_or_default();
-            BaselineScore { component_id: c.id.to_string(), score: mine.max(inherited).clamp(0.0, 1.0), features }
+            ComponentScore {
+                component_id: c.id.to_string(),
+                score: mine.max(inherited).clamp(0.0, 1.0),
+                condition: None,
+                probabilities: BTreeMap::new(),
+                features: Some(features),
+            }
         })
         .collect()
+}
+
+/// The baseline as a window scorer: it applies to every system, and scores those without a
+/// topology as having no components.
+pub struct BaselineScorer {
+    store: Store,
+    /// How far back the history of 1-minute means reaches.
+    history_minutes: i64,
+}
+
+impl BaselineScorer {
+    pub fn new(store: Store, history_minutes: i64) -> Self {
+        Self { store, history_minutes }
+    }
+}
+
+impl WindowScorer for BaselineScorer {
+    fn version(&self) -> &str {
+        BASELINE_VERSION
+    }
+
+    fn label(&self) -> &'static str {
+        "baseline"
+    }
+
+    fn applies(&self, _: &SystemInfo) -> bool {
+        true
+    }
+
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+        Box::pin(async move {
+            let Some(topology) = &window.system.topology else {
+                return Ok(window.scored(BASELINE_VERSION, Vec::new()));
+            };
+            let history = self.store.minute_means(&window.event.system_id, window.start(), self.history_minutes).await?;
+            Ok(window.scored(BASELINE_VERSION, score(topology, window.values, &history)))
+        })
+    }
 }
 
 #[cfg(test)]

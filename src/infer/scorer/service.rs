@@ -3,7 +3,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+use super::{ScoreError, WindowScorer, WindowToScore};
+use crate::domain::{ComponentScore, ScoredWindow};
+use crate::store::SystemInfo;
+
+pub const SERVICE_VERSION: &str = "gnn-service";
 
 #[derive(Debug, Serialize)]
 pub struct ScoreRequest<'a> {
@@ -95,5 +102,50 @@ impl HttpScorer {
             Some((component, s)) => Err(HttpScorerError::Invalid(format!("{component} scored {s}, outside [0, 1]"))),
             None => Ok(body.anomaly_scores),
         }
+    }
+}
+
+/// The service as a window scorer: configured, it scores every system's windows.
+pub struct ServiceScorer {
+    http: HttpScorer,
+}
+
+impl ServiceScorer {
+    pub fn new(http: HttpScorer) -> Self {
+        Self { http }
+    }
+}
+
+impl WindowScorer for ServiceScorer {
+    fn version(&self) -> &str {
+        SERVICE_VERSION
+    }
+
+    fn label(&self) -> &'static str {
+        "service"
+    }
+
+    fn applies(&self, _: &SystemInfo) -> bool {
+        true
+    }
+
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+        Box::pin(async move {
+            let request = ScoreRequest {
+                user_id: window.system.owner_id.to_string(),
+                system_id: &window.event.system_id,
+                window_start: window.start().to_rfc3339(),
+                window_end: window.end().to_rfc3339(),
+                revision: window.event.revision,
+            };
+            let components = self
+                .http
+                .score(&request)
+                .await?
+                .into_iter()
+                .map(|(component_id, score)| ComponentScore { component_id, score, condition: None, probabilities: BTreeMap::new(), features: None })
+                .collect();
+            Ok(window.scored(SERVICE_VERSION, components))
+        })
     }
 }

@@ -1,4 +1,11 @@
-//! What the inference worker reads (window readings, equipment) and writes (scores).
+//! Scoring's tables: what the inference worker reads to score a window (its readings, its
+//! system, the history the baseline compares with) and opening new revisions to rescore, here;
+//! the scores it writes (`write.rs`) and the API reads back (`read.rs`).
+
+mod read;
+mod write;
+
+pub use read::ScoresQuery;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -9,32 +16,18 @@ use super::windows::{self, ReadyWindow};
 use super::{outbox, q, Store, StoreError};
 use crate::domain::{CloseReason, Topology};
 
-const WINDOW_VALUES: &str = include_str!("sql/window_values.sql");
-const SYSTEMS_INFO: &str = include_str!("sql/systems_info.sql");
-const MINUTE_MEANS: &str = include_str!("sql/minute_means.sql");
-const SCORES_UPSERT: &str = include_str!("sql/scores_upsert.sql");
-const WINDOWS_RESCORE: &str = include_str!("sql/windows_rescore.sql");
+const WINDOW_VALUES: &str = include_str!("../sql/window_values.sql");
+const SYSTEMS_INFO: &str = include_str!("../sql/systems_info.sql");
+const MINUTE_MEANS: &str = include_str!("../sql/minute_means.sql");
+const WINDOWS_RESCORE: &str = include_str!("../sql/windows_rescore.sql");
 
+/// A system as the scorers see it: whose it is and how it is built (the topology is None when
+/// the stored one no longer reads as one).
 #[derive(Debug, Clone)]
 pub struct SystemInfo {
     pub owner_id: Uuid,
     pub topology_hash: String,
     pub topology: Option<Topology>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoreRow {
-    pub system_id: String,
-    pub component_id: String,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    pub revision: i32,
-    pub model_version: String,
-    pub score: f32,
-    pub class: Option<String>,
-    pub class_probs: serde_json::Value,
-    pub features: serde_json::Value,
-    pub computed_at: DateTime<Utc>,
 }
 
 
@@ -82,31 +75,6 @@ impl Store {
         let minutes = minutes.clamp(1, i64::from(i32::MAX)) as i32;
         let rows = client.query(&statement, &[&system_id, &before, &minutes]).await.map_err(q("load history"))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    pub async fn upsert_scores(&self, rows: &[ScoreRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let col = |f: fn(&ScoreRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
-        let systems = col(|r| &r.system_id);
-        let components = col(|r| &r.component_id);
-        let versions = col(|r| &r.model_version);
-        let starts: Vec<DateTime<Utc>> = rows.iter().map(|r| r.window_start).collect();
-        let ends: Vec<DateTime<Utc>> = rows.iter().map(|r| r.window_end).collect();
-        let revisions: Vec<i32> = rows.iter().map(|r| r.revision).collect();
-        let scores: Vec<f32> = rows.iter().map(|r| r.score).collect();
-        let classes: Vec<Option<&str>> = rows.iter().map(|r| r.class.as_deref()).collect();
-        let probs: Vec<&serde_json::Value> = rows.iter().map(|r| &r.class_probs).collect();
-        let features: Vec<&serde_json::Value> = rows.iter().map(|r| &r.features).collect();
-        let computed: Vec<DateTime<Utc>> = rows.iter().map(|r| r.computed_at).collect();
-        let client = self.client().await?;
-        let statement = client.prepare_cached(SCORES_UPSERT).await.map_err(q("prepare score upsert"))?;
-        client
-            .execute(&statement, &[&systems, &components, &starts, &ends, &revisions, &versions, &scores, &classes, &probs, &features, &computed])
-            .await
-            .map_err(q("upsert scores"))?;
-        Ok(())
     }
 
     /// New revisions of announced windows in [from, to), announced for re-scoring.

@@ -1,0 +1,90 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+/// A scorer that applies where it is told to and scores one component; `calls` counts the
+/// windows it was asked to score.
+struct Fake {
+    version: &'static str,
+    applies: bool,
+    calls: Arc<AtomicUsize>,
+}
+
+impl WindowScorer for Fake {
+    fn version(&self) -> &str {
+        self.version
+    }
+
+    fn label(&self) -> &'static str {
+        self.version
+    }
+
+    fn applies(&self, _: &SystemInfo) -> bool {
+        self.applies
+    }
+
+    fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let component = ComponentScore { component_id: "pump".into(), score: 0.5, condition: None, probabilities: Default::default(), features: None };
+        Box::pin(std::future::ready(Ok(window.scored(self.version, vec![component]))))
+    }
+}
+
+/// A chain of fakes (`(version, applies)`, the last one the fallback) and each one's call count.
+fn chain(fakes: &[(&'static str, bool)]) -> (ScorerChain, Vec<Arc<AtomicUsize>>) {
+    let counts: Vec<Arc<AtomicUsize>> = fakes.iter().map(|_| Arc::default()).collect();
+    let mut boxed: Vec<Box<dyn WindowScorer>> =
+        fakes.iter().zip(&counts).map(|(&(version, applies), calls)| Box::new(Fake { version, applies, calls: calls.clone() }) as Box<dyn WindowScorer>).collect();
+    let fallback = boxed.pop().expect("a fallback");
+    (ScorerChain::in_order(boxed, fallback), counts)
+}
+
+fn calls(counts: &[Arc<AtomicUsize>]) -> Vec<usize> {
+    counts.iter().map(|c| c.load(Ordering::SeqCst)).collect()
+}
+
+fn event() -> WindowReady {
+    WindowReady {
+        system_id: "rig-1".into(),
+        window_start: 1_767_225_600_000_000,
+        window_end: 1_767_225_660_000_000,
+        revision: 3,
+        reading_count: 1,
+        sensors: vec![],
+        closed_by: crate::domain::CloseReason::Watermark,
+    }
+}
+
+fn system() -> SystemInfo {
+    SystemInfo { owner_id: uuid::Uuid::nil(), topology_hash: "h".into(), topology: None }
+}
+
+#[tokio::test]
+async fn the_first_scorer_that_applies_scores_the_window() {
+    let (chain, counts) = chain(&[("a", false), ("b", true), ("c", true), ("z", true)]);
+    let scored = chain.score(&event(), &HashMap::new(), Some(&system())).await.unwrap();
+    assert_eq!((scored.scorer, scored.window.model_version.as_str()), ("b", "b"));
+    assert_eq!(scored.window.components.len(), 1);
+    assert_eq!(scored.window.window_start, DateTime::from_timestamp_micros(1_767_225_600_000_000).unwrap());
+    assert_eq!((scored.window.system_id.as_str(), scored.window.revision), ("rig-1", 3));
+    assert_eq!(calls(&counts), [0, 1, 0, 0]);
+}
+
+#[tokio::test]
+async fn when_none_applies_the_fallback_scores() {
+    let (chain, counts) = chain(&[("a", false), ("z", true)]);
+    let scored = chain.score(&event(), &HashMap::new(), Some(&system())).await.unwrap();
+    assert_eq!(scored.scorer, "z");
+    assert_eq!(scored.window.components.len(), 1);
+    assert_eq!(calls(&counts), [0, 1]);
+}
+
+#[tokio::test]
+async fn a_system_that_is_gone_gets_the_fallback_version_and_no_components() {
+    let (chain, counts) = chain(&[("a", true), ("z", true)]);
+    let scored = chain.score(&event(), &HashMap::new(), None).await.unwrap();
+    assert_eq!((scored.scorer, scored.window.model_version.as_str()), ("z", "z"));
+    assert!(scored.window.components.is_empty());
+    assert_eq!(calls(&counts), [0, 0], "nothing is asked to score");
+}
