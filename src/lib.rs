@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod relay;
 pub mod shutdown;
 pub mod sim;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod window;
