@@ -143,3 +143,30 @@ fn pass_through(client: &mut ClientConfig, config: &KafkaConfig) {
         client.set(key, value);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError as Rd;
+    use rdkafka::types::RDKafkaErrorCode as K;
+
+    use super::*;
+    use crate::failure::FailureKind;
+
+    #[test]
+    fn a_failed_transaction_is_classified_by_what_librdkafka_said() {
+        let fenced = KafkaError::Transaction { context: "init transactions", source: Rd::MessageProduction(K::ProducerFenced) };
+        assert_eq!(fenced.failure(), FailureKind::Systemic);
+        assert!(fenced.rdkafka_source().is_some(), "fencing is recognised from the transaction's error");
+        let away = KafkaError::Transaction { context: "commit transaction", source: Rd::MessageProduction(K::AllBrokersDown) };
+        assert_eq!(away.failure(), FailureKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn a_blocking_call_that_never_came_back_is_its_own_transient_error() {
+        let join = tokio::task::spawn_blocking(|| panic!("the call panicked")).await.unwrap_err();
+        let err = KafkaError::Join { context: "abort transaction", source: join };
+        assert_eq!(err.failure(), FailureKind::Transient);
+        assert!(err.rdkafka_source().is_none());
+        assert!(err.to_string().starts_with("abort transaction: the blocking call did not finish"), "{err}");
+    }
+}
