@@ -182,3 +182,79 @@ impl Drop for Tasks {
         self.listeners.cancel();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A listener like the real ones: serves until its token, then records that it stopped.
+    fn listener(tasks: &Tasks, log: &Arc<Mutex<Vec<&'static str>>>) -> JoinHandle<()> {
+        let (stop, log) = (tasks.listener_token(), log.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            log.lock().unwrap().push("listener stopped");
+        })
+    }
+
+    fn crash() {
+        panic!("a bug");
+    }
+
+    #[tokio::test]
+    async fn workers_drain_before_the_listeners_stop() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::new(&shutdown);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (stop, drained) = (tasks.worker_token(), log.clone());
+        tasks.spawn("consumer", async move {
+            stop.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drained.lock().unwrap().push("consumer drained");
+        });
+        let server = listener(&tasks, &log);
+        tasks.listener("listener", server);
+        shutdown.cancel();
+        tasks.run(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["consumer drained", "listener stopped"]);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_does_not_stop_is_abandoned_at_the_deadline() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = Tasks::new(&shutdown);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        tasks.spawn("stuck", std::future::pending::<()>());
+        let server = listener(&tasks, &log);
+        tasks.listener("listener", server);
+        shutdown.cancel();
+        let started = Instant::now();
+        tasks.run(Duration::from_millis(200)).await.expect("abandoning at the deadline is not a failure");
+        assert!(started.elapsed() < Duration::from_millis(200) + LISTENER_GRACE, "{:?}", started.elapsed());
+        assert_eq!(*log.lock().unwrap(), ["listener stopped"], "the listener still stops, last");
+    }
+
+    #[tokio::test]
+    async fn a_failing_task_stops_the_others_and_is_named() {
+        let mut tasks = Tasks::new(&CancellationToken::new());
+        let stop = tasks.worker_token();
+        tasks.spawn("patient", async move { stop.cancelled().await });
+        tasks.spawn("broken", async { Err::<(), _>(anyhow::anyhow!("no broker")) });
+        let err = tasks.run(Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(err, StartupError::Failed { task: "broken", .. }), "{err}");
+        assert_eq!(err.to_string(), "broken failed: no broker");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_before_shutdown_or_panics_fails_the_process() {
+        let mut tasks = Tasks::new(&CancellationToken::new());
+        tasks.spawn("quitter", async {});
+        assert!(matches!(tasks.run(Duration::from_secs(5)).await, Err(StartupError::Stopped { task: "quitter" })));
+
+        let mut tasks = Tasks::new(&CancellationToken::new());
+        tasks.spawn("panicky", async { crash() });
+        let err = tasks.run(Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(err, StartupError::Failed { task: "panicky", .. }) && err.to_string().contains("panicked"), "{err}");
+    }
+}
