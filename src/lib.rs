@@ -18,6 +18,7 @@ pub mod relay;
 pub mod rig;
 pub mod shutdown;
 pub mod sim;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod train;

@@ -1,5 +1,5 @@
 //! Dependencies between the top-level modules of `src/` run one way:
-//! `main → cli → processes → shared layers → domain, config`; no process imports another and
+//! `main → cli → startup → processes → shared layers → domain, config`; no process imports another and
 //! no two modules import each other (directly or round a longer cycle). Every `crate::` and
 //! `super::` path is read (`use` lines, grouped uses, inline paths, re-exports); comments and
 //! string literals are not code and are skipped.
@@ -18,7 +18,9 @@ use reader::{file_module, references};
 /// deliberately.
 const LAYERS: &[(&str, &[&str])] = &[
     ("entry", &["main"]),
-    ("commands", &["cli", "startup"]),
+    ("commands", &["cli"]),
+    // The subcommands that run processes call the one startup; it never calls back.
+    ("startup", &["startup"]),
     ("processes", &["ingest", "relay", "infer", "api", "sim", "check", "train"]),
     ("shared", &["store", "codec", "kafka", "window", "telemetry", "failure", "shutdown", "rig", "model"]),
     ("base", &["domain", "config"]),
@@ -26,14 +28,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 /// Layers whose members may use each other (acyclically).
 const SIBLINGS_ALLOWED: &[&str] = &["shared", "base"];
-
-/// Violations the tree has today, as (from, to). The structure issue (#10) must empty this
-/// list; the test fails on a violation not listed here and on a listed one that is gone, so
-/// the list only ever shrinks.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
-    // Ingest runs the relay in its process (item 6: one startup wires both).
-    ("ingest", "relay"),
-];
 
 #[derive(Debug, Default)]
 struct Report {
@@ -137,33 +131,19 @@ fn source_files() -> Vec<(String, String)> {
 #[test]
 fn dependencies_between_top_level_modules_follow_the_table() {
     let report = check(&source_files());
-    println!("{} references cross top-level modules; violations of the table:", report.edges);
-    for ((from, to), at) in &report.violations {
-        let known = if KNOWN_VIOLATIONS.contains(&(from.as_str(), to.as_str())) { "known" } else { "NEW" };
-        println!("  {known:5} {from} → {to}  (e.g. {at})");
-    }
+    println!("{} references cross top-level modules", report.edges);
     assert!(report.edges > 100, "only {} references found: the reader is reading nothing", report.edges);
     // Every kind of problem is listed before failing, so one run shows all that is wrong.
     let mut problems = Vec::new();
     if !report.unplaced.is_empty() {
         problems.push(format!("modules not in the table (place them in LAYERS): {:?}", report.unplaced));
     }
-    let new: Vec<_> = report.violations.iter().filter(|((f, t), _)| !KNOWN_VIOLATIONS.contains(&(f.as_str(), t.as_str()))).collect();
-    if !new.is_empty() {
-        problems.push(format!("dependencies the table forbids: {new:?}"));
+    if !report.violations.is_empty() {
+        let listed: Vec<String> = report.violations.iter().map(|((from, to), at)| format!("{from} → {to} (e.g. {at})")).collect();
+        problems.push(format!("dependencies the table forbids:\n  {}", listed.join("\n  ")));
     }
-    let gone: Vec<_> = KNOWN_VIOLATIONS.iter().filter(|(f, t)| !report.violations.contains_key(&((*f).to_owned(), (*t).to_owned()))).collect();
-    if !gone.is_empty() {
-        problems.push(format!("no longer violated, so remove them from KNOWN_VIOLATIONS: {gone:?}"));
-    }
-    // A cycle through a known violation goes when that violation does; any other is new.
-    let unexplained: Vec<_> = report
-        .cycles
-        .iter()
-        .filter(|c| !KNOWN_VIOLATIONS.iter().any(|(f, t)| c.iter().any(|m| m == f) && c.iter().any(|m| m == t)))
-        .collect();
-    if !unexplained.is_empty() {
-        problems.push(format!("modules that depend on each other: {unexplained:?}"));
+    if !report.cycles.is_empty() {
+        problems.push(format!("modules that depend on each other: {:?}", report.cycles));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -58,7 +58,7 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
     let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
     let (stop_ingest, ingest) = p.spawn_ingest();
     let infer_token = tokio_util::sync::CancellationToken::new();
-    let infer = tokio::spawn(manifold::infer::run(p.config.clone(), manifold::telemetry::Metrics::new(), infer_token.clone()));
+    let infer = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, p.config.clone(), manifold::telemetry::Metrics::new(), infer_token.clone()));
     produce_cycles(&p, &system, &cycles, t0).await;
 
     let messages = common::scores::read(&p, cases.len(), Duration::from_secs(60)).await;

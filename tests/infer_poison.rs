@@ -71,7 +71,7 @@ async fn produce_to(producer: &FutureProducer, topic: &str, partition: i32, key:
 
 fn spawn_infer(config: manifold::config::Config, metrics: Metrics) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let token = CancellationToken::new();
-    let handle = tokio::spawn(manifold::infer::run(config, metrics, token.clone()));
+    let handle = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, config, metrics, token.clone()));
     (token, handle)
 }
 

@@ -31,7 +31,7 @@ async fn a_cut_then_stalled_database_pauses_ingest_and_loses_nothing() {
 
     let token = tokio_util::sync::CancellationToken::new();
     let metrics = manifold::telemetry::Metrics::new();
-    let running = tokio::spawn(manifold::ingest::run(config, metrics.clone(), token.clone()));
+    let running = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Ingest, config, metrics.clone(), token.clone()));
     let start = chrono::Utc::now().timestamp_micros() - 3_600_000_000;
     let total = 150;
     let mut paused_seen = false;

@@ -24,7 +24,7 @@ fn hour_ago() -> i64 {
 fn run_ingest(p: &TestPipeline) -> (Metrics, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let metrics = Metrics::new();
     let token = CancellationToken::new();
-    let handle = tokio::spawn(manifold::ingest::run(p.config.clone(), metrics.clone(), token.clone()));
+    let handle = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Ingest, p.config.clone(), metrics.clone(), token.clone()));
     (metrics, token, handle)
 }
 
@@ -219,7 +219,7 @@ async fn a_rebalance_while_a_chunk_is_written_never_moves_an_offset_backwards_no
         .await
         .unwrap();
     let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
-    let running_a = tokio::spawn(manifold::ingest::run(p.config.clone(), Metrics::new(), stop_a.clone()));
+    let running_a = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Ingest, p.config.clone(), Metrics::new(), stop_a.clone()));
 
     let start = hour_ago();
     let mut n = 0i64;
@@ -242,7 +242,7 @@ async fn a_rebalance_while_a_chunk_is_written_never_moves_an_offset_backwards_no
     produce_round(&mut n).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     client.batch_execute("UPDATE hold_commit SET held = false").await.unwrap();
-    let running_b = tokio::spawn(manifold::ingest::run(p.config.clone(), Metrics::new(), stop_b.clone()));
+    let running_b = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Ingest, p.config.clone(), Metrics::new(), stop_b.clone()));
     tokio::time::sleep(Duration::from_secs(6)).await;
     produce_round(&mut n).await;
 

@@ -4,6 +4,7 @@ use chrono::Utc;
 use super::{Command, Format, MigrateDirection, TopicsAction};
 use crate::config::Config;
 use crate::kafka::topics::{self, TopicOutcome};
+use crate::startup::ProcessSet;
 use crate::store::maintenance::Maintenance;
 use crate::store::{Store, migrate};
 use crate::telemetry::Metrics;
@@ -14,15 +15,15 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Topics { action: TopicsAction::Create } => topics_create(&config).await,
         Command::Check { format } => check(&config, format).await,
         Command::Maintain { once } => maintain(&config, once).await,
-        Command::Ingest => super::pipeline::ingest(config).await,
+        Command::Ingest => serve(ProcessSet::Ingest, config).await,
         Command::Schemas { action: super::SchemasAction::Register } => super::pipeline::register_schemas(&config).await,
         Command::Simulate(args) => super::pipeline::simulate(&config, args).await,
         Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
         Command::Outbox { action } => super::outbox::run(&config, action).await,
-        Command::Infer => super::scoring::infer(config).await,
-        Command::Api => api(config).await,
+        Command::Infer => serve(ProcessSet::Infer, config).await,
+        Command::Api => serve(ProcessSet::Api, config).await,
         Command::Users { action: super::UsersAction::CreateAdmin { email, name } } => create_admin(&config, &email, &name).await,
-        Command::Run => super::scoring::run_all(config).await,
+        Command::Run => serve(ProcessSet::All, config).await,
         Command::Rescore { from, to, system, failed } => super::scoring::rescore(&config, from, to, system, failed).await,
         Command::Model { action } => super::scoring::model(action),
     }
@@ -98,12 +99,9 @@ async fn maintain(config: &Config, once: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn api(config: Config) -> anyhow::Result<i32> {
-    let shutdown = crate::shutdown::on_signals();
-    let state = crate::api::AppState::new(&config, crate::api::store_for(&config)?, Metrics::new())?;
-    let (bound, server) = crate::api::serve(config.api.listen, state, shutdown).await?;
-    tracing::info!(listen = %bound, "API listening");
-    server.await?;
+/// A long-running process set until SIGINT or SIGTERM.
+async fn serve(set: ProcessSet, config: Config) -> anyhow::Result<i32> {
+    crate::startup::run(set, config, Metrics::new(), crate::shutdown::on_signals()).await?;
     Ok(0)
 }
 

@@ -1,4 +1,4 @@
-//! Subcommands of the data path: ingest, schemas, simulate, dlq.
+//! Subcommands of the data path: schemas, simulate, dlq.
 
 use std::io::IsTerminal;
 
@@ -10,12 +10,6 @@ use crate::codec::registry;
 use crate::config::Config;
 use crate::sim::{self, SimulateOptions};
 use crate::store::Store;
-use crate::telemetry::Metrics;
-
-pub async fn ingest(config: Config) -> anyhow::Result<i32> {
-    crate::ingest::run(config, Metrics::new(), crate::shutdown::on_signals()).await?;
-    Ok(0)
-}
 
 pub async fn register_schemas(config: &Config) -> anyhow::Result<i32> {
     for registered in registry::register_all(&config.schema_registry, &config.topics).await? {

@@ -1,4 +1,4 @@
-//! Subcommands of the scoring side: infer, run, rescore, model.
+//! Subcommands of the scoring side: rescore, model.
 
 use std::path::Path;
 
@@ -7,40 +7,7 @@ use chrono::{DateTime, Utc};
 use super::{Format, ModelAction};
 use crate::config::Config;
 use crate::store::Store;
-use crate::telemetry::Metrics;
 use crate::train;
-
-pub async fn infer(config: Config) -> anyhow::Result<i32> {
-    crate::infer::run(config, Metrics::new(), crate::shutdown::on_signals()).await?;
-    Ok(0)
-}
-
-/// Ingest, infer and the API share one registry and one shutdown token; consumers drain first,
-/// the API stops last.
-pub async fn run_all(config: Config) -> anyhow::Result<i32> {
-    let metrics = Metrics::new();
-    let shutdown = crate::shutdown::on_signals();
-    let api_token = tokio_util::sync::CancellationToken::new();
-    let state = crate::api::AppState::new(&config, crate::api::store_for(&config)?, metrics.clone())?;
-    let (bound, api) = crate::api::serve(config.api.listen, state, api_token.clone()).await?;
-    tracing::info!(listen = %bound, "API listening");
-    // One side failing stops the other: a half-running pipeline would look healthy and not be.
-    let stop_on_error = |result: anyhow::Result<()>| {
-        if result.is_err() {
-            shutdown.cancel();
-        }
-        result
-    };
-    let (ingest, infer) = tokio::join!(
-        async { stop_on_error(crate::ingest::run(config.clone(), metrics.clone(), shutdown.clone()).await) },
-        async { stop_on_error(crate::infer::run(config.clone(), metrics.clone(), shutdown.clone()).await) },
-    );
-    api_token.cancel();
-    let _ = api.await;
-    ingest?;
-    infer?;
-    Ok(0)
-}
 
 /// New revisions of the windows in a range, or (`--failed`) of the windows whose scoring failed.
 pub async fn rescore(config: &Config, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>, system: Option<String>, failed: bool) -> anyhow::Result<i32> {

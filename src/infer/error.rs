@@ -69,7 +69,7 @@ impl InferError {
 
     pub(super) fn kafka_source(&self) -> Option<&rdkafka::error::KafkaError> {
         match self {
-            InferError::Kafka(KafkaError::Client { source, .. }) => Some(source),
+            InferError::Kafka(e) => e.rdkafka_source(),
             _ => None,
         }
     }

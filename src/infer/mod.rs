@@ -30,7 +30,6 @@ use crate::config::Config;
 use crate::failure::FailureKind;
 use crate::model;
 use crate::store::Store;
-use crate::telemetry::{Metrics, ops};
 
 /// Builds the worker from config: the model when its artifact loads, the external service when
 /// `GNN_SERVICE_URL` is set.
@@ -70,17 +69,10 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
     })
 }
 
-/// Runs the worker (restarting it after a failure it cannot recover in place) and its
-/// operations listener until `shutdown`. A fenced worker is not restarted: the process stays
-/// up, not ready, until an operator gives each replica its own ordinal.
-pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let health = Arc::new(InferHealth::new(config.infer.unready_after_ms));
-    let listener_token = CancellationToken::new();
-    let probe = health.clone();
-    let ready: ops::Readiness = Arc::new(move || probe.ready());
-    let (bound, listener) = ops::serve(config.infer.listen, metrics.clone(), ready, listener_token.clone()).await?;
-    tracing::info!(listen = %bound, "infer operations listener up");
-    let infer_metrics = InferMetrics::new(&metrics);
+/// Runs the worker, restarting it after a failure it cannot recover in place, until
+/// `shutdown`. A fenced worker is not restarted: the process stays up, not ready, until an
+/// operator gives each replica its own ordinal.
+pub async fn supervise(config: Config, infer_metrics: InferMetrics, health: Arc<InferHealth>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         let result = match worker(&config, infer_metrics.clone(), health.clone()) {
             Ok(worker) => worker.run(shutdown.clone()).await,
@@ -108,7 +100,4 @@ pub async fn run(config: Config, metrics: Metrics, shutdown: CancellationToken) 
             }
         }
     }
-    listener_token.cancel();
-    let _ = listener.await;
-    Ok(())
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
@@ -29,6 +29,7 @@ use crate::codec::{CodecError, RecordEncoder};
 use crate::config::{InferConfig, KafkaConfig};
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
+use crate::kafka::transactional::TxProducer;
 use crate::store::Store;
 
 /// Consecutive failed batches after which the failure counts as systemic (slower retries, an
@@ -80,34 +81,25 @@ type Received<'c> = (BorrowedMessage<'c>, u64);
 
 impl InferWorker {
     pub fn consumer(&self, signal: RebalanceSignal) -> Result<StreamConsumer<RebalanceSignal>, KafkaError> {
-        let mut config = crate::kafka::client_config(&self.kafka);
-        config
-            .set("group.id", &self.config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .set("session.timeout.ms", self.config.session_timeout_ms.as_millis().to_string());
-        if let Some(instance) = self.config.group_instance_id() {
-            config.set("group.instance.id", instance);
+        let session_timeout = self.config.session_timeout_ms.as_millis().to_string();
+        let mut settings = vec![("session.timeout.ms", session_timeout.as_str())];
+        let instance = self.config.group_instance_id();
+        if let Some(instance) = instance.as_deref() {
+            settings.push(("group.instance.id", instance));
         }
-        for (k, v) in self.kafka.client.iter() {
-            config.set(k, v);
-        }
-        let consumer: StreamConsumer<RebalanceSignal> = config.create_with_context(signal).map_err(|e| KafkaError::Config(e.to_string()))?;
+        let consumer: StreamConsumer<RebalanceSignal> = crate::kafka::consumer(&self.kafka, &self.config.group_id, &settings, signal)?;
         consumer.subscribe(&[&self.input_topic]).map_err(|source| KafkaError::Client { context: "subscribe", source })?;
         Ok(consumer)
     }
 
     /// A producer with this instance's transactional id, its predecessor fenced.
-    async fn producer(&self, timeout: Duration) -> Result<FutureProducer, InferError> {
-        let producer = crate::kafka::transactional_producer(&self.kafka, &self.config.transactional_id())?;
-        let p = producer.clone();
-        let initialized = tokio::task::spawn_blocking(move || p.init_transactions(timeout)).await.map_err(|e| InferError::Internal(e.to_string()))?;
-        if let Err(source) = initialized {
-            if let Some(why) = fence_reason(Some(&source), producer.client().fatal_error()) {
+    async fn producer(&self, timeout: Duration) -> Result<TxProducer, InferError> {
+        let producer = TxProducer::new(&self.kafka, &self.config.transactional_id(), timeout)?;
+        if let Err(err) = producer.init().await {
+            if let Some(why) = fence_reason(err.rdkafka_source(), producer.fatal_error()) {
                 return Err(self.fenced(&why));
             }
-            return Err(kafka("init transactions")(source));
+            return Err(err.into());
         }
         Ok(producer)
     }
@@ -156,21 +148,17 @@ impl InferWorker {
                 continue;
             }
             let started = Instant::now();
-            match self.process(&consumer, &producer, &messages, &signal, timeout).await {
+            match self.process(&consumer, &producer, &messages, &signal).await {
                 Ok(outcome) => {
                     breaker.succeeded();
                     self.health.progressing();
                     self.record(&outcome, started);
                 }
                 Err(err) => {
-                    let p = producer.clone();
-                    let aborted = tokio::task::spawn_blocking(move || p.abort_transaction(timeout)).await;
-                    let abort_error = match aborted {
-                        Ok(Err(e)) => Some(e),
-                        _ => None,
-                    };
-                    let fatal = producer.client().fatal_error();
-                    let fence = fence_reason(err.kafka_source(), None).or_else(|| fence_reason(abort_error.as_ref(), fatal.clone()));
+                    let abort_error = producer.abort().await.err();
+                    let abort_error = abort_error.as_ref().and_then(KafkaError::rdkafka_source);
+                    let fatal = producer.fatal_error();
+                    let fence = fence_reason(err.kafka_source(), None).or_else(|| fence_reason(abort_error, fatal.clone()));
                     if let Some(why) = fence {
                         return Err(self.fenced(&why));
                     }
@@ -186,7 +174,7 @@ impl InferWorker {
                         kind => breaker.failed(kind, Instant::now()),
                     };
                     self.failed(&err, kind, messages.len());
-                    if fatal.is_some() || err.kafka_source().into_iter().chain(abort_error.as_ref()).any(crate::kafka::is_fatal) {
+                    if fatal.is_some() || err.kafka_source().into_iter().chain(abort_error).any(crate::kafka::is_fatal) {
                         tracing::warn!("the infer producer hit a fatal error; recreating it");
                         self.metrics.producer_recreated.inc();
                         producer = self.producer(timeout).await?;
@@ -211,10 +199,9 @@ impl InferWorker {
     async fn process(
         &mut self,
         consumer: &StreamConsumer<RebalanceSignal>,
-        producer: &FutureProducer,
+        producer: &TxProducer,
         batch: &[BorrowedMessage<'_>],
         signal: &RebalanceSignal,
-        timeout: Duration,
     ) -> Result<Outcome, InferError> {
         let generations: Vec<u64> = batch.iter().map(|m| signal.generation(m.topic(), m.partition())).collect();
         let outcome = self.prepare(batch).await?;
@@ -233,10 +220,10 @@ impl InferWorker {
         let failures: Vec<_> = outcome.failed.iter().map(|f| f.row(&self.input_topic)).collect();
         self.store.record_scoring_failures(&failures).await.map_err(ScoreError::from)?;
 
-        producer.begin_transaction().map_err(kafka("begin transaction"))?;
+        producer.begin()?;
         for (key, payload) in &payloads {
             let record = FutureRecord::to(&self.output_topic).key(key.as_str()).payload(payload);
-            producer.send_result(record).map_err(|(e, _)| e).map_err(kafka("enqueue a score"))?;
+            producer.producer().send_result(record).map_err(|(e, _)| e).map_err(kafka("enqueue a score"))?;
         }
         let offsets = next_offsets(batch);
         let group = consumer.group_metadata().ok_or_else(|| InferError::Internal("no consumer group metadata".into()))?;
@@ -244,14 +231,7 @@ impl InferWorker {
         if !still_assigned {
             return Err(InferError::Revoked);
         }
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || {
-            p.send_offsets_to_transaction(&offsets, &group, timeout)?;
-            p.commit_transaction(timeout)
-        })
-        .await
-        .map_err(|e| InferError::Internal(e.to_string()))?
-        .map_err(kafka("commit the scores transaction"))?;
+        producer.commit_with_offsets(offsets, group).await?;
         Ok(outcome)
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::IngestMetrics;
 use crate::config::{IngestConfig, KafkaConfig};
-use crate::kafka::{KafkaError, client_config};
+use crate::kafka::KafkaError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RebalanceEvent {
@@ -66,27 +66,22 @@ pub fn create(
     metrics: IngestMetrics,
     events: UnboundedSender<RebalanceEvent>,
 ) -> Result<IngestConsumer, KafkaError> {
-    let mut config = client_config(kafka);
-    config
-        .set("group.id", &ingest.group_id)
+    let (queued, session_timeout) = (ingest.queued_max_kbytes.to_string(), ingest.session_timeout_ms.as_millis().to_string());
+    let mut settings = vec![
         // Positions live in PostgreSQL with the data; Kafka's copy is only for lag tools.
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Devices that produce transactionally must never have aborted batches stored.
-        .set("isolation.level", "read_committed")
-        .set("queued.max.messages.kbytes", ingest.queued_max_kbytes.to_string())
-        .set("fetch.max.bytes", "8388608")
-        .set("statistics.interval.ms", "5000")
-        .set("session.timeout.ms", ingest.session_timeout_ms.as_millis().to_string());
+        ("enable.auto.offset.store", "false"),
+        ("queued.max.messages.kbytes", queued.as_str()),
+        ("fetch.max.bytes", "8388608"),
+        ("statistics.interval.ms", "5000"),
+        ("session.timeout.ms", session_timeout.as_str()),
+    ];
     if let Some(instance) = &ingest.instance_id {
-        config.set("group.instance.id", instance);
-    }
-    for (key, value) in kafka.client.iter() {
-        config.set(key, value);
+        settings.push(("group.instance.id", instance));
     }
     let context = IngestContext { topic: topic.to_owned(), events, metrics };
-    let consumer: IngestConsumer = config.create_with_context(context).map_err(|e| KafkaError::Config(e.to_string()))?;
+    // Read-committed too: devices that produce transactionally must never have aborted
+    // batches stored.
+    let consumer: IngestConsumer = crate::kafka::consumer(kafka, &ingest.group_id, &settings, context)?;
     consumer.subscribe(&[topic]).map_err(|source| KafkaError::Client { context: "subscribe", source })?;
     Ok(consumer)
 }

@@ -1,8 +1,11 @@
 //! Kafka clients built from one configuration, and topic administration.
 
 pub mod topics;
+pub mod transactional;
 
 use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::FromClientConfigAndContext;
 
 use crate::config::KafkaConfig;
 
@@ -16,6 +19,22 @@ pub enum KafkaError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A transactional call (init, begin, commit, abort) failed: what the transaction
+    /// coordinator said, or that the producer must be recreated.
+    #[error("{context}: {source}")]
+    Transaction {
+        context: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A blocking librdkafka call run off the async threads did not finish: it panicked or the
+    /// runtime is shutting down. Nothing is known about the call's effect.
+    #[error("{context}: the blocking call did not finish: {source}")]
+    Join {
+        context: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("topic {topic}: {message}")]
     Topic { topic: String, message: String },
 }
@@ -25,7 +44,17 @@ impl KafkaError {
     pub fn failure(&self) -> crate::failure::FailureKind {
         match self {
             KafkaError::Config(_) | KafkaError::Topic { .. } => crate::failure::FailureKind::Systemic,
-            KafkaError::Client { source, .. } => classify(source),
+            KafkaError::Client { source, .. } | KafkaError::Transaction { source, .. } => classify(source),
+            // The call is retried with the client (or the process) started over.
+            KafkaError::Join { .. } => crate::failure::FailureKind::Transient,
+        }
+    }
+
+    /// What librdkafka said, when it said something.
+    pub fn rdkafka_source(&self) -> Option<&rdkafka::error::KafkaError> {
+        match self {
+            KafkaError::Client { source, .. } | KafkaError::Transaction { source, .. } => Some(source),
+            KafkaError::Config(_) | KafkaError::Join { .. } | KafkaError::Topic { .. } => None,
         }
     }
 }
@@ -56,9 +85,7 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
         .set("client.id", "manifold")
         .set("socket.timeout.ms", config.request_timeout_ms.as_millis().to_string())
         .set("broker.address.family", "v4");
-    for (key, value) in config.client.iter() {
-        client.set(key, value);
-    }
+    pass_through(&mut client, config);
     client
 }
 
@@ -76,35 +103,6 @@ pub fn request_producer(config: &KafkaConfig, delivery_timeout_ms: u64) -> Resul
     build_producer(config, &[("linger.ms", "1"), ("compression.type", "lz4"), ("message.timeout.ms", &timeout)])
 }
 
-/// A transactional producer: a stable `transactional.id` fences the previous instance's open
-/// transaction as soon as this one calls `init_transactions`.
-pub fn transactional_producer(config: &KafkaConfig, transactional_id: &str) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
-    build_producer(config, &[("transactional.id", transactional_id), ("linger.ms", "5"), ("transaction.timeout.ms", "60000")])
-}
-
-/// The relay's transactional producer. `max_bytes` is its `message.max.bytes` (the largest
-/// record any of its topics takes, so a maximal dead letter is not refused by the client);
-/// `batch_size` keeps a batch of several records under the smallest topic limit, since the
-/// broker counts a whole batch against `max.message.bytes`.
-pub fn relay_producer(
-    config: &KafkaConfig,
-    transactional_id: &str,
-    max_bytes: usize,
-    batch_size: usize,
-) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
-    let (max_bytes, batch_size) = (max_bytes.max(1000).to_string(), batch_size.max(1).to_string());
-    build_producer(
-        config,
-        &[
-            ("transactional.id", transactional_id),
-            ("linger.ms", "5"),
-            ("transaction.timeout.ms", "60000"),
-            ("message.max.bytes", &max_bytes),
-            ("batch.size", &batch_size),
-        ],
-    )
-}
-
 /// Every producer manifold owns is idempotent and uses murmur2_random; pass-through
 /// properties still come last, so an operator can override anything.
 fn build_producer(config: &KafkaConfig, settings: &[(&str, &str)]) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
@@ -113,8 +111,62 @@ fn build_producer(config: &KafkaConfig, settings: &[(&str, &str)]) -> Result<rdk
     for (key, value) in settings {
         client.set(*key, *value);
     }
+    pass_through(&mut client, config);
+    client.create().map_err(|e| KafkaError::Config(e.to_string()))
+}
+
+/// A consumer in `group_id` that commits nothing by itself and reads only committed
+/// transactions, from the earliest offset when the group has none; `settings` are the
+/// caller's own, and pass-through properties still come last.
+pub fn consumer<C, T>(config: &KafkaConfig, group_id: &str, settings: &[(&str, &str)], context: C) -> Result<T, KafkaError>
+where
+    C: ClientContext,
+    T: FromClientConfigAndContext<C>,
+{
+    let mut client = client_config(config);
+    client
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // Aborted transactions (a relay's, infer's, a device's) must never be read.
+        .set("isolation.level", "read_committed");
+    for (key, value) in settings {
+        client.set(*key, *value);
+    }
+    pass_through(&mut client, config);
+    client.create_with_context(context).map_err(|e| KafkaError::Config(e.to_string()))
+}
+
+/// The operator's properties, over anything manifold set.
+fn pass_through(client: &mut ClientConfig, config: &KafkaConfig) {
     for (key, value) in config.client.iter() {
         client.set(key, value);
     }
-    client.create().map_err(|e| KafkaError::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError as Rd;
+    use rdkafka::types::RDKafkaErrorCode as K;
+
+    use super::*;
+    use crate::failure::FailureKind;
+
+    #[test]
+    fn a_failed_transaction_is_classified_by_what_librdkafka_said() {
+        let fenced = KafkaError::Transaction { context: "init transactions", source: Rd::MessageProduction(K::ProducerFenced) };
+        assert_eq!(fenced.failure(), FailureKind::Systemic);
+        assert!(fenced.rdkafka_source().is_some(), "fencing is recognised from the transaction's error");
+        let away = KafkaError::Transaction { context: "commit transaction", source: Rd::MessageProduction(K::AllBrokersDown) };
+        assert_eq!(away.failure(), FailureKind::Transient);
+    }
+
+    #[tokio::test]
+    async fn a_blocking_call_that_never_came_back_is_its_own_transient_error() {
+        let join = tokio::task::spawn_blocking(|| panic!("the call panicked")).await.unwrap_err();
+        let err = KafkaError::Join { context: "abort transaction", source: join };
+        assert_eq!(err.failure(), FailureKind::Transient);
+        assert!(err.rdkafka_source().is_none());
+        assert!(err.to_string().starts_with("abort transaction: the blocking call did not finish"), "{err}");
+    }
 }

@@ -33,14 +33,14 @@ impl RelayError {
 
     /// librdkafka says the producer is unusable; the next attempt creates a new one.
     pub(super) fn fatal(&self) -> bool {
-        matches!(self, RelayError::Kafka(KafkaError::Client { source, .. }) if crate::kafka::is_fatal(source))
+        matches!(self, RelayError::Kafka(e) if e.rdkafka_source().is_some_and(crate::kafka::is_fatal))
     }
 
     /// What an operator should do about a systemic failure.
     pub(super) fn fix(&self) -> &'static str {
         use rdkafka::types::RDKafkaErrorCode as K;
         match self {
-            RelayError::Kafka(KafkaError::Client { source, .. }) => match source.rdkafka_error_code() {
+            RelayError::Kafka(e @ (KafkaError::Client { .. } | KafkaError::Transaction { .. })) => match e.rdkafka_source().and_then(|s| s.rdkafka_error_code()) {
                 Some(K::TopicAuthorizationFailed | K::ClusterAuthorizationFailed | K::TransactionalIdAuthorizationFailed) => {
                     "grant the relay's principal Write and Describe on its topics and on relay.transactional_id"
                 }

@@ -22,7 +22,6 @@ mod topic_limits;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
 pub use error::RelayError;
@@ -32,9 +31,10 @@ use crate::codec::{CodecError, RecordEncoder, WindowReady, schemas};
 use crate::config::{Config, DatabaseConfig, KafkaConfig, RelayConfig, TopicsConfig};
 use crate::domain::TopicRole;
 use crate::failure::{Breaker, FailureKind};
+use crate::kafka::transactional::TxProducer;
 use crate::store::{OutboxEvent, Store, StoreError};
 use limits::{Fit, Record};
-use publish::{Outcome, Outgoing, PositionRecord, blocking};
+use publish::{Outcome, Outgoing, PositionRecord};
 use topic_limits::TopicLimits;
 
 /// Any constant unique to manifold's relay.
@@ -135,9 +135,9 @@ impl Relay {
         let targets: Vec<&str> =
             TopicRole::OUTBOX.iter().chain([&TopicRole::RelayPosition]).map(|role| self.topics.of(*role).name.as_str()).collect();
         let mut limits = TopicLimits::read(&self.kafka, &targets).await;
-        let producer = crate::kafka::relay_producer(&self.kafka, &self.config.transactional_id, limits.producer(), limits.batch_size())?;
         let timeout = self.kafka.request_timeout_ms.max(Duration::from_secs(10));
-        blocking(&producer, move |p| p.init_transactions(timeout), "init transactions").await?;
+        let producer = TxProducer::for_relay(&self.kafka, &self.config.transactional_id, limits.producer(), limits.batch_size(), timeout)?;
+        producer.init().await?;
         let mut last = position::read(&self.kafka, &self.topics.relay_position.name, &self.config.transactional_id, timeout).await?;
         tracing::info!(last_seq = last, producer_max_bytes = limits.producer(), "relay leading");
 

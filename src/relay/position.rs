@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
-use crate::kafka::{KafkaError, client_config};
+use crate::kafka::KafkaError;
 
 pub fn encode(seq: i64) -> Vec<u8> {
     serde_json::json!({ "last_seq": seq }).to_string().into_bytes()
@@ -23,16 +23,11 @@ pub async fn read(kafka: &KafkaConfig, topic: &str, key: &str, timeout: Duration
     let (topic, key) = (topic.to_owned(), key.to_owned());
     tokio::task::spawn_blocking(move || read_blocking(&kafka, &topic, &key, timeout))
         .await
-        .map_err(|e| KafkaError::Config(e.to_string()))?
+        .map_err(|source| KafkaError::Join { context: "read the relay position", source })?
 }
 
 fn read_blocking(kafka: &KafkaConfig, topic: &str, key: &str, timeout: Duration) -> Result<i64, KafkaError> {
-    let mut config = client_config(kafka);
-    config
-        .set("group.id", "manifold-relay-position-reader")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed");
-    let consumer: BaseConsumer = config.create().map_err(|e| KafkaError::Config(e.to_string()))?;
+    let consumer: BaseConsumer = crate::kafka::consumer(kafka, "manifold-relay-position-reader", &[], DefaultConsumerContext)?;
     let client_err = |context| move |source| KafkaError::Client { context, source };
     let (_, high) = consumer.fetch_watermarks(topic, 0, timeout).map_err(client_err("read the position watermarks"))?;
     if high == 0 {

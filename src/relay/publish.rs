@@ -7,12 +7,13 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::RelayError;
 use super::limits::Record;
 use crate::domain::TopicRole;
 use crate::failure::FailureKind;
+use crate::kafka::transactional::TxProducer;
 use crate::kafka::{KafkaError, classify};
 
 /// An event ready to send.
@@ -54,8 +55,9 @@ pub enum Outcome {
 
 /// Publishes `run` and `position` in one transaction. Refusals for content are returned (the
 /// transaction aborted); any other failure aborts and is returned as the error.
-pub async fn transaction(producer: &FutureProducer, run: &[Outgoing], position: PositionRecord<'_>, timeout: Duration) -> Result<Outcome, RelayError> {
-    producer.begin_transaction().map_err(|source| KafkaError::Client { context: "begin transaction", source })?;
+pub async fn transaction(tx: &TxProducer, run: &[Outgoing], position: PositionRecord<'_>, timeout: Duration) -> Result<Outcome, RelayError> {
+    tx.begin()?;
+    let producer = tx.producer();
     let mut pending = FuturesUnordered::new();
     let mut failures: Vec<(Option<usize>, RdKafkaError)> = Vec::new();
     for (index, out) in run.iter().enumerate() {
@@ -86,20 +88,20 @@ pub async fn transaction(producer: &FutureProducer, run: &[Outgoing], position: 
             Ok(Some((_, Ok(())))) => {}
             Ok(None) => break,
             Err(_) => {
-                abort(producer, timeout).await?;
+                tx.abort().await?;
                 return Err(RelayError::Stalled("delivery reports did not arrive within the transaction timeout"));
             }
         }
     }
     if failures.is_empty() {
-        if let Err(err) = blocking(producer, move |p| p.commit_transaction(timeout), "commit transaction").await {
+        if let Err(err) = tx.commit().await {
             // Nothing of an aborted transaction is visible to read_committed readers.
-            let _ = abort(producer, timeout).await;
-            return Err(err);
+            let _ = tx.abort().await;
+            return Err(err.into());
         }
         return Ok(Outcome::Committed);
     }
-    let abort_error = abort(producer, timeout).await.err();
+    let abort_error = tx.abort().await.err().map(RelayError::from);
     // The abort resolved the reports still outstanding; records batched with a refused one
     // report the same refusal, and all of them are suspects.
     let drain = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -158,20 +160,4 @@ fn send(producer: &FutureProducer, topic: &str, record: &Record) -> Result<Deliv
         out = out.key(key.as_slice());
     }
     producer.send_result(out).map_err(|(error, _)| error)
-}
-
-async fn abort(producer: &FutureProducer, timeout: Duration) -> Result<(), RelayError> {
-    blocking(producer, move |p| p.abort_transaction(timeout), "abort transaction").await
-}
-
-/// librdkafka's transaction calls block until the coordinator answers.
-pub async fn blocking<F>(producer: &FutureProducer, call: F, context: &'static str) -> Result<(), RelayError>
-where
-    F: FnOnce(&FutureProducer) -> rdkafka::error::KafkaResult<()> + Send + 'static,
-{
-    let producer = producer.clone();
-    tokio::task::spawn_blocking(move || call(&producer))
-        .await
-        .map_err(|e| KafkaError::Config(format!("{context}: {e}")))?
-        .map_err(|source| KafkaError::Client { context, source }.into())
 }

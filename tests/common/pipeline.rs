@@ -76,7 +76,7 @@ impl TestPipeline {
         let config = self.config.clone();
         let t = token.clone();
         let handle = tokio::spawn(async move {
-            manifold::ingest::run(config, manifold::telemetry::Metrics::new(), t).await.expect("ingest runs");
+            manifold::startup::run(manifold::startup::ProcessSet::Ingest, config, manifold::telemetry::Metrics::new(), t).await.expect("ingest runs");
         });
         (token, handle)
     }
