@@ -1,6 +1,6 @@
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts};
 
-use crate::telemetry::{Metrics, register};
+use crate::telemetry::{Metrics, histogram, register};
 
 #[derive(Clone)]
 pub struct InferMetrics {
@@ -35,13 +35,7 @@ impl InferMetrics {
                     &["scorer"],
                 ),
             ),
-            end_to_end_seconds: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new("manifold_infer_end_to_end_delay_seconds", "Score commit time minus the window's end")
-                        .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 3600.0]),
-                ),
-            ),
+            end_to_end_seconds: histogram(r, "manifold_infer_end_to_end_delay_seconds", "Score commit time minus the window's end", &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 3600.0]),
             errors: register(
                 r,
                 IntCounterVec::new(

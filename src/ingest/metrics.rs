@@ -1,6 +1,6 @@
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts};
 
-use crate::telemetry::{Metrics, register};
+use crate::telemetry::{Metrics, histogram, register};
 
 /// Ingest's collectors; the log line and the counter for an event come from the same place.
 #[derive(Clone)]
@@ -33,27 +33,9 @@ impl IngestMetrics {
             batches_stored: counter("manifold_ingest_batches_stored_total", "Batches committed to the database"),
             duplicates: counter("manifold_ingest_duplicate_batches_total", "Batches skipped because their id was stored before"),
             dead_letters: register(r, IntCounterVec::new(Opts::new("manifold_ingest_dead_letters_total", "Messages dead-lettered, by reason"), &["reason"])),
-            chunk_readings: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new("manifold_ingest_chunk_readings", "Readings per committed chunk")
-                        .buckets(vec![10.0, 100.0, 1e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5]),
-                ),
-            ),
-            chunk_seconds: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new("manifold_ingest_chunk_write_seconds", "Time to write and commit one chunk")
-                        .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-                ),
-            ),
-            end_to_end_seconds: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new("manifold_ingest_end_to_end_delay_seconds", "Commit time minus the newest event time of each stored batch")
-                        .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0]),
-                ),
-            ),
+            chunk_readings: histogram(r, "manifold_ingest_chunk_readings", "Readings per committed chunk", &[10.0, 100.0, 1e3, 5e3, 1e4, 2.5e4, 5e4, 1e5, 2.5e5]),
+            chunk_seconds: histogram(r, "manifold_ingest_chunk_write_seconds", "Time to write and commit one chunk", &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            end_to_end_seconds: histogram(r, "manifold_ingest_end_to_end_delay_seconds", "Commit time minus the newest event time of each stored batch", &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0]),
             consumer_lag: register(r, IntGaugeVec::new(Opts::new("manifold_ingest_consumer_lag_messages", "Messages behind the high watermark, per partition"), &["partition"])),
             paused: register(r, IntGauge::new("manifold_ingest_paused", "1 while consumption is paused because the database is unavailable")),
             write_errors: register(r, IntCounterVec::new(Opts::new("manifold_ingest_write_errors_total", "Chunk writes that failed, by kind"), &["kind"])),

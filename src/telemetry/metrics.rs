@@ -93,3 +93,9 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(
     }
     collector
 }
+
+/// Registers an unlabelled histogram with explicit buckets (chosen per metric from its expected
+/// range, so the quantiles an operator reads are not all in the first or last bucket).
+pub fn histogram(registry: &Registrar, name: &str, help: &str, buckets: &[f64]) -> prometheus::Histogram {
+    register(registry, prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(name, help).buckets(buckets.to_vec())))
+}

@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
-pub use metrics::{Metrics, Registrar, register};
+pub use metrics::{Metrics, Registrar, histogram, register};
 
 /// Installs the global subscriber. Logs go to stderr so that commands can print reports on stdout.
 /// `RUST_LOG`, when set, wins over the configured level.
