@@ -18,7 +18,7 @@ mod scores;
 mod scoring_failures;
 pub mod windows;
 
-pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, StoredLetter};
+pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, ReplayFilter, StoredLetter};
 pub use equipment::{Equipment, EquipmentCatalogue, EquipmentChange, Updated};
 pub use users::{User, UserChange};
 pub use batches::{BatchState, BatchStatus, DeadLetterReason};
