@@ -253,6 +253,9 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> i32 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(known) = crate::check::misconfig::diagnose(&err) {
+                eprintln!("problem: {}\nfix: {}", known.name, known.fix);
+            }
             1
         }
     }
