@@ -1,6 +1,7 @@
 //! `manifold check`: connects to every configured dependency and says, for each, OK or what is
 //! wrong and how to fix it. It never panics on a dependency that is down: that is what it is for.
 
+pub mod misconfig;
 mod probes;
 
 use serde::Serialize;

@@ -19,6 +19,7 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Schemas { action: super::SchemasAction::Register } => super::pipeline::register_schemas(&config).await,
         Command::Simulate(args) => super::pipeline::simulate(&config, args).await,
         Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
+        Command::Offsets { action } => super::offsets::run(&config, action).await,
         Command::Outbox { action } => super::outbox::run(&config, action).await,
         Command::Infer => serve(ProcessSet::Infer, config).await,
         Command::Api => serve(ProcessSet::Api, config).await,

@@ -2,6 +2,7 @@
 //! or operation failed, 2 bad usage or configuration.
 
 mod commands;
+mod offsets;
 mod outbox;
 mod pipeline;
 mod scoring;
@@ -53,6 +54,12 @@ pub enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
+    },
+    /// Where ingest resumes: show or reset the offsets stored with the data (and Kafka's copy).
+    /// Acts on the ingest consumer group (ingest.group_id) unless --group names another.
+    Offsets {
+        #[command(subcommand)]
+        action: offsets::OffsetsAction,
     },
     /// Outbox events the relay could not publish.
     Outbox {
@@ -214,6 +221,15 @@ pub enum DlqAction {
     Replay {
         #[arg(long)]
         reason: Option<String>,
+        /// Only the dead letters of this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only the dead letters received at or after this time (RFC 3339).
+        #[arg(long, value_name = "T")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print what would be replayed; send and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -237,6 +253,9 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> i32 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(known) = crate::check::misconfig::diagnose(&err) {
+                eprintln!("problem: {}\nfix: {}", known.name, known.fix);
+            }
             1
         }
     }

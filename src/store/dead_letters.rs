@@ -57,6 +57,21 @@ pub struct StoredLetter {
     pub id: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    pub received_at: DateTime<Utc>,
+    pub reason: String,
+    pub system_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Which dead letters a replay takes; every field left out matches all.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayFilter {
+    pub reason: Option<String>,
+    pub system_id: Option<String>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
 }
 
 
@@ -89,10 +104,26 @@ impl Store {
     }
 
     /// Dead letters not replayed yet, after `after_id`, oldest first.
-    pub async fn dead_letters_to_replay(&self, reason: Option<&str>, after_id: i64, limit: i64) -> Result<Vec<StoredLetter>, StoreError> {
+    pub async fn dead_letters_to_replay(&self, filter: &ReplayFilter, after_id: i64, limit: i64) -> Result<Vec<StoredLetter>, StoreError> {
         let client = self.client().await?;
-        let rows = client.query(PENDING, &[&reason, &after_id, &limit]).await.map_err(q("read dead letters to replay"))?;
-        Ok(rows.iter().map(|r| StoredLetter { id: r.get(0), key: r.get(1), value: r.get(2) }).collect())
+        let rows = client
+            .query(PENDING, &[&filter.reason, &filter.system_id, &filter.since, &after_id, &limit])
+            .await
+            .map_err(q("read dead letters to replay"))?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredLetter {
+                id: r.get(0),
+                key: r.get(1),
+                value: r.get(2),
+                received_at: r.get(3),
+                reason: r.get(4),
+                system_id: r.get(5),
+                batch_id: r.get(6),
+                partition: r.get(7),
+                offset: r.get(8),
+            })
+            .collect())
     }
 
     pub async fn mark_replayed(&self, ids: &[i64]) -> Result<u64, StoreError> {

@@ -18,7 +18,7 @@ mod scores;
 mod scoring_failures;
 pub mod windows;
 
-pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, StoredLetter};
+pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, ReplayFilter, StoredLetter};
 pub use equipment::{Equipment, EquipmentCatalogue, EquipmentChange, Updated};
 pub use users::{User, UserChange};
 pub use batches::{BatchState, BatchStatus, DeadLetterReason};
@@ -147,7 +147,12 @@ fn is_io(error: &tokio_postgres::Error) -> bool {
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(err: deadpool_postgres::PoolError) -> Self {
-        StoreError::Unavailable(err.to_string())
+        match err {
+            // The server answered and refused (credentials, a missing database): the deployment,
+            // with its SQLSTATE kept so the failure is classified and named by it.
+            deadpool_postgres::PoolError::Backend(source) if source.code().is_some() => StoreError::query("connect", source),
+            other => StoreError::Unavailable(other.to_string()),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use super::{Store, StoreError, q};
 const OFFSETS_READ: &str = include_str!("sql/offsets_read.sql");
 const OFFSET_ADVANCE: &str = include_str!("sql/offset_advance.sql");
 const OFFSET_FIRST: &str = include_str!("sql/offset_first.sql");
+const OFFSET_RESET: &str = include_str!("sql/offset_reset.sql");
 
 /// Moves a partition from `expected` (None: never stored) to `next`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,17 @@ impl Store {
             .await
             .map_err(q("read stored offsets"))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Sets where the given partitions resume. Only for when no consumer of the group runs: a
+    /// consumer that still holds a partition finds its compare-and-set refused and re-reads.
+    pub async fn reset_offsets(&self, group: &str, topic: &str, next: &[(i32, i64)]) -> Result<u64, StoreError> {
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) = next.iter().copied().unzip();
+        let client = self.client().await?;
+        client
+            .execute(OFFSET_RESET, &[&group, &topic, &partitions, &offsets])
+            .await
+            .map_err(q("reset stored offsets"))
     }
 }
 
