@@ -20,6 +20,7 @@ pub fn stack_addresses() -> BTreeMap<String, String> {
 }
 
 /// Another variable `scripts/stack env` exports (such as MANIFOLD_PG_CA), not needed by every test.
+#[allow(dead_code)] // the load bench includes this file for the addresses only
 pub fn stack_variable(var: &str) -> String {
     std::env::var(var)
         .ok()
