@@ -163,3 +163,29 @@ fn check_reports_tls_problems_as_tls_problems() {
     assert!(fix.contains("sslmode=require"), "{fix}");
     assert!(!report.to_string().contains(":manifold_tls@"), "the password stays hidden: {report}");
 }
+
+#[tokio::test]
+async fn the_notification_listener_connects_over_tls_too() {
+    use manifold::store::notify::{Notice, listen};
+    let config = database(&url("manifold_tls", &format!("sslmode=verify-full&sslrootcert={}", ca())));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (heard, mut hear) = tokio::sync::mpsc::unbounded_channel();
+    let listener = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            listen(&config, "pg_tls_test", &shutdown, |notice| {
+                let heard = heard.clone();
+                async move {
+                    let _ = heard.send(matches!(notice, Notice::Connected));
+                    Ok(())
+                }
+            })
+            .await
+        })
+    };
+    let connected = tokio::time::timeout(std::time::Duration::from_secs(10), hear.recv()).await;
+    shutdown.cancel();
+    listener.await.unwrap();
+    // manifold_tls is admitted over TLS only, so connecting at all means the session is encrypted.
+    assert_eq!(connected.ok().flatten(), Some(true), "the LISTEN connection is made with verify-full");
+}
