@@ -84,7 +84,7 @@ async fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
             ca()
         )
     };
-    let err = Store::dedicated(&database(&as_other_name("verify-full"))).await.err().expect("a name mismatch is refused");
+    let err = Store::dedicated(&database(&as_other_name("verify-full"))).await.expect_err("a name mismatch is refused");
     assert!(err.to_string().contains("hostname mismatch"), "{err}");
     let client = Store::dedicated(&database(&as_other_name("verify-ca"))).await.expect("verify-ca checks the chain only");
     assert!(encrypted(&client).await);
@@ -95,18 +95,18 @@ async fn a_wrong_ca_is_a_tls_error_naming_the_certificate_file() {
     let dir = tempfile::tempdir().unwrap();
     let wrong = unrelated_ca(dir.path());
     let config = database(&url("manifold_tls", &format!("sslmode=verify-ca&sslrootcert={wrong}")));
-    let err = Store::dedicated(&config).await.err().expect("an unrelated CA is refused");
+    let err = Store::dedicated(&config).await.expect_err("an unrelated CA is refused");
     assert!(matches!(err, StoreError::Tls(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&wrong) && text.contains("TLS handshake failed"), "{text}");
     // The pool reports it the same way.
-    let pooled = Store::new(&config).unwrap().client().await.err().expect("the pool is refused too");
+    let pooled = Store::new(&config).unwrap().client().await.expect_err("the pool is refused too");
     assert!(pooled.to_string().contains(&wrong), "{pooled}");
 }
 
 #[tokio::test]
 async fn disable_against_a_tls_only_role_says_tls_is_required() {
-    let err = Store::dedicated(&database(&url("manifold_tls", "sslmode=disable"))).await.err().expect("refused");
+    let err = Store::dedicated(&database(&url("manifold_tls", "sslmode=disable"))).await.expect_err("refused");
     let text = err.to_string();
     assert!(matches!(err, StoreError::Tls(_)) && text.contains("requires TLS") && text.contains("sslmode=disable"), "{text}");
 }
