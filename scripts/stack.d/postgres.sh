@@ -74,6 +74,49 @@ pg_running() { # pg_running DATA
 
 pg_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
 
+# A throw-away CA and a server certificate for 127.0.0.1 and localhost, made once per .stack
+# (the CA is what MANIFOLD_PG_CA points at); the server's copies live in its data directory.
+PG_TLS_DIR="$STACK/tls"
+pg_tls_files() {
+  ensure_cmd openssl openssl
+  mkdir -p "$PG_TLS_DIR"
+  if [[ ! -s "$PG_TLS_DIR/ca.crt" || ! -s "$PG_TLS_DIR/server.crt" || ! -s "$PG_TLS_DIR/server.key" ]]; then
+    log "generating a test CA and server certificate in $PG_TLS_DIR"
+    local ext="$PG_TLS_DIR/server.ext"
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+      'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >"$ext"
+    if ! { openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=manifold stack test CA' \
+             -keyout "$PG_TLS_DIR/ca.key" -out "$PG_TLS_DIR/ca.crt" \
+           && openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' \
+             -keyout "$PG_TLS_DIR/server.key" -out "$PG_TLS_DIR/server.csr" \
+           && openssl x509 -req -days 3650 -in "$PG_TLS_DIR/server.csr" -CA "$PG_TLS_DIR/ca.crt" \
+             -CAkey "$PG_TLS_DIR/ca.key" -CAcreateserial -extfile "$ext" -out "$PG_TLS_DIR/server.crt"; \
+         } >"$LOGS/postgres-tls.log" 2>&1; then
+      cat "$LOGS/postgres-tls.log" >&2
+      rm -f "$PG_TLS_DIR/ca.crt" "$PG_TLS_DIR/server.crt"
+      die "could not generate the PostgreSQL test certificates"
+    fi
+    rm -f "$PG_TLS_DIR/server.csr" "$ext"
+  fi
+  install -o postgres -g postgres -m 0644 "$PG_TLS_DIR/server.crt" "$PG_DATA/server.crt"
+  install -o postgres -g postgres -m 0600 "$PG_TLS_DIR/server.key" "$PG_DATA/server.key"
+}
+
+# The TLS test role may only connect over TLS; every other rule initdb wrote stays as it was.
+# Kept at the top of pg_hba.conf (first match wins) and rewritten on every `up`.
+pg_hba_tls_rules() {
+  local hba="$PG_DATA/pg_hba.conf" begin='# manifold-stack TLS rules: begin' end='# manifold-stack TLS rules: end'
+  {
+    echo "$begin"
+    echo 'hostssl   all manifold_tls 127.0.0.1/32 scram-sha-256'
+    echo 'hostnossl all manifold_tls 127.0.0.1/32 reject'
+    echo "$end"
+    awk -v b="$begin" -v e="$end" '$0 == b {skip = 1} !skip {print} $0 == e {skip = 0}' "$hba"
+  } | write_if_changed "$hba"
+  chown postgres:postgres "$hba"
+  chmod 0600 "$hba"
+}
+
 pg_psql() { as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKDIR" -p "$PG_PORT" -U postgres "$@"; }
 
 postgres_up() {
@@ -90,6 +133,9 @@ postgres_up() {
     echo "include_if_exists = 'manifold-stack.conf'" >>"$PG_DATA/postgresql.conf"
   fi
 
+  pg_tls_files
+  pg_hba_tls_rules
+
   # Rewritten on every `up` so port changes apply; the fingerprint decides on a restart.
   write_if_changed "$PG_DATA/manifold-stack.conf" <<EOF
 # Written by scripts/stack on every 'up'; edit the script, not this file.
@@ -99,10 +145,14 @@ unix_socket_directories = '$PG_SOCKDIR'
 # Every test creates its own database and connection pool.
 max_connections = 300
 shared_buffers = 256MB
+# TLS is offered to everybody and required of the manifold_tls role only (pg_hba.conf).
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 EOF
   chown postgres:postgres "$PG_DATA/manifold-stack.conf"
   local fp
-  fp=$( { cat "$PG_DATA/manifold-stack.conf"; echo "$PG_BIN"; } | fingerprint)
+  fp=$( { cat "$PG_DATA/manifold-stack.conf" "$PG_DATA/pg_hba.conf" "$PG_DATA/server.crt"; echo "$PG_BIN"; } | fingerprint)
 
   if pg_running "$PG_DATA"; then
     if [[ "$(cat "$STATE/postgres.fingerprint" 2>/dev/null)" != "$fp" ]]; then
@@ -139,6 +189,8 @@ EOF
   pg_psql -d postgres <<'SQL'
 SELECT 'CREATE ROLE manifold' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'manifold')\gexec
 ALTER ROLE manifold WITH LOGIN CREATEDB PASSWORD 'manifold';
+SELECT 'CREATE ROLE manifold_tls' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'manifold_tls')\gexec
+ALTER ROLE manifold_tls WITH LOGIN PASSWORD 'manifold_tls';
 SELECT 'CREATE DATABASE manifold OWNER manifold' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'manifold')\gexec
 SELECT 'CREATE DATABASE apicurio OWNER manifold' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'apicurio')\gexec
 SQL
@@ -159,6 +211,7 @@ postgres_down() {
 }
 
 database_url() { echo "postgres://manifold:manifold@127.0.0.1:$PG_PORT/manifold"; }
+pg_ca_file() { echo "$PG_TLS_DIR/ca.crt"; }
 
 # For `status`: the live postmaster's pid (none for a zombie), and whether it answers.
 postgres_pid() {

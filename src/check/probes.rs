@@ -42,6 +42,9 @@ async fn schema_state(client: &tokio_postgres::Client) -> Outcome {
 
 fn database_failure(err: &crate::store::StoreError) -> Outcome {
     use crate::store::StoreError;
+    if let Some(outcome) = tls_failure(err) {
+        return outcome;
+    }
     let source = match err {
         StoreError::Query { source, .. } => Some(source),
         _ => None,
@@ -62,6 +65,20 @@ fn database_failure(err: &crate::store::StoreError) -> Outcome {
             format!("{STACK_HINT}, or set DATABASE_URL to a reachable PostgreSQL"),
         ),
     }
+}
+
+/// TLS problems are configuration, never "start the stack": say which setting to change.
+fn tls_failure(err: &crate::store::StoreError) -> Option<Outcome> {
+    let crate::store::StoreError::Tls(problem) = err else { return None };
+    let fix = if problem.contains("requires TLS") && problem.contains("did not use it") {
+        "connect with TLS: set sslmode=require (or verify-full with sslrootcert=CA-FILE) in DATABASE_URL"
+    } else if problem.contains("does not support") {
+        "enable ssl on the server, or lower sslmode in DATABASE_URL if plaintext is acceptable"
+    } else {
+        "point sslrootcert in DATABASE_URL at the CA that signed the server's certificate \
+         (and, for verify-full, connect to a host name the certificate names)"
+    };
+    Some(fail(format!("TLS: {problem}"), fix))
 }
 
 pub async fn kafka(config: &Config) -> DependencyReport {

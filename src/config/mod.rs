@@ -2,6 +2,7 @@
 
 mod check;
 mod load;
+pub mod pg_tls;
 mod secret;
 mod units;
 
@@ -50,6 +51,12 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     #[serde(deserialize_with = "units::millis")]
     pub connect_timeout_ms: Duration,
+    /// From the URL's `ssl*` parameters, filled in by [`Config::load`].
+    #[serde(skip)]
+    pub tls: pg_tls::PgTls,
+    /// The URL without the parameters tokio-postgres does not know, for the driver only.
+    #[serde(skip)]
+    pub driver_url: Option<DatabaseUrl>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,12 +320,30 @@ pub enum LogFormat {
     Text,
 }
 
+impl DatabaseConfig {
+    /// Takes the TLS parameters out of the URL (see [`pg_tls`]); a bad value or a missing
+    /// certificate file is a configuration error, reported before anything connects.
+    pub fn resolve_tls(&mut self, home: Option<&std::path::Path>) -> Result<(), ConfigError> {
+        let (tls, rest) = pg_tls::PgTls::from_connection_string(self.url.expose(), home)
+            .map_err(|why| ConfigError::Invalid { key: "database.url".to_owned(), why })?;
+        self.tls = tls;
+        self.driver_url = Some(DatabaseUrl::new(&rest));
+        Ok(())
+    }
+
+    /// The connection string tokio-postgres is given.
+    pub fn driver_url(&self) -> &str {
+        self.driver_url.as_ref().unwrap_or(&self.url).expose()
+    }
+}
+
 const DEVELOPMENT_SECRET: &str = "development-only-secret-key-change-me";
 
 impl Config {
     /// Loads the layered configuration; `env` is the process environment (or a test's map).
     pub fn load(sources: &Sources, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let config: Config = load::layered(sources, env)?;
+        let mut config: Config = load::layered(sources, env)?;
+        config.database.resolve_tls(env.get("HOME").map(std::path::Path::new))?;
         config.check()?;
         Ok(config)
     }

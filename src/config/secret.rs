@@ -46,13 +46,16 @@ impl DatabaseUrl {
                 }
                 url.to_string()
             }
-            // Key=value connection strings: hide any password=… pair.
-            Err(_) => self
-                .expose()
-                .split_whitespace()
-                .map(|pair| if pair.starts_with("password=") { "password=***" } else { pair })
-                .collect::<Vec<_>>()
-                .join(" "),
+            // Key=value connection strings: hide the password pair however it is spaced or quoted.
+            Err(_) => match super::pg_tls::params::key_value_pairs(self.expose()) {
+                Ok(pairs) => pairs
+                    .iter()
+                    .map(|(key, _, raw)| if *key == "password" { "password=***" } else { raw })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                // Unparseable: the driver will refuse it too; show nothing that could be a secret.
+                Err(_) => "[unparseable connection string]".to_owned(),
+            },
         }
     }
 }

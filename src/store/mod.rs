@@ -4,6 +4,7 @@ mod dead_letters;
 mod equipment;
 mod users;
 mod batches;
+mod connect;
 mod keys;
 mod readings;
 mod usage;
@@ -34,7 +35,6 @@ pub use pgtime::PgTimestamp;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::config::DatabaseConfig;
@@ -49,6 +49,9 @@ pub enum StoreError {
     Url(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// TLS settings and the server disagree (a certificate, a mode): configuration, not an outage.
+    #[error("database TLS: {0}")]
+    Tls(String),
     #[error("conflict: {0}")]
     Conflict(String),
     #[error("timed out waiting for a lock: {0}")]
@@ -93,7 +96,7 @@ impl StoreError {
             StoreError::Unavailable(_) | StoreError::LockTimeout(_) => FailureKind::Transient,
             StoreError::Conflict(_) => crate::failure::classify_sqlstate("23505", ""),
             StoreError::BadValue { code, message, .. } => crate::failure::classify_sqlstate(code, message),
-            StoreError::Url(_) | StoreError::Migration { .. } => FailureKind::Systemic,
+            StoreError::Url(_) | StoreError::Tls(_) | StoreError::Migration { .. } => FailureKind::Systemic,
             StoreError::Query { source, .. } => match source.as_db_error() {
                 Some(db) => crate::failure::classify_sqlstate(db.code().code(), db.message()),
                 None if source.is_closed() || is_io(source) => FailureKind::Transient,
@@ -160,6 +163,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    connector: connect::Connector,
 }
 
 impl Store {
@@ -175,11 +179,16 @@ impl Store {
     }
 
     fn build(config: &DatabaseConfig, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
-        let mut pg = pg_config(config.url.expose(), config.connect_timeout_ms)?;
+        let mut pg = pg_config(config)?;
         if let Some(limit) = statement_timeout {
             pg.options(format!("-c statement_timeout={}", limit.as_millis()));
         }
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let connector = connect::Connector::new(&config.tls)?;
+        let manager = Manager::from_connect(
+            pg,
+            connect::PoolConnect(connector.clone()),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
@@ -187,18 +196,20 @@ impl Store {
             .create_timeout(Some(config.connect_timeout_ms))
             .build()
             .map_err(|err| StoreError::Url(err.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, connector })
     }
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await?)
+        self.pool.get().await.map_err(|err| match err {
+            deadpool_postgres::PoolError::Backend(err) => self.connector.explain("connect", err),
+            other => other.into(),
+        })
     }
 
     /// A connection outside the pool, for sessions that hold state (advisory locks, LISTEN,
     /// DETACH … CONCURRENTLY, which cannot run inside a transaction block).
     pub async fn dedicated(config: &DatabaseConfig) -> Result<tokio_postgres::Client, StoreError> {
-        let pg = pg_config(config.url.expose(), config.connect_timeout_ms)?;
-        let (client, connection) = pg.connect(NoTls).await.map_err(|err| StoreError::query("connect", err))?;
+        let (client, connection) = open(config, "connect").await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "dedicated database connection closed");
@@ -208,9 +219,17 @@ impl Store {
     }
 }
 
-pub(crate) fn pg_config(url: &str, connect_timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
+/// Opens one connection with the configured TLS settings; the caller drives it.
+pub(crate) async fn open(config: &DatabaseConfig, context: &'static str) -> Result<(tokio_postgres::Client, connect::PgConnection), StoreError> {
+    let pg = pg_config(config)?;
+    let connector = connect::Connector::new(&config.tls)?;
+    connector.connect(&pg).await.map_err(|err| connector.explain(context, err))
+}
+
+fn pg_config(config: &DatabaseConfig) -> Result<tokio_postgres::Config, StoreError> {
+    let url = config.driver_url();
     let mut pg: tokio_postgres::Config = url.parse().map_err(|err: tokio_postgres::Error| StoreError::Url(err.to_string()))?;
-    pg.connect_timeout(connect_timeout);
+    pg.connect_timeout(config.connect_timeout_ms);
     if pg.get_application_name().is_none() {
         pg.application_name("manifold");
     }

@@ -54,10 +54,9 @@ where
     F: FnMut(Notice) -> Fut,
     Fut: Future<Output = Result<(), StoreError>>,
 {
-    let pg = super::pg_config(database.url.expose(), database.connect_timeout_ms)?;
     let (client, mut connection) = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        connecting = pg.connect(tokio_postgres::NoTls) => connecting.map_err(|e| StoreError::query("connect a listener", e))?,
+        connecting = super::open(database, "connect a listener") => connecting?,
     };
     let (notify_tx, mut notify_rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {

@@ -19,6 +19,15 @@ pub fn stack_addresses() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Another variable `scripts/stack env` exports (such as MANIFOLD_PG_CA), not needed by every test.
+#[allow(dead_code)] // the load bench includes this file for the addresses only
+pub fn stack_variable(var: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .or_else(|| script_exports().get(var).cloned())
+        .unwrap_or_else(|| panic!("scripts/stack env exports no {var}: run `scripts/stack up` from this checkout"))
+}
+
 fn script_exports() -> &'static BTreeMap<String, String> {
     static EXPORTS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
     EXPORTS.get_or_init(|| {
