@@ -96,11 +96,15 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after } => Some(*retry_after),
             ApiError::QuotaExceeded { retry_after, .. } => *retry_after,
-            ApiError::Unavailable => Some(1),
+            ApiError::Unavailable => Some(UNAVAILABLE_RETRY_SECONDS),
             _ => None,
         }
     }
 }
+
+/// When a client may try again after a 503: the outages behind one (a broker or database away,
+/// a request that ran out of time) are seconds long, and a retry is safe with the same batch id.
+pub const UNAVAILABLE_RETRY_SECONDS: u64 = 1;
 
 /// The JSON body for a status whose response carries none (a rejection from a layer).
 pub fn body_for_status(status: StatusCode) -> Json<ErrorBody> {

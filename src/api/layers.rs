@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
@@ -16,7 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 
 use super::AppState;
-use super::error::{ErrorCode, body_for_status};
+use super::error::{ErrorCode, UNAVAILABLE_RETRY_SECONDS, body_for_status};
 use crate::telemetry::{Metrics, register};
 
 #[derive(Clone)]
@@ -83,6 +83,10 @@ async fn json_errors(request: Request, next: Next) -> Response {
         for (name, value) in parts.headers.iter().filter(|(n, _)| *n != header::CONTENT_TYPE) {
             fixed.headers_mut().insert(name.clone(), value.clone());
         }
+        // A 503 from a layer (the request timeout) is as retryable as the handlers' own: say when.
+        if status == StatusCode::SERVICE_UNAVAILABLE && !fixed.headers().contains_key(header::RETRY_AFTER) {
+            fixed.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECONDS));
+        }
         return fixed;
     }
     response
@@ -121,4 +125,27 @@ pub fn apply(app: Router<AppState>, state: &AppState) -> Router<AppState> {
         None => app,
     };
     app.layer(PropagateRequestIdLayer::x_request_id()).layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_that_runs_out_of_time_gets_a_json_503_with_retry_after() {
+        let app: Router = Router::new()
+            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
+            .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_millis(20)))
+            .layer(from_fn(json_errors));
+        let response = app.oneshot(Request::builder().uri("/slow").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], UNAVAILABLE_RETRY_SECONDS.to_string());
+        assert!(response.headers()[header::CONTENT_TYPE].as_bytes().starts_with(b"application/json"));
+    }
 }
