@@ -94,7 +94,7 @@ wait_until() { # wait_until SERVICE CHECK...
   local svc=$1 deadline=$((SECONDS + READY_TIMEOUT))
   shift
   until "$@"; do
-    if [[ "$svc" != postgres ]] && ! owned_pid "$svc" >/dev/null; then
+    if [[ "$svc" != postgres && -z "$("${svc}_pid")" ]]; then
       tail -n 40 "$LOGS/$svc.log" >&2 || true
       die "$svc exited during startup (log: $LOGS/$svc.log)"
     fi

@@ -19,6 +19,12 @@ pub fn stack_addresses() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Another variable `scripts/stack env` exports (`PROMETHEUS_URL`, `PROMETHEUS_FILE_SD_DIR`),
+/// from the environment or else from the script.
+pub fn stack_setting(var: &str) -> String {
+    std::env::var(var).ok().or_else(|| script_exports().get(var).cloned()).unwrap_or_else(|| panic!("scripts/stack env exports no {var}"))
+}
+
 fn script_exports() -> &'static BTreeMap<String, String> {
     static EXPORTS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
     EXPORTS.get_or_init(|| {
