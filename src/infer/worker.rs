@@ -83,10 +83,10 @@ type Received<'c> = (BorrowedMessage<'c>, u64);
 impl InferWorker {
     pub fn consumer(&self, signal: RebalanceSignal) -> Result<InferConsumer, KafkaError> {
         let session_timeout = self.config.session_timeout_ms.as_millis().to_string();
-        // Offsets are committed in the producer's transaction; stored here after each commit,
-        // they are what the lag gauge measures from (see kafka::lag).
-        let mut settings =
-            vec![("session.timeout.ms", session_timeout.as_str()), ("enable.auto.offset.store", "false"), crate::kafka::lag::STATISTICS_INTERVAL_MS];
+        // Offsets are committed in the producer's transaction, which the consumer never hears
+        // of: its lag is measured from the offsets librdkafka stores as messages are handed over
+        // (auto store, the default; see kafka::lag).
+        let mut settings = vec![("session.timeout.ms", session_timeout.as_str()), crate::kafka::lag::STATISTICS_INTERVAL_MS];
         let instance = self.config.group_instance_id();
         if let Some(instance) = instance.as_deref() {
             settings.push(("group.instance.id", instance));
@@ -236,11 +236,7 @@ impl InferWorker {
         if !still_assigned {
             return Err(InferError::Revoked);
         }
-        producer.commit_with_offsets(offsets.clone(), group).await?;
-        if let Err(err) = consumer.store_offsets(&offsets) {
-            // Only the lag gauge reads stored offsets; a partition revoked meanwhile has none.
-            tracing::debug!(error = %err, "storing committed offsets for the lag gauge failed");
-        }
+        producer.commit_with_offsets(offsets, group).await?;
         Ok(outcome)
     }
 
