@@ -23,16 +23,8 @@ prometheus_url() { echo "http://127.0.0.1:$PROMETHEUS_PORT"; }
 
 prometheus_answers() { curl -fs -o /dev/null --max-time 3 "$(prometheus_url)/-/ready"; }
 
-# The process this stack started: its pid file, and a command line naming this stack's config.
-prometheus_pid() {
-  local pidfile="$STATE/prometheus.pid" pid cmdline
-  [[ -f "$pidfile" ]] || return 0
-  pid=$(<"$pidfile")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 0
-  grep -qxF -- "--config.file=$PROMETHEUS_DIR/prometheus.yml" <<<"$cmdline" && echo "$pid"
-  return 0
-}
+# The process this stack started: its command line names this stack's config.
+prometheus_pid() { started_pid prometheus "--config.file=$PROMETHEUS_DIR/prometheus.yml" || true; }
 
 prometheus_start() {
   mkdir -p "$PROMETHEUS_DIR/data" "$PROMETHEUS_DIR/targets"
@@ -63,17 +55,4 @@ prometheus_start() {
   echo "$PROMETHEUS_PORT" >"$STATE/prometheus.ports"
 }
 
-prometheus_stop() {
-  local pid i
-  pid=$(prometheus_pid)
-  if [[ -n "$pid" ]]; then
-    log "stopping prometheus (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  fi
-  rm -f "$STATE/prometheus.pid" "$STATE/prometheus.fingerprint" "$STATE/prometheus.ports"
-}
+prometheus_stop() { stop_service prometheus "$(prometheus_pid)"; }
