@@ -165,17 +165,8 @@ async fn anomaly_scores_avro_bytes_are_unchanged() {
 
 #[tokio::test]
 async fn metric_names_of_every_process_are_unchanged() {
-    // One registry for all four processes, as `manifold run` has: a name two of them register
-    // would panic here. Labelled metrics are absent from /metrics until used, so the registered
-    // descriptors are read instead.
-    let config = common::config_with(&[]);
-    let metrics = manifold::telemetry::Metrics::new();
-    let _ingest = manifold::ingest::IngestMetrics::new(&metrics);
-    let _relay = manifold::relay::RelayMetrics::new(&metrics);
-    let _infer = manifold::infer::InferMetrics::new(&metrics);
-    let store = manifold::api::store_for(&config).unwrap();
-    let _api = manifold::api::AppState::new(&config, store, metrics.clone()).unwrap();
-    let names = metrics.registered();
+    // Every component on one registry, as `manifold run` has (see common::promql).
+    let names = common::promql::registered_metrics();
     assert!(names.len() > 20, "a plausible number of metrics: {names:?}");
     check_golden("metric_names.txt", &(names.join("\n") + "\n"), exact);
 }

@@ -58,7 +58,8 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
     let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
     let (stop_ingest, ingest) = p.spawn_ingest();
     let infer_token = tokio_util::sync::CancellationToken::new();
-    let infer = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, p.config.clone(), manifold::telemetry::Metrics::new(), infer_token.clone()));
+    let infer_metrics = manifold::telemetry::Metrics::new();
+    let infer = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, p.config.clone(), infer_metrics.clone(), infer_token.clone()));
     produce_cycles(&p, &system, &cycles, t0).await;
 
     let messages = common::scores::read(&p, cases.len(), Duration::from_secs(60)).await;
@@ -107,10 +108,34 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
     p.wait_for("SELECT count(DISTINCT (window_start, revision)) FROM anomaly_scores WHERE revision = 1", 2, Duration::from_secs(30)).await;
     assert_eq!(p.query_i64("SELECT count(DISTINCT (window_start, revision)) FROM anomaly_scores WHERE revision = 0").await, cases.len() as i64);
 
+    // Caught up, infer reports its lag as 0 for the partitions it read: its offsets are
+    // committed in the producer's transaction, so the lag is measured from the offsets stored
+    // as messages were handed over, past the relay's transaction markers (a fresh group has no
+    // committed offset the consumer could have measured from).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let lags = infer_lags(&infer_metrics);
+        if !lags.is_empty() && lags.iter().all(|lag| *lag == 0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "infer's consumer lag is not reported as caught up: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     infer_token.cancel();
     infer.await.unwrap().unwrap();
     stop_ingest.cancel();
     ingest.await.unwrap();
+}
+
+/// Each partition's `manifold_infer_consumer_lag_messages` in the exposition.
+fn infer_lags(metrics: &manifold::telemetry::Metrics) -> Vec<i64> {
+    metrics
+        .render()
+        .lines()
+        .filter(|line| line.starts_with("manifold_infer_consumer_lag_messages{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,39 @@ port_setting() {
 # A zombie (its parent may be a PID 1 that never reaps) has an empty command line.
 alive() { local c; c=$(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline") && [[ -n "$c" ]]; }
 
+# The pid recorded in state/SERVICE.pid while that process is still the one this stack started:
+# its command line has MARKER as one argument, which guards against a recycled pid or another
+# clone's process. Arguments: SERVICE MARKER.
+started_pid() {
+  local pidfile="$STATE/$1.pid" pid cmdline
+  [[ -f "$pidfile" ]] || return 1
+  pid=$(<"$pidfile")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  grep -qxF -- "$2" <<<"$cmdline" || return 1
+  echo "$pid"
+}
+
+# Stops SERVICE's process PID (empty: none runs) with TERM, waits up to 60 s for a clean
+# shutdown (Kafka's controlled shutdown takes a few seconds; don't cut it short), then KILLs;
+# forgets its state either way. Arguments: SERVICE PID.
+stop_service() {
+  local svc=$1 pid=$2 i
+  if [[ -n "$pid" ]]; then
+    log "stopping $svc (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 600; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$svc did not stop within 60s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$STATE/$svc.pid" "$STATE/$svc.fingerprint" "$STATE/$svc.ports"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 fingerprint() { sha256sum | cut -c1-16; }
@@ -94,7 +127,7 @@ wait_until() { # wait_until SERVICE CHECK...
   local svc=$1 deadline=$((SECONDS + READY_TIMEOUT))
   shift
   until "$@"; do
-    if [[ "$svc" != postgres ]] && ! owned_pid "$svc" >/dev/null; then
+    if [[ "$svc" != postgres && -z "$("${svc}_pid")" ]]; then
       tail -n 40 "$LOGS/$svc.log" >&2 || true
       die "$svc exited during startup (log: $LOGS/$svc.log)"
     fi

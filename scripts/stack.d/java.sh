@@ -85,17 +85,8 @@ mvn_cached() {
   fi
 }
 
-# A JVM we started carries -Dmanifold.stack=<repo>:<service>; checking it before signalling
-# guards against a recycled pid or another clone's process.
-owned_pid() {
-  local pidfile="$STATE/$1.pid" pid cmdline
-  [[ -f "$pidfile" ]] || return 1
-  pid=$(<"$pidfile")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  grep -qxF -- "-Dmanifold.stack=$REPO:$1" <<<"$cmdline" || return 1
-  echo "$pid"
-}
+# A JVM we started carries -Dmanifold.stack=<repo>:<service> (see started_pid).
+owned_pid() { started_pid "$1" "-Dmanifold.stack=$REPO:$1"; }
 
 start_java() { # start_java SERVICE WORKDIR JAVA JAVA-ARGS...
   local svc=$1 dir=$2 java=$3
@@ -109,23 +100,7 @@ start_java() { # start_java SERVICE WORKDIR JAVA JAVA-ARGS...
   echo $! >"$STATE/$svc.pid"
 }
 
-stop_java() {
-  local svc=$1 pid i
-  if pid=$(owned_pid "$svc"); then
-    log "stopping $svc (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    # Kafka's controlled shutdown takes a few seconds; don't cut it short.
-    for ((i = 0; i < 600; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$svc did not stop within 60s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  rm -f "$STATE/$svc.pid" "$STATE/$svc.fingerprint" "$STATE/$svc.ports"
-}
+stop_java() { stop_service "$1" "$(owned_pid "$1" || true)"; }
 
 # Whether SERVICE's JVM is to be started: not while it runs with the configuration whose
 # fingerprint is FP; one running with another configuration is stopped first. A port held by

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::Rebalance;
 
 use crate::failure::FailureKind;
 
@@ -92,10 +91,9 @@ impl RebalanceSignal {
     }
 }
 
-impl ClientContext for RebalanceSignal {}
-
-impl ConsumerContext for RebalanceSignal {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+impl RebalanceSignal {
+    /// Called by the consumer's context before librdkafka applies a rebalance.
+    pub fn before_rebalance(&self, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance
             && partitions.count() > 0
         {

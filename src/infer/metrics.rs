@@ -13,6 +13,7 @@ pub struct InferMetrics {
     pub fenced: IntCounter,
     pub producer_recreated: IntCounter,
     pub model_info: IntGaugeVec,
+    pub consumer_lag: IntGaugeVec,
 }
 
 impl InferMetrics {
@@ -49,6 +50,10 @@ impl InferMetrics {
                 IntCounter::new("manifold_infer_producer_recreated_total", "Transactional producers recreated after a fatal librdkafka error"),
             ),
             model_info: register(r, IntGaugeVec::new(Opts::new("manifold_infer_model_info", "The loaded model version (value 1)"), &["version"])),
+            consumer_lag: register(
+                r,
+                IntGaugeVec::new(Opts::new("manifold_infer_consumer_lag_messages", "Window-ready messages behind the last stable offset, per partition"), &["partition"]),
+            ),
         }
     }
 }

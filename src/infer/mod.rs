@@ -1,6 +1,7 @@
 //! `manifold infer`: window-ready events in, per-component anomaly scores out, exactly once.
 
 mod batch;
+mod consumer;
 mod error;
 mod health;
 mod metrics;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -21,6 +21,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::{Outcome, to_message};
+use super::consumer::{InferConsumer, InferContext};
 use super::error::InferError;
 use super::health::{InferHealth, RebalanceSignal};
 use super::metrics::InferMetrics;
@@ -80,14 +81,18 @@ fn fence_reason(error: Option<&rdkafka::error::KafkaError>, fatal: Option<(RDKaf
 type Received<'c> = (BorrowedMessage<'c>, u64);
 
 impl InferWorker {
-    pub fn consumer(&self, signal: RebalanceSignal) -> Result<StreamConsumer<RebalanceSignal>, KafkaError> {
+    pub fn consumer(&self, signal: RebalanceSignal) -> Result<InferConsumer, KafkaError> {
         let session_timeout = self.config.session_timeout_ms.as_millis().to_string();
-        let mut settings = vec![("session.timeout.ms", session_timeout.as_str())];
+        // Offsets are committed in the producer's transaction, which the consumer never hears
+        // of: its lag is measured from the offsets librdkafka stores as messages are handed over
+        // (auto store, the default; see kafka::lag).
+        let mut settings = vec![("session.timeout.ms", session_timeout.as_str()), crate::kafka::lag::STATISTICS_INTERVAL_MS];
         let instance = self.config.group_instance_id();
         if let Some(instance) = instance.as_deref() {
             settings.push(("group.instance.id", instance));
         }
-        let consumer: StreamConsumer<RebalanceSignal> = crate::kafka::consumer(&self.kafka, &self.config.group_id, &settings, signal)?;
+        let context = InferContext::new(signal, &self.input_topic, self.metrics.consumer_lag.clone());
+        let consumer: InferConsumer = crate::kafka::consumer(&self.kafka, &self.config.group_id, &settings, context)?;
         consumer.subscribe(&[&self.input_topic]).map_err(|source| KafkaError::Client { context: "subscribe", source })?;
         Ok(consumer)
     }
@@ -198,7 +203,7 @@ impl InferWorker {
 
     async fn process(
         &mut self,
-        consumer: &StreamConsumer<RebalanceSignal>,
+        consumer: &InferConsumer,
         producer: &TxProducer,
         batch: &[BorrowedMessage<'_>],
         signal: &RebalanceSignal,
@@ -287,7 +292,7 @@ impl InferWorker {
 
     /// A consumer error between batches: fatal ones end the worker (a new consumer is made),
     /// unless another consumer took this one's group instance id.
-    fn consumer_error(&self, consumer: &StreamConsumer<RebalanceSignal>, err: rdkafka::error::KafkaError) -> Result<(), InferError> {
+    fn consumer_error(&self, consumer: &InferConsumer, err: rdkafka::error::KafkaError) -> Result<(), InferError> {
         if crate::kafka::is_fatal(&err) || matches!(err, rdkafka::error::KafkaError::MessageConsumptionFatal(_)) {
             if let Some(why) = fence_reason(Some(&err), consumer.client().fatal_error()) {
                 return Err(self.fenced(&why));
@@ -317,7 +322,7 @@ fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
 }
 
 /// Seeks each partition of a failed batch back to its first message, to consume it again.
-fn rewind(consumer: &StreamConsumer<RebalanceSignal>, batch: &[BorrowedMessage<'_>]) -> bool {
+fn rewind(consumer: &InferConsumer, batch: &[BorrowedMessage<'_>]) -> bool {
     let mut first: HashMap<(String, i32), i64> = HashMap::new();
     for m in batch {
         let slot = first.entry((m.topic().to_owned(), m.partition())).or_insert(i64::MAX);

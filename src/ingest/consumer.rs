@@ -33,13 +33,7 @@ fn partitions_of(topic: &str, list: &TopicPartitionList) -> Vec<i32> {
 
 impl ClientContext for IngestContext {
     fn stats(&self, statistics: Statistics) {
-        if let Some(topic) = statistics.topics.get(&self.topic) {
-            for (id, partition) in &topic.partitions {
-                if *id >= 0 && partition.consumer_lag >= 0 {
-                    self.metrics.consumer_lag.with_label_values(&[&id.to_string()]).set(partition.consumer_lag);
-                }
-            }
-        }
+        crate::kafka::lag::record(&statistics, &self.topic, &self.metrics.consumer_lag);
     }
 }
 
@@ -72,7 +66,7 @@ pub fn create(
         ("enable.auto.offset.store", "false"),
         ("queued.max.messages.kbytes", queued.as_str()),
         ("fetch.max.bytes", "8388608"),
-        ("statistics.interval.ms", "5000"),
+        crate::kafka::lag::STATISTICS_INTERVAL_MS,
         ("session.timeout.ms", session_timeout.as_str()),
     ];
     if let Some(instance) = &ingest.instance_id {

@@ -1,6 +1,7 @@
 //! Kafka clients built from one configuration, and topic administration.
 
 pub mod groups;
+pub mod lag;
 pub mod topics;
 pub mod transactional;
 

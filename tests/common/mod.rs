@@ -71,6 +71,7 @@ pub mod adversarial;
 pub mod app;
 pub mod batch;
 pub mod pipeline;
+pub mod promql;
 pub mod proxy;
 pub mod scores;
 pub mod stack;

@@ -10,13 +10,13 @@ pub const STACK_VARIABLES: [&str; 3] = ["DATABASE_URL", "KAFKA_BROKERS", "SCHEMA
 
 /// Each of `STACK_VARIABLES`, from the environment or else from `scripts/stack env`.
 pub fn stack_addresses() -> BTreeMap<String, String> {
-    STACK_VARIABLES
-        .iter()
-        .map(|var| {
-            let value = std::env::var(var).ok().or_else(|| script_exports().get(*var).cloned());
-            (var.to_string(), value.unwrap_or_else(|| panic!("scripts/stack env exports no {var}")))
-        })
-        .collect()
+    STACK_VARIABLES.iter().map(|var| (var.to_string(), stack_setting(var))).collect()
+}
+
+/// A variable `scripts/stack env` exports (also `PROMETHEUS_URL`, `PROMETHEUS_FILE_SD_DIR`),
+/// from the environment or else from the script.
+pub fn stack_setting(var: &str) -> String {
+    std::env::var(var).ok().or_else(|| script_exports().get(var).cloned()).unwrap_or_else(|| panic!("scripts/stack env exports no {var}"))
 }
 
 /// Another variable `scripts/stack env` exports (such as MANIFOLD_PG_CA), not needed by every test.

@@ -40,7 +40,7 @@ impl Ingest {
     }
 
     /// The operations listener's address, from its start-up log line.
-    fn listen(&self) -> Option<String> {
+    pub fn listen(&self) -> Option<String> {
         let text = self.log_text();
         let line = text.lines().find(|l| l.contains("operations listener up"))?;
         let at = line.find("127.0.0.1:")?;
