@@ -131,10 +131,10 @@ fn bad_tls_settings_are_configuration_errors() {
     assert!(typo.contains("verify_full"), "{typo}");
 }
 
-fn check_postgres(database_url: &str) -> serde_json::Value {
+fn run_manifold(args: &[&str], database_url: &str) -> std::process::Output {
     let env = common::stack_env();
-    let out = Command::new(env!("CARGO_BIN_EXE_manifold"))
-        .args(["check", "--format", "json"])
+    Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ENV", "test")
@@ -142,7 +142,11 @@ fn check_postgres(database_url: &str) -> serde_json::Value {
         .env("KAFKA_BROKERS", &env["KAFKA_BROKERS"])
         .env("SCHEMA_REGISTRY_URL", &env["SCHEMA_REGISTRY_URL"])
         .output()
-        .expect("run manifold check");
+        .expect("run manifold")
+}
+
+fn check_postgres(database_url: &str) -> serde_json::Value {
+    let out = run_manifold(&["check", "--format", "json"], database_url);
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     reports.as_array().and_then(|all| all.iter().find(|r| r["dependency"] == "postgres").cloned()).expect("a postgres report")
 }
@@ -162,6 +166,13 @@ fn check_reports_tls_problems_as_tls_problems() {
     assert!(problem.contains("requires TLS"), "{problem}");
     assert!(fix.contains("sslmode=require"), "{fix}");
     assert!(!report.to_string().contains(":manifold_tls@"), "the password stays hidden: {report}");
+
+    // A command that fails on it names the same problem and fix as the README's table.
+    let known = manifold::check::misconfig::DATABASE_TLS;
+    let out = run_manifold(&["migrate"], &url("manifold_tls", &format!("sslmode=verify-full&sslrootcert={wrong}")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("problem: {}", known.name)) && stderr.contains(&format!("fix: {}", known.fix)), "{stderr}");
 }
 
 #[tokio::test]

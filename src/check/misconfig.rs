@@ -27,6 +27,10 @@ pub const DATABASE_UNREACHABLE: Misconfiguration = Misconfiguration {
     name: "database unreachable",
     fix: "start PostgreSQL (locally: `scripts/stack up`) or set DATABASE_URL to a reachable server",
 };
+pub const DATABASE_TLS: Misconfiguration = Misconfiguration {
+    name: "database TLS refused or unverifiable",
+    fix: "fix sslmode/sslrootcert in DATABASE_URL: verify-ca and verify-full need the CA that signed the server's certificate in sslrootcert; a server that requires TLS refuses sslmode=disable",
+};
 pub const SCHEMA_NOT_MIGRATED: Misconfiguration = Misconfiguration {
     name: "missing migration",
     fix: "run `manifold migrate` with this binary against the same DATABASE_URL",
@@ -46,7 +50,7 @@ pub const REGISTRY_UNREACHABLE: Misconfiguration = Misconfiguration {
 
 /// Every row, in the README's order.
 pub const TABLE: &[Misconfiguration] =
-    &[WRONG_DATABASE_PASSWORD, DATABASE_MISSING, DATABASE_UNREACHABLE, SCHEMA_NOT_MIGRATED, UNKNOWN_TOPIC, KAFKA_UNREACHABLE, REGISTRY_UNREACHABLE];
+    &[WRONG_DATABASE_PASSWORD, DATABASE_MISSING, DATABASE_UNREACHABLE, DATABASE_TLS, SCHEMA_NOT_MIGRATED, UNKNOWN_TOPIC, KAFKA_UNREACHABLE, REGISTRY_UNREACHABLE];
 
 /// Which named misconfiguration a command's error is, if any, by the first error in its chain
 /// that says.
@@ -68,6 +72,7 @@ pub fn diagnose(err: &anyhow::Error) -> Option<Misconfiguration> {
 fn of_store(err: &StoreError) -> Option<Misconfiguration> {
     match err {
         StoreError::Unavailable(_) => Some(DATABASE_UNREACHABLE),
+        StoreError::Tls(_) => Some(DATABASE_TLS),
         StoreError::Query { source, .. } => match source.code().map(|c| c.code()) {
             Some("28P01" | "28000") => Some(WRONG_DATABASE_PASSWORD),
             Some("3D000") => Some(DATABASE_MISSING),
@@ -115,6 +120,7 @@ mod tests {
         assert_eq!(diagnose(&down), Some(KAFKA_UNREACHABLE));
         assert_eq!(diagnose(&anyhow::Error::new(StoreError::Unavailable("refused".into()))), Some(DATABASE_UNREACHABLE));
         assert_eq!(diagnose(&anyhow::Error::new(CodecError::Unavailable("refused".into()))), Some(REGISTRY_UNREACHABLE));
+        assert_eq!(diagnose(&anyhow::Error::new(StoreError::Tls("handshake failed".into())).context("connecting")), Some(DATABASE_TLS));
         assert_eq!(diagnose(&anyhow::anyhow!("something else")), None);
     }
 }
