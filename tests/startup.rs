@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::pipeline::TestPipeline;
-use manifold::startup::{ProcessSet, SHUTDOWN_DEADLINE, StartupError};
+use manifold::startup::{ProcessSet, StartupError};
 use manifold::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -40,8 +40,11 @@ async fn the_whole_process_stops_within_the_deadline_while_scoring_hangs() {
         ("MANIFOLD__GNN__ATTEMPTS", "1"),
         ("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3"),
         ("MANIFOLD__API__LISTEN", "127.0.0.1:0"),
+        ("MANIFOLD__SHUTDOWN_DEADLINE_SECONDS", "3"),
     ])
     .await;
+    let deadline = p.config.shutdown_deadline_seconds;
+    assert_eq!(deadline, Duration::from_secs(3), "the deadline is the configured one");
     let system = format!("{}-0", p.rigs(1).await);
     let token = CancellationToken::new();
     let running = tokio::spawn(manifold::startup::run(ProcessSet::All, p.config.clone(), Metrics::new(), token.clone()));
@@ -61,10 +64,10 @@ async fn the_whole_process_stops_within_the_deadline_while_scoring_hangs() {
 
     let stopping = Instant::now();
     token.cancel();
-    let stopped = tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(10), running).await;
+    let stopped = tokio::time::timeout(deadline + Duration::from_secs(10), running).await;
     let took = stopping.elapsed();
     stopped.expect("the process stops within the deadline").expect("no panic").expect("a stop on request is not a failure");
-    assert!(took >= SHUTDOWN_DEADLINE - Duration::from_secs(1), "infer was abandoned at the deadline, not finished: {took:?}");
+    assert!(took >= deadline - Duration::from_millis(500), "infer was abandoned at the deadline, not finished: {took:?}");
     assert_eq!(p.query_i64("SELECT count(*) FROM anomaly_scores").await, 0, "the window in hand was not scored");
 }
 
@@ -76,9 +79,10 @@ async fn a_task_that_fails_stops_the_others_and_names_itself() {
     let mut env: Vec<(&str, &str)> = p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.push(("MANIFOLD__KAFKA__CLIENT__QUEUED_MIN_MESSAGES", "not-a-number"));
     let config = common::config_with(&env);
+    let deadline = config.shutdown_deadline_seconds;
     let started = Instant::now();
     let result = tokio::time::timeout(
-        SHUTDOWN_DEADLINE,
+        deadline,
         manifold::startup::run(ProcessSet::Ingest, config, Metrics::new(), CancellationToken::new()),
     )
     .await
@@ -86,5 +90,5 @@ async fn a_task_that_fails_stops_the_others_and_names_itself() {
     let err = result.expect_err("a failed task fails the process");
     assert!(matches!(err.downcast_ref::<StartupError>(), Some(StartupError::Failed { task: "ingest", .. })), "{err:#}");
     assert!(err.to_string().starts_with("ingest failed"), "{err:#}");
-    assert!(started.elapsed() < SHUTDOWN_DEADLINE, "the others stopped at once, not at the deadline");
+    assert!(started.elapsed() < deadline, "the others stopped at once, not at the deadline");
 }

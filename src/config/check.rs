@@ -6,6 +6,9 @@ impl Config {
     /// Cross-field rules that a type alone cannot express.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, why: String| Err(ConfigError::Invalid { key: key.to_owned(), why });
+        if self.shutdown_deadline_seconds.is_zero() {
+            return invalid("shutdown_deadline_seconds", "must be at least 1: work in hand needs time to finish".into());
+        }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be at least 1".into());
         }

@@ -21,6 +21,9 @@ pub use secret::{DatabaseUrl, KafkaClientProperties, Secret};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub env: Environment,
+    /// How long running work may take to finish after a shutdown signal before it is abandoned.
+    #[serde(deserialize_with = "units::seconds")]
+    pub shutdown_deadline_seconds: Duration,
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub kafka: KafkaConfig,

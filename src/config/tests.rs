@@ -168,6 +168,7 @@ type Field = fn(&Config) -> Duration;
 /// Every integer key with a unit suffix, and the `Duration` field it now fills.
 fn duration_fields() -> Vec<(&'static str, Field)> {
     vec![
+        ("shutdown_deadline_seconds", |c| c.shutdown_deadline_seconds),
         ("database.connect_timeout_ms", |c| c.database.connect_timeout_ms),
         ("storage.future_skew_hours", |c| c.storage.future_skew_hours),
         ("storage.maintenance_interval_seconds", |c| c.storage.maintenance_interval_seconds),
@@ -313,4 +314,13 @@ fn out_of_range_durations_are_refused_naming_the_key_and_variable() {
     }
     let top = load(&[("MANIFOLD__STORAGE__FUTURE_SKEW_HOURS", "4294967295")]).unwrap();
     assert_eq!(top.storage.future_skew_hours, Duration::from_secs(4_294_967_295 * 3600));
+}
+
+#[test]
+fn the_shutdown_deadline_is_configurable_and_never_zero() {
+    assert_eq!(load(&[]).unwrap().shutdown_deadline_seconds, Duration::from_secs(20));
+    let short = load(&[("MANIFOLD__SHUTDOWN_DEADLINE_SECONDS", "5")]).unwrap();
+    assert_eq!(short.shutdown_deadline_seconds, Duration::from_secs(5));
+    let err = load(&[("MANIFOLD__SHUTDOWN_DEADLINE_SECONDS", "0")]).unwrap_err();
+    assert!(err.to_string().contains("shutdown_deadline_seconds"), "{err}");
 }

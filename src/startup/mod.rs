@@ -8,8 +8,6 @@
 mod tasks;
 mod wiring;
 
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
 pub use tasks::StartupError;
@@ -17,10 +15,6 @@ pub use tasks::StartupError;
 use crate::config::Config;
 use crate::telemetry::Metrics;
 use tasks::Tasks;
-
-/// How long running work may take to finish after a shutdown signal; then it is abandoned
-/// (stored offsets and uncommitted transactions keep that safe).
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Which processes run together in one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +42,7 @@ impl ProcessSet {
 }
 
 /// Builds `set` (a bad address or an unmigrated schema fails here, before anything runs), then
-/// runs it until `shutdown` or the first task to fail, and stops it within [`SHUTDOWN_DEADLINE`].
+/// runs it until `shutdown` or the first task to fail, and stops it within `shutdown_deadline_seconds`.
 pub async fn run(set: ProcessSet, config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut tasks = Tasks::new(&shutdown);
     if set.runs_api() {
@@ -60,6 +54,6 @@ pub async fn run(set: ProcessSet, config: Config, metrics: Metrics, shutdown: Ca
     if set.runs_infer() {
         wiring::infer(&mut tasks, &config, &metrics).await?;
     }
-    tasks.run(SHUTDOWN_DEADLINE).await?;
+    tasks.run(config.shutdown_deadline_seconds).await?;
     Ok(())
 }
