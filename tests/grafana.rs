@@ -184,6 +184,14 @@ fn seq_scans(plan: &str) -> Vec<String> {
     plan.lines().filter_map(|l| l.split("Seq Scan on ").nth(1)).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned()).collect()
 }
 
+#[test]
+fn seq_scans_name_the_relations_a_plan_reads_sequentially() {
+    let plan = "Nested Loop  (cost=0.29..42.81 rows=1 width=20)\n  ->  Seq Scan on series s  (cost=0.00..1.23 rows=5 width=8)\n\
+                ->  Parallel Seq Scan on readings_p20261202 r  (cost=0.00..9.00 rows=1)\n\
+                ->  Index Scan using readings_p20261201_series_id_time_idx on readings_p20261201 r  (cost=0.29..8.31 rows=1 width=20)";
+    assert_eq!(seq_scans(plan), ["series", "readings_p20261202"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sql_panel_answers_the_read_only_role_with_a_frame_and_no_sequential_scan_of_readings() {
     let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v1");
@@ -215,6 +223,7 @@ async fn every_sql_panel_answers_the_read_only_role_with_a_frame_and_no_sequenti
     let role = common::unique("grafana_ro").to_lowercase();
     let password = common::unique("pw");
     let admin_url = common::stack::stack_variable("MANIFOLD_PG_ADMIN_URL");
+    let _cleanup = DropRole { role: role.clone(), owner_url: p.db_url.clone(), admin_url: admin_url.clone() };
     let out = p
         .manifold(&["grants", "grafana", &role, "--login", "--execute"])
         .env("MANIFOLD_PG_ADMIN_URL", &admin_url)
@@ -288,9 +297,34 @@ async fn every_sql_panel_answers_the_read_only_role_with_a_frame_and_no_sequenti
         assert!(*rows > 0, "the panel {panel:?} shows nothing over the last {label}");
     }
 
-    // Leave no role behind: its grants go with the owner's REVOKE, then the admin drops it.
-    let views = manifold::store::grants::GRAFANA_VIEWS.join(", ");
-    drop(ro);
-    owner.batch_execute(&format!("REVOKE ALL ON {views} FROM \"{role}\"; REVOKE ALL ON SCHEMA public FROM \"{role}\"; REVOKE ALL ON DATABASE \"{}\" FROM \"{role}\"", url.path().trim_start_matches('/'))).await.unwrap();
-    common::connect(&admin_url).await.batch_execute(&format!("DROP ROLE \"{role}\"")).await.unwrap();
+}
+
+/// Roles are cluster-wide: the test's role goes when the test ends, passed or failed. Its
+/// grants go with the owner's REVOKE, then the admin drops it (on a thread of its own, as Drop
+/// cannot await).
+struct DropRole {
+    role: String,
+    owner_url: String,
+    admin_url: String,
+}
+
+impl Drop for DropRole {
+    fn drop(&mut self) {
+        let (role, owner_url, admin_url) = (self.role.clone(), self.owner_url.clone(), self.admin_url.clone());
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async move {
+                let views = manifold::store::grants::GRAFANA_VIEWS.join(", ");
+                let database = owner_url.rsplit('/').next().unwrap_or_default().to_owned();
+                let revoke = format!(
+                    "REVOKE ALL ON {views} FROM \"{role}\"; REVOKE ALL ON SCHEMA public FROM \"{role}\"; REVOKE ALL ON DATABASE \"{database}\" FROM \"{role}\""
+                );
+                common::connect(&owner_url).await.batch_execute(&revoke).await?;
+                common::connect(&admin_url).await.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\"")).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the test role {}: {dropped:?}", self.role);
+        }
+    }
 }
