@@ -37,6 +37,46 @@ fn the_dashboards_type_check_against_grafana_published_schema() {
     assert!(said.contains("all 2 dashboard(s) type-check"), "{said}");
 }
 
+/// The provisioning files as Grafana reads them are not loaded here (no Grafana runs); what
+/// can break silently is checked: every data source a dashboard names is provisioned with the
+/// same uid and type, and the dashboards provider reads the directory the compose file mounts.
+#[test]
+fn the_provisioning_defines_every_data_source_the_dashboards_use() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/grafana/provisioning");
+    let sources = std::fs::read_to_string(dir.join("datasources/manifold.yml")).unwrap();
+    // (uid, type) pairs in the order the file lists them.
+    let uids: Vec<&str> = sources.lines().filter_map(|l| l.trim().strip_prefix("uid: ")).collect();
+    let types: Vec<&str> = sources.lines().filter_map(|l| l.trim().strip_prefix("type: ")).collect();
+    let provisioned: BTreeSet<(String, String)> = uids.iter().zip(&types).map(|(u, t)| (u.to_string(), t.to_string())).collect();
+    assert_eq!(uids.len(), 2, "{sources}");
+    let mut used = BTreeSet::new();
+    for (file, dashboard) in dashboards::dashboards() {
+        for r in collect_datasources(&dashboard) {
+            let pair = (r["uid"].as_str().unwrap_or_default().to_owned(), r["type"].as_str().unwrap_or_default().to_owned());
+            assert!(provisioned.contains(&pair), "{file} uses data source {pair:?}, provisioned are {provisioned:?}");
+            used.insert(pair);
+        }
+    }
+    assert_eq!(used, provisioned, "every provisioned data source is used");
+    for var in ["${GRAFANA_PG_HOST}", "${GRAFANA_PG_USER}", "${GRAFANA_PG_PASSWORD}", "${GRAFANA_PROMETHEUS_URL}"] {
+        assert!(sources.contains(var), "the data sources take {var} from the environment");
+    }
+    let provider = std::fs::read_to_string(dir.join("dashboards/manifold.yml")).unwrap();
+    assert!(provider.contains("path: /var/lib/grafana/dashboards"), "{provider}");
+}
+
+/// Every `datasource` object in a dashboard (panels, targets, variables).
+fn collect_datasources(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    match v {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| if k == "datasource" && v.is_object() { vec![v.clone()] } else { collect_datasources(v) })
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().flat_map(collect_datasources).collect(),
+        _ => vec![],
+    }
+}
+
 #[test]
 fn macros_expand_as_grafana_documents_them() {
     let from = "2017-04-21T05:01:17Z".parse().unwrap();
