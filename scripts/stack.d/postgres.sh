@@ -191,6 +191,8 @@ SELECT 'CREATE ROLE manifold' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolna
 ALTER ROLE manifold WITH LOGIN CREATEDB PASSWORD 'manifold';
 SELECT 'CREATE ROLE manifold_tls' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'manifold_tls')\gexec
 ALTER ROLE manifold_tls WITH LOGIN PASSWORD 'manifold_tls';
+SELECT 'CREATE ROLE manifold_admin' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'manifold_admin')\gexec
+ALTER ROLE manifold_admin WITH LOGIN CREATEROLE PASSWORD 'manifold_admin';
 SELECT 'CREATE DATABASE manifold OWNER manifold' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'manifold')\gexec
 SELECT 'CREATE DATABASE apicurio OWNER manifold' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'apicurio')\gexec
 SQL
@@ -211,6 +213,8 @@ postgres_down() {
 }
 
 database_url() { echo "postgres://manifold:manifold@127.0.0.1:$PG_PORT/manifold"; }
+# A role that may create roles (the application role may not), for `manifold grants … --execute`.
+database_admin_url() { echo "postgres://manifold_admin:manifold_admin@127.0.0.1:$PG_PORT/manifold"; }
 pg_ca_file() { echo "$PG_TLS_DIR/ca.crt"; }
 
 # For `status`: the live postmaster's pid (none for a zombie), and whether it answers.

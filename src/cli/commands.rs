@@ -21,6 +21,8 @@ pub async fn dispatch(command: Command, config: Config) -> anyhow::Result<i32> {
         Command::Dlq { action } => super::pipeline::dlq(&config, action).await,
         Command::Offsets { action } => super::offsets::run(&config, action).await,
         Command::Outbox { action } => super::outbox::run(&config, action).await,
+        // HOME locates libpq's default certificates for --admin-url, as for DATABASE_URL.
+        Command::Grants { action } => super::grants::run(&config, action, std::env::var_os("HOME").as_deref().map(std::path::Path::new)).await,
         Command::Infer => serve(ProcessSet::Infer, config).await,
         Command::Api => serve(ProcessSet::Api, config).await,
         Command::Users { action: super::UsersAction::CreateAdmin { email, name } } => create_admin(&config, &email, &name).await,

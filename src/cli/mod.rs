@@ -2,6 +2,7 @@
 //! or operation failed, 2 bad usage or configuration.
 
 mod commands;
+mod grants;
 mod offsets;
 mod outbox;
 mod pipeline;
@@ -60,6 +61,11 @@ pub enum Command {
     Offsets {
         #[command(subcommand)]
         action: offsets::OffsetsAction,
+    },
+    /// Database roles for tools beside manifold (Grafana's read-only role).
+    Grants {
+        #[command(subcommand)]
+        action: grants::GrantsAction,
     },
     /// Outbox events the relay could not publish.
     Outbox {

@@ -46,6 +46,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "equipment_notify", sql: up_down!("0004_equipment_notify"), timescale: None },
     Migration { version: 5, name: "api", sql: up_down!("0005_api"), timescale: None },
     Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None },
+    Migration { version: 7, name: "grafana", sql: up_down!("0007_grafana"), timescale: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.

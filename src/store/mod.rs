@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod equipment;
+pub mod grants;
 mod users;
 mod batches;
 mod connect;
