@@ -1,0 +1,331 @@
+//! docker-compose.kafka.yml and the Dockerfile, checked statically: no Docker engine runs where
+//! manifold is tested. The compose file is validated against the Compose Specification's schema
+//! and resolved by compose-go (the loader `docker compose` itself uses; scripts/compose-check);
+//! manifold's services' environments go through manifold's own config loader; mounts, COPY
+//! sources, ports, URLs and shared libraries are compared with the repository and the binary.
+
+#[path = "compose/dockerfile.rs"]
+mod dockerfile;
+#[path = "compose/tools.rs"]
+mod tools;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use manifold::config::{Config, Sources};
+use serde_json::Value;
+use tools::*;
+
+#[test]
+fn compose_file_validates_against_the_specification_and_requires_the_secret() {
+    assert!(services().len() >= 11, "compose file resolves to {:?}", services().keys().collect::<Vec<_>>());
+    let out = checker(&["load", COMPOSE_FILE], &[]);
+    assert!(!out.status.success(), "the compose file must refuse to start without MANIFOLD_SECRET_KEY");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MANIFOLD_SECRET_KEY"), "the refusal names the variable: {err}");
+}
+
+#[test]
+fn the_schema_check_rejects_what_the_specification_forbids() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("compose.yml");
+    std::fs::write(&bad, "services:\n  x:\n    image: busybox\n    restart: sometimes-maybe\n    helthcheck: {}\n").unwrap();
+    let out = checker(&["load", bad.to_str().unwrap()], &[]);
+    assert!(!out.status.success(), "a misspelt key must fail the schema check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Compose Specification schema"), "{err}");
+}
+
+/// Each manifold service's environment loads, and every variable changes the configuration:
+/// a variable manifold ignores (a typo, a setting of another program) fails here.
+#[test]
+fn manifold_services_environment_is_accepted_and_every_variable_is_used() {
+    for (name, svc) in manifold_services() {
+        let env = environment(svc);
+        let loaded = Config::load(&Sources::default(), &env)
+            .unwrap_or_else(|e| panic!("service `{name}`: manifold refuses its environment: {e}"));
+        let full = format!("{loaded:?}");
+        for var in env.keys() {
+            let mut without = env.clone();
+            without.remove(var);
+            if let Ok(other) = Config::load(&Sources::default(), &without) {
+                assert_ne!(format!("{other:?}"), full, "service `{name}`: {var} changes nothing in manifold's configuration");
+            }
+        }
+        // Every subcommand the service runs exists (clap parses it; --help exits 0).
+        let command: Vec<&str> = svc["command"].as_array().expect("command").iter().map(|c| c.as_str().unwrap()).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_manifold")).args(&command).arg("--help").output().unwrap();
+        assert!(out.status.success(), "service `{name}`: `manifold {}` is no command: {}", command.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The listener each long-running manifold service serves its health and metrics on.
+fn listener(command: &str, config: &Config) -> Option<std::net::SocketAddr> {
+    match command {
+        "ingest" => Some(config.ingest.listen),
+        "infer" => Some(config.infer.listen),
+        "api" => Some(config.api.listen),
+        _ => None,
+    }
+}
+
+#[test]
+fn ports_agree_between_compose_manifold_prometheus_and_grafana() {
+    let prometheus = service("prometheus");
+    let config_path = prometheus["command"].as_array().unwrap().iter().find_map(|a| a.as_str()?.strip_prefix("--config.file="));
+    let host_config = host_path_of(prometheus, config_path.expect("prometheus is given --config.file")).expect("its config file is mounted");
+    let scrape = yaml(&host_config);
+    let targets: Vec<(String, String)> = scrape["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|job| {
+            let name = job["job_name"].as_str().unwrap().to_owned();
+            job["static_configs"].as_array().unwrap().iter().flat_map(move |sc| {
+                let name = name.clone();
+                sc["targets"].as_array().unwrap().iter().map(move |t| (name.clone(), t.as_str().unwrap().to_owned()))
+            })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for (job, target) in &targets {
+        if let Err(e) = resolve(&format!("prometheus job {job}"), target) {
+            errors.push(e);
+        }
+    }
+
+    for (name, svc) in manifold_services() {
+        let config = Config::load(&Sources::default(), &environment(svc)).unwrap();
+        for (what, url) in [
+            ("DATABASE_URL", host_port(config.database.url.expose()).to_owned()),
+            ("SCHEMA_REGISTRY_URL", host_port(&config.schema_registry.url).to_owned()),
+        ] {
+            if let Err(e) = resolve(&format!("service `{name}` {what}"), &url) {
+                errors.push(e);
+            }
+        }
+        let advertised = environment(service("kafka")).remove("KAFKA_ADVERTISED_LISTENERS").unwrap_or_default();
+        for broker in config.kafka.brokers.split(',') {
+            let _ = resolve(&format!("service `{name}` KAFKA_BROKERS"), broker).map_err(|e| errors.push(e));
+            if !advertised.split(',').any(|l| host_port(l) == broker) {
+                errors.push(format!("service `{name}`: broker {broker} is not among kafka's advertised listeners {advertised}"));
+            }
+        }
+        let command = svc["command"][0].as_str().unwrap();
+        let Some(listen) = listener(command, &config) else { continue };
+        let port = listen.port();
+        if !listen.ip().is_unspecified() {
+            errors.push(format!("service `{name}` listens on {listen}: other containers cannot reach it"));
+        }
+        if container_ports(svc) != [port] {
+            errors.push(format!("service `{name}` exposes {:?}, manifold listens on {port}", container_ports(svc)));
+        }
+        let probe = svc["healthcheck"]["test"].as_array().map(|t| t.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "));
+        let probe = probe.unwrap_or_default();
+        if !probe.contains(&format!("/dev/tcp/127.0.0.1/{port} ")) || !probe.contains("GET /health/ready ") {
+            errors.push(format!("service `{name}`: healthcheck `{probe}` does not ask 127.0.0.1:{port}/health/ready"));
+        }
+        let scraped: Vec<_> = targets.iter().filter(|(_, t)| *t == format!("{name}:{port}")).collect();
+        if scraped.len() != 1 {
+            errors.push(format!("service `{name}`: {name}:{port} is scraped by {} prometheus jobs, not 1", scraped.len()));
+        }
+    }
+
+    let grafana = service("grafana");
+    let grafana_env = environment(grafana);
+    let provisioning = host_path_of(grafana, "/etc/grafana/provisioning").expect("grafana's provisioning is mounted");
+    let mut datasources = 0;
+    for file in yml_files(&provisioning.join("datasources")) {
+        let expanded = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(expanded.path(), grafana_expand(&std::fs::read_to_string(&file).unwrap(), &grafana_env)).unwrap();
+        for ds in yaml(expanded.path())["datasources"].as_array().into_iter().flatten() {
+            let Some(url) = ds["url"].as_str() else { continue };
+            datasources += 1;
+            let what = format!("grafana datasource {} ({})", ds["name"], file.display());
+            let _ = resolve(&what, host_port(url)).map_err(|e| errors.push(e));
+        }
+    }
+    assert!(datasources >= 2, "grafana needs its PostgreSQL and Prometheus data sources, found {datasources} URLs");
+    let dashboards_dir = binds(grafana).into_iter().find(|(s, _)| s.ends_with("config/grafana/dashboards")).map(|(_, t)| t);
+    for file in yml_files(&provisioning.join("dashboards")) {
+        for provider in yaml(&file)["providers"].as_array().into_iter().flatten() {
+            let path = provider["options"]["path"].as_str().map(|p| p.trim_end_matches('/'));
+            if path != dashboards_dir.as_deref() {
+                errors.push(format!("{}: dashboards are read from {path:?}, mounted at {dashboards_dir:?}", file.display()));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "ports and addresses disagree:\n{}", errors.join("\n"));
+}
+
+fn yml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let read = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<_> = read.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "yml" || x == "yaml")).collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} holds no YAML file", dir.display());
+    files
+}
+
+/// Prometheus in compose loads the same rule files as the local stack, through its mount, and
+/// promtool accepts the whole configuration with them.
+#[test]
+fn prometheus_in_compose_loads_manifolds_rules_through_its_mount() {
+    let prometheus = service("prometheus");
+    let host_config = host_path_of(prometheus, "/etc/prometheus/prometheus.yml").expect("config mounted");
+    let mut text = std::fs::read_to_string(&host_config).unwrap();
+    let rule_globs: Vec<String> = yaml(&host_config)["rule_files"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    for glob in &rule_globs {
+        let (dir, _) = glob.rsplit_once('/').unwrap();
+        let host_dir = host_path_of(prometheus, dir).unwrap_or_else(|| panic!("rule_files {glob}: {dir} is not mounted"));
+        assert_eq!(host_dir, repo().join("config/prometheus/rules"), "compose must load the stack's own rule files");
+        text = text.replace(dir, host_dir.to_str().unwrap());
+    }
+    let copy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(copy.path(), text).unwrap();
+    let out = Command::new("promtool").args(["check", "config"]).arg(copy.path()).output().expect("promtool (scripts/stack installs Debian's prometheus)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "promtool check config: {report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("rule(s) found") && !report.contains(" 0 rule(s) found"), "no rules loaded: {report}");
+}
+
+/// Every bind mount and every `COPY` source exists, the COPY sources are in the build context,
+/// and the build stage copies every directory the code `include_str!`s from.
+#[test]
+fn every_mounted_path_and_copy_source_exists() {
+    let mut missing = Vec::new();
+    for (name, svc) in services() {
+        for (source, target) in binds(svc) {
+            if !source.exists() {
+                missing.push(format!("service `{name}` mounts {} (at {target}), which does not exist", source.display()));
+            }
+        }
+    }
+    let stages = dockerfile::stages(&std::fs::read_to_string(repo().join("Dockerfile")).unwrap());
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for stage in &stages {
+        for (sources, _) in stage.context_copies() {
+            for source in sources {
+                let rel = source.trim_start_matches("./").trim_end_matches('/');
+                if !repo().join(rel).exists() {
+                    missing.push(format!("Dockerfile: COPY {source} does not exist"));
+                } else if !dockerfile::in_context(&ignore, Path::new(rel)) {
+                    missing.push(format!("Dockerfile: COPY {source} is excluded by .dockerignore"));
+                }
+            }
+        }
+    }
+    for private in ["target", ".stack", ".git", ".env", "node_modules"] {
+        assert!(!dockerfile::in_context(&ignore, Path::new(private)), ".dockerignore must keep {private} out of the build context");
+    }
+    let copied: Vec<String> = stages[0].context_copies().into_iter().flat_map(|(s, _)| s).map(|s| s.trim_start_matches("./").trim_end_matches('/').to_owned()).collect();
+    for dir in included_dirs(&repo().join("src")) {
+        if !copied.iter().any(|c| dir == *c || dir.starts_with(&format!("{c}/"))) {
+            missing.push(format!("the code include_str!s from {dir}/, which the build stage does not COPY"));
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// Top-level directories of the repository that files under `dir` embed with include_str!/include_bytes!.
+fn included_dirs(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(included_dirs(&path));
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for part in text.split("include_").skip(1) {
+            let Some(arg) = part.strip_prefix("str!(\"").or_else(|| part.strip_prefix("bytes!(\"")) else { continue };
+            let rel = &arg[..arg.find('"').unwrap()];
+            let target = path.parent().unwrap().join(rel);
+            let normal: std::path::PathBuf = target.components().fold(std::path::PathBuf::new(), |mut acc, c| {
+                if c == std::path::Component::ParentDir { acc.pop(); } else { acc.push(c); }
+                acc
+            });
+            if let Ok(inside) = normal.strip_prefix(repo()) {
+                found.push(inside.components().next().unwrap().as_os_str().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn dockerfile_passes_hadolint_and_the_house_rules() {
+    let out = checker(&["hadolint", repo().join("Dockerfile").to_str().unwrap()], &[]);
+    assert!(out.status.success(), "hadolint:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let stages = dockerfile::stages(&std::fs::read_to_string(repo().join("Dockerfile")).unwrap());
+    assert!(stages.len() >= 2, "a multi-stage build");
+    for stage in &stages {
+        let tag = stage.base.rsplit_once(':').map(|(_, t)| t);
+        assert!(tag.is_some_and(|t| t != "latest" && t.chars().any(|c| c.is_ascii_digit())), "FROM {} is not pinned to a version", stage.base);
+        for run in stage.all("RUN").filter(|r| r.contains("apt-get install")) {
+            assert!(run.contains("--no-install-recommends") && run.contains("rm -rf /var/lib/apt/lists"), "RUN {run}: install without recommends and clean the lists");
+        }
+        assert!(stage.all("ADD").all(|a| !a.contains("://")), "no ADD of URLs");
+    }
+    let runtime = stages.last().unwrap();
+    assert!(runtime.base.contains("slim"), "the runtime image is a slim one: {}", runtime.base);
+    let user = runtime.all("USER").last().expect("the runtime stage sets USER");
+    assert!(!matches!(user.split(':').next(), Some("root" | "0")), "runs as root: USER {user}");
+    assert!(runtime.all("ENTRYPOINT").last().is_some_and(|e| e.contains("manifold")), "ENTRYPOINT is manifold");
+    // What the binary reads from disk at run time is copied next to it: the model directory,
+    // relative to WORKDIR, as infer's environment in compose resolves it.
+    let workdir = runtime.all("WORKDIR").last().expect("WORKDIR");
+    let config = Config::load(&Sources::default(), &environment(service("infer"))).unwrap();
+    let model = config.infer.model_dir.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+    let copies = runtime.context_copies();
+    assert!(
+        copies.iter().any(|(s, d)| s.iter().any(|s| s.trim_end_matches('/') == model) && (d.trim_end_matches('/') == format!("./{model}") || d.trim_end_matches('/') == format!("{workdir}/{model}"))),
+        "the runtime stage must COPY {model} into {workdir} (infer.model_dir = {})",
+        config.infer.model_dir.display()
+    );
+}
+
+/// `ldd` of the binary, each library mapped to its Debian package, each package installed by the
+/// runtime stage (libc6 is the base image). The test runs on the runtime image's Debian release.
+#[test]
+fn runtime_packages_cover_the_binarys_shared_libraries() {
+    let stages = dockerfile::stages(&std::fs::read_to_string(repo().join("Dockerfile")).unwrap());
+    let runtime = stages.last().unwrap();
+    let release = std::fs::read_to_string("/etc/os-release").unwrap();
+    let codename = release.lines().find_map(|l| l.strip_prefix("VERSION_CODENAME=")).unwrap_or("?").trim_matches('"');
+    assert!(runtime.base.contains(codename), "this host is Debian {codename}, the runtime image {}: ldd here says nothing about it", runtime.base);
+    let mut installed = runtime.apt_packages();
+    installed.push("libc6".into());
+    let out = Command::new("ldd").arg(env!("CARGO_BIN_EXE_manifold")).output().expect("ldd");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut packages = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.contains("linux-vdso")) {
+        assert!(!line.contains("not found"), "the binary needs a library this host lacks: {line}");
+        let path = line.split("=>").nth(1).unwrap_or(line).split_whitespace().next().unwrap();
+        packages.insert(path.to_owned(), debian_package(path));
+    }
+    assert!(packages.len() >= 3, "ldd found too little: {text}");
+    let uncovered: Vec<String> = packages.iter().filter(|(_, p)| !installed.contains(p)).map(|(l, p)| format!("{l} ({p})")).collect();
+    assert!(uncovered.is_empty(), "the runtime image lacks: {uncovered:?}; it installs {installed:?}");
+}
+
+/// The package owning a library path; `/lib` and `/usr/lib` are one directory (usrmerge) but
+/// dpkg knows each file under one of the two names.
+fn debian_package(path: &str) -> String {
+    let real = std::fs::canonicalize(path).unwrap().to_string_lossy().into_owned();
+    let mut candidates = vec![path.to_owned(), real.clone()];
+    for p in [path, real.as_str()] {
+        if let Some(rest) = p.strip_prefix("/usr") { candidates.push(rest.to_owned()) } else { candidates.push(format!("/usr{p}")) }
+    }
+    for candidate in candidates {
+        let out = Command::new("dpkg").args(["-S", &candidate]).output().expect("dpkg");
+        if out.status.success() {
+            let line = String::from_utf8_lossy(&out.stdout).into_owned();
+            let package = line.split(':').next().unwrap().trim().to_owned();
+            return package;
+        }
+    }
+    panic!("no Debian package holds {path}")
+}
