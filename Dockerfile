@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # manifold's image: one binary, every subcommand (docker-compose.kafka.yml runs migrate, topics,
 # schemas, ingest, infer and api from it). Two stages: a Rust toolchain builds the release binary;
-# the runtime stage is Debian bookworm-slim (the builder's glibc) with only the shared libraries
+# the runtime stage is Debian 12 (bookworm, the builder's glibc), slim, with only the shared libraries
 # the binary links, which tests/compose.rs checks with ldd against the runtime package list.
 
 FROM rust:1.95-bookworm AS build
@@ -24,7 +24,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin manifold \
     && cp target/release/manifold /usr/local/bin/manifold
 
-FROM debian:bookworm-slim AS runtime
+FROM debian:12.12-slim AS runtime
 # The shared libraries of the binary (ldd) and the Debian packages that hold them; libc6 is the
 # base image itself. ca-certificates: TLS to PostgreSQL, Kafka and the registry.
 RUN apt-get update \

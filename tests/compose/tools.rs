@@ -129,7 +129,11 @@ pub fn binds(service: &Value) -> Vec<(PathBuf, String)> {
 pub fn host_path_of(service: &Value, target: &str) -> Option<PathBuf> {
     binds(service).into_iter().find_map(|(source, mount)| {
         let rest = target.strip_prefix(mount.as_str())?;
-        if rest.is_empty() || rest.starts_with('/') { Some(source.join(rest.trim_start_matches('/'))) } else { None }
+        match rest.trim_start_matches('/') {
+            "" if rest.is_empty() => Some(source),
+            _ if !rest.starts_with('/') => None,
+            inner => Some(source.join(inner)),
+        }
     })
 }
 
