@@ -37,16 +37,18 @@ fn the_schema_check_rejects_what_the_specification_forbids() {
     assert!(err.contains("Compose Specification schema"), "{err}");
 }
 
-/// Each manifold service's environment loads, and every variable changes the configuration:
-/// a variable manifold ignores (a typo, a setting of another program) fails here.
+/// Each manifold service's environment loads, and every variable changes the configuration or
+/// is one the command line reads (a clap `env = "..."` in src/cli/): a variable manifold ignores
+/// (a typo, a setting of another program) fails here.
 #[test]
 fn manifold_services_environment_is_accepted_and_every_variable_is_used() {
+    let cli_vars = cli_env_vars(&repo().join("src/cli"));
     for (name, svc) in manifold_services() {
         let env = environment(svc);
         let loaded = Config::load(&Sources::default(), &env)
             .unwrap_or_else(|e| panic!("service `{name}`: manifold refuses its environment: {e}"));
         let full = format!("{loaded:?}");
-        for var in env.keys() {
+        for var in env.keys().filter(|v| !cli_vars.contains(*v)) {
             let mut without = env.clone();
             without.remove(var);
             if let Ok(other) = Config::load(&Sources::default(), &without) {
@@ -58,6 +60,21 @@ fn manifold_services_environment_is_accepted_and_every_variable_is_used() {
         let out = Command::new(env!("CARGO_BIN_EXE_manifold")).args(&command).arg("--help").output().unwrap();
         assert!(out.status.success(), "service `{name}`: `manifold {}` is no command: {}", command.join(" "), String::from_utf8_lossy(&out.stderr));
     }
+}
+
+/// Variables the command line reads through clap (`env = "NAME"`), not through the config loader.
+fn cli_env_vars(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(cli_env_vars(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            found.extend(text.split("env = \"").skip(1).map(|rest| rest[..rest.find('"').unwrap()].to_owned()));
+        }
+    }
+    found
 }
 
 /// The listener each long-running manifold service serves its health and metrics on.
@@ -380,4 +397,82 @@ async fn compose_healthchecks_follow_manifolds_readiness() {
     assert!(probed >= 3, "ingest, infer and api each have a healthcheck; probed {probed}");
     stop.cancel();
     server.await.unwrap();
+}
+
+/// Kafka and the registry in compose are the versions the local stack runs, so what the tests
+/// prove against the stack holds for the compose file too.
+#[test]
+fn compose_runs_the_versions_the_local_stack_tests() {
+    for (svc, script, variable) in [("kafka", "kafka.sh", "KAFKA_VERSION"), ("registry", "registry.sh", "APICURIO_VERSION")] {
+        let text = std::fs::read_to_string(repo().join("scripts/stack.d").join(script)).unwrap();
+        let line = text.lines().find(|l| l.starts_with(&format!("{variable}="))).unwrap_or_else(|| panic!("{script} sets {variable}"));
+        let version = line.rsplit_once(":-").expect("a default").1.trim_end_matches(['}', '"']);
+        let image = service(svc)["image"].as_str().unwrap();
+        assert!(image.ends_with(&format!(":{version}")), "service `{svc}` runs {image}; the local stack runs {version} ({script})");
+    }
+}
+
+/// The roles, passwords and databases the services log in with are the ones that exist: the
+/// superuser of the image, the role and databases the init script creates from the same
+/// variables, and the role the `grants` service creates with its password.
+#[test]
+fn credentials_agree_with_what_the_database_creates() {
+    let db = service("timescaledb");
+    let script = binds(db).into_iter().find(|(_, t)| t.starts_with("/docker-entrypoint-initdb.d/")).expect("an init script is mounted").0;
+    let sql = std::fs::read_to_string(script).unwrap();
+    let db_env = environment(db);
+    let created = |what: &str| -> Vec<String> {
+        sql.split(&format!("CREATE {what} ")).skip(1).map(|rest| rest.split_whitespace().next().unwrap().to_owned()).collect()
+    };
+    let mut databases = created("DATABASE");
+    databases.push(db_env["POSTGRES_DB"].clone());
+    // role -> password, as each is created.
+    let mut logins = BTreeMap::from([(db_env["POSTGRES_USER"].clone(), db_env["POSTGRES_PASSWORD"].clone())]);
+    for role in created("ROLE") {
+        let var = format!("{}_DB_PASSWORD", role.to_ascii_uppercase());
+        assert!(sql.contains(&format!("${{{var}:?}}")), "the init script sets {role}'s password from {var}");
+        logins.insert(role, db_env.get(&var).unwrap_or_else(|| panic!("the timescaledb service sets no {var}")).clone());
+    }
+    let grants = service("grants");
+    let command: Vec<&str> = grants["command"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let ["grants", "grafana", role, flags @ ..] = command.as_slice() else { panic!("grants runs {command:?}") };
+    assert!(flags.contains(&"--login") && flags.contains(&"--execute"), "grants must create a role that logs in: {command:?}");
+    let grants_env = environment(grants);
+    logins.insert((*role).to_owned(), grants_env["GRAFANA_PG_PASSWORD"].clone());
+
+    let check = |who: &str, user: &str, password: &str, database: &str| {
+        let known = logins.get(user).unwrap_or_else(|| panic!("{who} logs in as `{user}`, which nothing creates ({:?})", logins.keys()));
+        assert_eq!(password, known, "{who}: the password of `{user}` differs from the one it is created with");
+        assert!(databases.iter().any(|d| d == database), "{who} uses database `{database}`, which nothing creates ({databases:?})");
+    };
+    let url_login = |who: &str, url: &str| {
+        let url = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("{who}: {e}"));
+        check(who, url.username(), url.password().unwrap_or(""), url.path().trim_start_matches('/'));
+    };
+    for (name, svc) in manifold_services() {
+        let config = Config::load(&Sources::default(), &environment(svc)).unwrap();
+        url_login(&format!("service `{name}`"), config.database.url.expose());
+    }
+    url_login("grants --admin-url", &grants_env["MANIFOLD_PG_ADMIN_URL"]);
+    let registry = environment(service("registry"));
+    let jdbc = &registry["APICURIO_DATASOURCE_URL"];
+    check("the registry", &registry["APICURIO_DATASOURCE_USERNAME"], &registry["APICURIO_DATASOURCE_PASSWORD"], jdbc.rsplit('/').next().unwrap());
+    let grafana = environment(service("grafana"));
+    let provisioning = host_path_of(service("grafana"), "/etc/grafana/provisioning").unwrap();
+    let mut postgres_sources = 0;
+    for file in yml_files(&provisioning.join("datasources")) {
+        let expanded = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(expanded.path(), grafana_expand(&std::fs::read_to_string(&file).unwrap(), &grafana)).unwrap();
+        for ds in yaml(expanded.path())["datasources"].as_array().into_iter().flatten().filter(|d| d["type"].as_str().is_some_and(|t| t.contains("postgres"))) {
+            postgres_sources += 1;
+            let database = ds["jsonData"]["database"].as_str().or(ds["database"].as_str()).expect("the data source names its database");
+            check("grafana", ds["user"].as_str().unwrap(), ds["secureJsonData"]["password"].as_str().unwrap_or(""), database);
+        }
+    }
+    assert_eq!(postgres_sources, 1, "one PostgreSQL data source");
+    // Every GRAFANA_* variable is read by the provisioning files (none set for nothing).
+    let texts: String = ["datasources", "dashboards"].iter().flat_map(|d| yml_files(&provisioning.join(d))).map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    for var in grafana.keys().filter(|k| k.starts_with("GRAFANA_")) {
+        assert!(texts.contains(var.as_str()), "grafana sets {var}, which no provisioning file reads");
+    }
 }

@@ -137,28 +137,30 @@ pub fn host_path_of(service: &Value, target: &str) -> Option<PathBuf> {
     })
 }
 
-/// Grafana's `$VAR`, `${VAR}`, `${VAR:-default}` and `$__env{VAR}` in provisioning files.
+/// Grafana's `$VAR`, `${VAR}` and `$__env{VAR}` in a provisioning file (comments left out). Grafana
+/// has no `${VAR:-default}` and expands an unset variable to nothing; both fail here instead.
 pub fn grafana_expand(text: &str, env: &BTreeMap<String, String>) -> String {
+    let text: String = text.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| format!("{l}\n")).collect();
     let mut out = String::new();
-    let mut rest = text;
+    let mut rest = text.as_str();
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
-        let (name, default, used) = if let Some(body) = after.strip_prefix("__env{").or_else(|| after.strip_prefix('{')) {
+        let (name, used) = if let Some(body) = after.strip_prefix("__env{").or_else(|| after.strip_prefix('{')) {
             let end = body.find('}').expect("unclosed ${");
             let inner = &body[..end];
-            let (name, default) = inner.split_once(":-").map_or((inner, None), |(n, d)| (n, Some(d)));
-            (name, default, after.len() - body.len() + end + 1)
+            assert!(!inner.contains(":-"), "Grafana provisioning has no defaults: ${{{inner}}}");
+            (inner, after.len() - body.len() + end + 1)
         } else {
             let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
-            (&after[..end], None, end)
+            (&after[..end], end)
         };
         if name.is_empty() {
             out.push('$');
             rest = after;
             continue;
         }
-        match env.get(name).map(String::as_str).or(default) {
+        match env.get(name) {
             Some(value) => out.push_str(value),
             None => panic!("Grafana provisioning uses ${name}, which the grafana service does not set"),
         }
