@@ -476,3 +476,41 @@ fn credentials_agree_with_what_the_database_creates() {
         assert!(texts.contains(var.as_str()), "grafana sets {var}, which no provisioning file reads");
     }
 }
+
+/// Start-up order: one-shots (migrate, topics, schemas, grants) run once and are never restarted;
+/// every long-running manifold process waits for them; a `service_healthy` dependency has a
+/// healthcheck to wait for (without one, compose waits forever).
+#[test]
+fn start_up_order_runs_the_setup_once_before_the_processes() {
+    let mut errors = Vec::new();
+    for (name, svc) in services() {
+        for (dep, how) in svc["depends_on"].as_object().into_iter().flatten() {
+            let target = service(dep);
+            match how["condition"].as_str() {
+                Some("service_healthy") if target["healthcheck"]["test"].is_null() => {
+                    errors.push(format!("`{name}` waits for `{dep}` to be healthy, which has no healthcheck"))
+                }
+                Some("service_completed_successfully") if target["restart"].as_str() != Some("no") => {
+                    errors.push(format!("`{name}` waits for `{dep}` to complete, which restarts"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for (name, svc) in manifold_services() {
+        let command = svc["command"][0].as_str().unwrap();
+        if ["ingest", "infer", "api"].contains(&command) {
+            for setup in ["migrate", "topics", "schemas"] {
+                if svc["depends_on"][setup]["condition"] != "service_completed_successfully" {
+                    errors.push(format!("`{name}` starts without waiting for `{setup}` to complete"));
+                }
+            }
+            if svc["restart"] == "no" {
+                errors.push(format!("`{name}` is never restarted"));
+            }
+        } else if svc["restart"] != "no" {
+            errors.push(format!("one-shot `{name}` ({command}) would be restarted after it finished"));
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
