@@ -342,12 +342,23 @@ fn runtime_packages_cover_the_binarys_shared_libraries() {
     assert!(packages.len() >= 3, "ldd found too little: {text}");
     let uncovered: Vec<String> = packages.iter().filter(|(_, p)| !installed.contains(p)).map(|(l, p)| format!("{l} ({p})")).collect();
     assert!(uncovered.is_empty(), "the runtime image lacks: {uncovered:?}; it installs {installed:?}");
+    // The builder links against the same libraries: the development package that owns each
+    // one's link name (libssl.so → libssl-dev) is installed there; the C library and the
+    // compiler's own come with the toolchain image.
+    let toolchain = ["libc6", "libgcc-s1"];
+    let build_packages = stages[0].apt_packages();
+    for (library, package) in packages.iter().filter(|(_, p)| !toolchain.contains(&p.as_str())) {
+        let file = Path::new(library).file_name().unwrap().to_string_lossy().into_owned();
+        let link = format!("/usr/lib/x86_64-linux-gnu/{}", &file[..file.find(".so").unwrap() + 3]);
+        let dev = debian_package(&link);
+        assert!(build_packages.contains(&dev), "the build stage must install {dev} (link name of {library}, {package}); it installs {build_packages:?}");
+    }
 }
 
 /// The package owning a library path; `/lib` and `/usr/lib` are one directory (usrmerge) but
 /// dpkg knows each file under one of the two names.
 fn debian_package(path: &str) -> String {
-    let real = std::fs::canonicalize(path).unwrap().to_string_lossy().into_owned();
+    let real = std::fs::canonicalize(path).unwrap_or_else(|e| panic!("{path}: {e}")).to_string_lossy().into_owned();
     let mut candidates = vec![path.to_owned(), real.clone()];
     for p in [path, real.as_str()] {
         if let Some(rest) = p.strip_prefix("/usr") { candidates.push(rest.to_owned()) } else { candidates.push(format!("/usr{p}")) }
