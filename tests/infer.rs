@@ -84,9 +84,11 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/consume_scores.py"))
         .args([&p.config.kafka.brokers, &p.config.schema_registry.url, &p.config.topics.scores.name])
         .args([&cases.len().to_string(), "60"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/anomaly_scores.avsc"))
         .output()
         .expect("run the Python consumer");
     assert!(out.status.success(), "python consumer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let manifest = manifold::model::read_manifest(std::path::Path::new(&model_dir())).unwrap();
     let python: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(python.len(), messages.len());
     for m in &messages {
@@ -97,7 +99,15 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
             // serde_json's default float parser may differ from Python's repr in the last bit.
             let theirs = twin["components"][component].as_f64().expect("a score per component");
             assert!((theirs - score).abs() < 1e-12, "{component}: {theirs} vs {score}");
+            // The class's name and severity, as the model's manifest gives them.
+            let [class, name, severity] = [0, 1, 2].map(|i| twin["conditions"][component][i].as_str().map(str::to_owned));
+            let spec = manifest.targets.iter().find(|t| t.component == *component).and_then(|t| t.condition(class.as_deref()?)).expect("a named class");
+            assert_eq!((name.as_deref(), severity.as_deref()), (Some(spec.name.as_str()), Some(spec.severity.as_str())), "{component}");
         }
+        let (faulty, _) = &cases[((m.window_start - t0) / MIN) as usize];
+        assert_ne!(twin["conditions"][faulty][2], "ok", "the faulty {faulty} is not in an ok condition: {twin}");
+        // A consumer still on the schema before the names reads the same message, without them.
+        assert_eq!(twin["old_fields"], serde_json::json!(["component_id", "condition", "probabilities", "score"]), "{twin}");
     }
 
     // After a model upgrade: new revisions of the range are scored, the old ones are kept.
