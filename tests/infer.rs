@@ -110,6 +110,20 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
         assert_eq!(twin["old_fields"], serde_json::json!(["component_id", "condition", "probabilities", "score"]), "{twin}");
     }
 
+    // `make demo` shows the newest window's classes by name: its query (psql variables as
+    // parameters) over these real scores names every class as the manifest does.
+    let demo_sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.d/newest-scores.sql")).unwrap();
+    let demo_sql = demo_sql.replace(":'manifest'", "$1::text").replace(":'system'", "$2::text");
+    let manifest_text = std::fs::read_to_string(std::path::Path::new(&model_dir()).join("manifest.json")).unwrap();
+    let rows = common::connect(&p.db_url).await.query(&demo_sql, &[&manifest_text, &system]).await.unwrap();
+    let lines: Vec<Vec<String>> = rows.iter().map(|r| (0..r.len()).map(|i| r.get::<_, String>(i).trim_end().to_owned()).collect()).collect();
+    assert_eq!(lines.len(), 4, "the four labelled components of the newest window: {lines:?}");
+    for line in &lines {
+        let spec = manifest.targets.iter().find(|t| t.component == line[2]).and_then(|t| t.condition(&line[4])).expect("a named class");
+        assert_eq!(line[5], format!("{} ({})", spec.name, spec.severity), "{line:?}");
+    }
+    assert_ne!(lines[0][5].rsplit_once(" (").map(|(_, s)| s), Some("ok)"), "the most anomalous component first, not ok: {lines:?}");
+
     // After a model upgrade: new revisions of the range are scored, the old ones are kept.
     let from = chrono::DateTime::from_timestamp_micros(t0).unwrap();
     let to = chrono::DateTime::from_timestamp_micros(t0 + 2 * MIN).unwrap();
