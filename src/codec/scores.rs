@@ -75,7 +75,9 @@ impl AnomalyScores {
 mod tests {
     use std::collections::BTreeMap;
 
-    use apache_avro::{Schema, from_avro_datum, to_avro_datum};
+    use apache_avro::Schema;
+    use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::writer::datum::GenericDatumWriter;
 
     use super::*;
     use crate::codec::schemas::ANOMALY_SCORES;
@@ -90,6 +92,15 @@ mod tests {
         fields.retain(|f| f["name"] != "condition_name" && f["name"] != "severity");
         assert_eq!(fields.len(), before - 2);
         Schema::parse(&json).unwrap()
+    }
+
+    fn write(schema: &Schema, value: Value) -> Vec<u8> {
+        GenericDatumWriter::builder(schema).build().unwrap().write_value_to_vec(value).unwrap()
+    }
+
+    /// Bytes written with `writer`, read (resolved) with `reader`.
+    fn read(writer: &Schema, reader: &Schema, bytes: &[u8]) -> Value {
+        GenericDatumReader::builder(writer).reader_schema(reader).build().unwrap().read_value(&mut &bytes[..]).unwrap()
     }
 
     fn component(message: &Value) -> Vec<(String, Value)> {
@@ -122,20 +133,20 @@ mod tests {
             components: vec![score],
             computed_at: 61_000_000,
         };
-        let bytes = to_avro_datum(&new, message.to_avro()).unwrap();
+        let bytes = write(&new, message.to_avro());
 
-        let read_new = component(&from_avro_datum(&new, &mut &bytes[..], None).unwrap());
+        let read_new = component(&read(&new, &new, &bytes));
         let field = |fields: &[(String, Value)], name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         assert_eq!(field(&read_new, "condition_name"), Some(Value::Union(1, Box::new(Value::String("reduced efficiency".into())))));
         assert_eq!(field(&read_new, "severity"), Some(Value::Union(1, Box::new(Value::String("degraded".into())))));
 
-        let read_old = component(&from_avro_datum(&new, &mut &bytes[..], Some(&old)).unwrap());
+        let read_old = component(&read(&new, &old, &bytes));
         assert_eq!(field(&read_old, "condition"), Some(Value::Union(1, Box::new(Value::String("20".into())))));
         assert_eq!(field(&read_old, "condition_name"), None, "an old reader does not see the new field");
 
         // A message written before the names (old writer) reads as null with the new schema.
-        let old_bytes = to_avro_datum(&old, from_avro_datum(&new, &mut &bytes[..], Some(&old)).unwrap()).unwrap();
-        let upgraded = component(&from_avro_datum(&old, &mut &old_bytes[..], Some(&new)).unwrap());
+        let old_bytes = write(&old, read(&new, &old, &bytes));
+        let upgraded = component(&read(&old, &new, &old_bytes));
         assert_eq!(field(&upgraded, "condition_name"), Some(Value::Union(0, Box::new(Value::Null))));
         assert_eq!(field(&upgraded, "severity"), Some(Value::Union(0, Box::new(Value::Null))));
     }
