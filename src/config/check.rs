@@ -84,12 +84,18 @@ impl Config {
         if self.infer.retry_ms.is_zero() || self.infer.systemic_retry_ms.is_zero() || self.infer.batch_size == 0 {
             return invalid("infer.retry_ms", "infer.retry_ms, systemic_retry_ms and batch_size must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// Rules only a process that runs infer needs: an API or ingest replica in production does
+    /// not have to invent an infer ordinal it never uses.
+    pub fn check_for_infer(&self) -> Result<(), ConfigError> {
         // Replicas sharing the default id would fence each other's transactions in turn.
         if self.env == Environment::Production && self.infer.instance.is_none() {
-            return invalid(
-                "infer.instance",
-                "production needs an explicit ordinal per infer replica (MANIFOLD__INFER__INSTANCE=0, 1, ...; e.g. a StatefulSet pod's ordinal): the transactional id and static group membership derive from it".into(),
-            );
+            return Err(ConfigError::Invalid {
+                key: "infer.instance".into(),
+                why: "production needs an explicit ordinal per infer replica (MANIFOLD__INFER__INSTANCE=0, 1, ...; e.g. a StatefulSet pod's ordinal): the transactional id and static group membership derive from it".into(),
+            });
         }
         Ok(())
     }
