@@ -302,7 +302,7 @@ async fn real_time_aggregation_shows_readings_newer_than_the_last_refresh() {
 }
 
 #[tokio::test]
-async fn compression_and_retention_jobs_run_on_the_hypertable() {
+async fn compression_retention_and_refresh_policies_run() {
     let _turn = TURN.lock().await;
     reset().await;
     migrate_up().await;
@@ -318,7 +318,12 @@ async fn compression_and_retention_jobs_run_on_the_hypertable() {
         .await
         .unwrap();
     // A connection per job: in pglite a job run leaves the session's search_path at pg_catalog.
-    for (proc_name, relation) in [("policy_compression", "readings"), ("policy_retention", "readings")] {
+    let jobs = [
+        ("policy_compression", "readings"),
+        ("policy_retention", "readings"),
+        ("policy_refresh_continuous_aggregate", "readings_1m"),
+    ];
+    for (proc_name, relation) in jobs {
         let client = connect().await;
         let job: i32 = client
             .query_one("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = $1 AND hypertable_name = $2", &[&proc_name, &relation])
@@ -338,6 +343,8 @@ async fn compression_and_retention_jobs_run_on_the_hypertable() {
     assert_eq!(chunks, vec![true, false], "the 40-day chunk dropped, the 3-day one compressed, today's left");
     let left: i64 = client.query_one("SELECT count(*) FROM readings", &[]).await.unwrap().get(0);
     assert_eq!(left, 2);
+    let today: i64 = client.query_one("SELECT coalesce(sum(n), 0)::int8 FROM readings_1m", &[]).await.unwrap().get(0);
+    assert_eq!(today, 2, "the refresh policy ran; the aggregate covers what is left");
 }
 
 #[tokio::test]
