@@ -35,6 +35,10 @@ async fn up_creates_every_table_and_a_rerun_changes_nothing() {
     assert_eq!(first.changed, (1..=migrate::latest_version()).collect::<Vec<_>>());
     assert_eq!(existing_tables(&client).await.len(), TABLES.len());
     assert_eq!(migrate::storage_engine(&client).await.unwrap(), Some(migrate::StorageEngine::Native));
+    // The trial CREATE EXTENSION failed and was rolled back to its savepoint, with the reason.
+    let choice = first.engine.expect("the first run chooses the engine");
+    assert_eq!(choice.engine, migrate::StorageEngine::Native);
+    assert!(choice.reason.contains("not available"), "{}", choice.reason);
 
     let second = migrate::up(&mut client).await.unwrap();
     assert!(second.changed.is_empty(), "re-run applied {:?}", second.changed);
