@@ -149,7 +149,19 @@ pub async fn schema_registry(config: &Config) -> DependencyReport {
             ),
         },
     };
-    DependencyReport { dependency: "schema-registry", target: base, outcome }
+    DependencyReport { dependency: "schema-registry", target: without_password(&base), outcome }
+}
+
+/// The URL for the report, with a password written into it (`https://key:secret@host`) hidden.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which this one has.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// A failed TLS handshake (an unverifiable certificate, a plaintext server), by what the TLS
@@ -201,5 +213,14 @@ impl WithoutUrl for reqwest::Error {
         } else {
             "request failed".into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_password_in_the_registry_url_is_not_reported() {
+        assert_eq!(super::without_password("https://key:s3cret@registry.example/apis"), "https://key:***@registry.example/apis");
+        assert_eq!(super::without_password("http://127.0.0.1:8081"), "http://127.0.0.1:8081");
     }
 }
