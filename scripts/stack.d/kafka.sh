@@ -65,6 +65,7 @@ kafka_answers() {
 kafka_keystore() {
   ensure_stack_tls
   [[ -s "$KAFKA_KEYSTORE" && ! "$STACK_TLS_DIR/server.crt" -nt "$KAFKA_KEYSTORE" ]] && return
+  ensure_cmd openssl openssl
   mkdir -p "$(dirname "$KAFKA_KEYSTORE")"
   openssl pkcs12 -export -name kafka -in "$STACK_TLS_DIR/server.crt" -inkey "$STACK_TLS_DIR/server.key" \
     -certfile "$STACK_TLS_DIR/ca.crt" -passout "pass:$KAFKA_KEYSTORE_PASSWORD" -out "$KAFKA_KEYSTORE.tmp" \
