@@ -21,6 +21,7 @@ use manifold::codec::{BatchDecoder, CodecError, RecordEncoder, registry};
 use manifold::config::{Config, Sources};
 use manifold::domain::BatchLimits;
 use manifold::kafka::topics::{self, TopicOutcome};
+use manifold::sim::{SimulateOptions, WireFormat};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::producer::FutureRecord;
@@ -136,10 +137,15 @@ async fn scram_over_tls_creates_topics_and_carries_a_message_from_producer_to_co
 
     // The other SCRAM mechanism the listener enables, for the reading side.
     let reading = load(&sasl_env(&prefix, "SCRAM-SHA-256", &stack_variable("KAFKA_SASL_PASSWORD"), &stack_ca()));
+    let payload = first_message(reading, topic).await;
+    assert_eq!(payload.as_deref(), Some(&b"over SCRAM and TLS"[..]));
+}
+
+/// The first message on `topic`, read through manifold's consumer builder in a group of its own.
+async fn first_message(config: Config, topic: String) -> Option<Vec<u8>> {
     let group = common::unique("sasl_group");
-    let payload = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            manifold::kafka::consumer(&reading.kafka, &group, &[], DefaultConsumerContext).expect("consumer");
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = manifold::kafka::consumer(&config.kafka, &group, &[], DefaultConsumerContext).expect("consumer");
         consumer.subscribe(&[&topic]).expect("subscribe");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -152,8 +158,7 @@ async fn scram_over_tls_creates_topics_and_carries_a_message_from_producer_to_co
         None
     })
     .await
-    .unwrap();
-    assert_eq!(payload.as_deref(), Some(&b"over SCRAM and TLS"[..]));
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,6 +254,41 @@ async fn refused_registry_credentials_are_named_and_never_make_a_message_a_dead_
         assert_named(&report(&config, "schema-registry").await, "authentication failed", misconfig::REGISTRY_AUTHENTICATION);
         assert_exit_error(&["schemas", "register"], env, misconfig::REGISTRY_AUTHENTICATION).await;
     }
+}
+
+/// A piece of the pipeline with both dependencies secured: the simulator encodes rig batches
+/// (schemas registered through the proxy) and produces them over SASL_SSL; they come back over
+/// SASL_SSL and decode with the writer schema fetched through the proxy.
+#[tokio::test]
+async fn the_simulator_sends_avro_through_secured_kafka_and_an_authenticated_registry() {
+    let proxy = proxy().await;
+    let mut env = sasl_env(&common::unique("sasl"), "SCRAM-SHA-512", &stack_variable("KAFKA_SASL_PASSWORD"), &stack_ca());
+    env.push(("SCHEMA_REGISTRY_URL".into(), proxy.url.clone()));
+    env.push(("MANIFOLD__SCHEMA_REGISTRY__CA_FILE".into(), stack_ca()));
+    env.extend(BASIC.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    // The simulator registers its systems (and their owner) first.
+    let (database, _client) = common::migrated_database().await;
+    env.push(("DATABASE_URL".into(), database));
+    let config = load(&env);
+    topics::create(&config.kafka, &config.topics).await.expect("topics created over SASL_SSL");
+    let options = SimulateOptions {
+        data: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample")),
+        systems: 1,
+        system_prefix: "sasl-rig".into(),
+        cycles: 1,
+        speed: None,
+        bad_every: None,
+        format: WireFormat::Avro,
+        offset: 0,
+    };
+    let sent = manifold::sim::run(&config, &options).await.expect("simulated over SASL_SSL and the proxy");
+    assert!(sent.batches > 0 && sent.bad == 0, "{sent:?}");
+
+    let bytes = first_message(config.clone(), config.topics.batches.name.clone()).await.expect("a batch came back");
+    let decoder = BatchDecoder::new(&config.schema_registry, BatchLimits { max_readings: 1_000_000 }).unwrap();
+    let batch = decoder.decode_raw(Some(&bytes)).await.expect("decoded through the proxy");
+    assert_eq!(batch.system_id, "sasl-rig-0");
+    assert_eq!(proxy.refused(), 0);
 }
 
 #[tokio::test]
