@@ -255,12 +255,15 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> i32 {
         }
     };
     crate::telemetry::init_logging(&config.telemetry);
+    let kafka = config.kafka.clone();
     match commands::dispatch(cli.command, config).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             if let Some(known) = crate::check::misconfig::diagnose(&err) {
-                eprintln!("problem: {}\nfix: {}", known.name, known.fix);
+                let (known, reason) = crate::check::misconfig::refine_kafka(known, &kafka).await;
+                let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                eprintln!("problem: {}{reason}\nfix: {}", known.name, known.fix);
             }
             1
         }

@@ -59,6 +59,7 @@ impl Config {
                 return invalid(key, format!("{url:?} is not a URL"));
             }
         }
+        self.schema_registry.check()?;
         for (tier, limits) in [("free", &self.api.tiers.free), ("pro", &self.api.tiers.pro), ("enterprise", &self.api.tiers.enterprise)] {
             if limits.requests_per_minute == 0 || limits.burst == 0 {
                 return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());

@@ -149,7 +149,10 @@ fn set(root: &mut Table, path: &[String], raw: &str) -> Result<(), String> {
 
 fn infer(raw: &str) -> Value {
     let trimmed = raw.trim();
-    if let Ok(i) = trimmed.parse::<i64>() {
+    // Only digits that survive as a number ("000042", a password, does not) become one.
+    if let Ok(i) = trimmed.parse::<i64>()
+        && i.to_string() == trimmed
+    {
         Value::Integer(i)
     } else if let Ok(b) = trimmed.parse::<bool>() {
         Value::Boolean(b)

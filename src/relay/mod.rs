@@ -291,7 +291,8 @@ impl Relay {
         };
         match encoder.encode(value).await {
             Ok(bytes) => Ok(Ok(bytes)),
-            Err(CodecError::Unavailable(e)) => Err(RelayError::Registry(e)),
+            // Refused credentials are the deployment's fault, never the event's: wait like an outage.
+            Err(CodecError::Unavailable(e) | CodecError::Unauthorized(e)) => Err(RelayError::Registry(e)),
             Err(other) => Err(RelayError::Schema(other.to_string())),
         }
     }
