@@ -46,6 +46,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "equipment_notify", sql: up_down!("0004_equipment_notify"), timescale: None },
     Migration { version: 5, name: "api", sql: up_down!("0005_api"), timescale: None },
     Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None },
+    Migration { version: 8, name: "traces", sql: up_down!("0008_traces"), timescale: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.
@@ -72,6 +73,12 @@ pub struct MigrationReport {
     pub changed: Vec<i32>,
     /// The schema version after the run (0 = empty).
     pub version: i32,
+}
+
+/// Every version this binary knows, in order (numbers are handed out per change, so a list
+/// may have gaps while changes land in another order).
+pub fn versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
 }
 
 /// The newest version this binary knows.
