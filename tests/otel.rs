@@ -177,6 +177,22 @@ async fn a_windows_spans_form_one_chain_linked_to_its_chunks_and_the_score_messa
         .collect();
     assert_eq!(carried, expected, "each score message carries its window's infer span");
     assert!(ingest.log_text().contains("exporting traces"), "ingest says where traces go");
+
+    // A rescore, from another process, starts new traces linked to the same chunks: the links
+    // were stored with the windows.
+    let at = |t: i64| chrono::DateTime::from_timestamp_micros(t).unwrap().to_rfc3339();
+    let out = p.manifold(&["rescore", "--from", &at(t0), "--to", &at(t0 + 2 * MIN)]).envs(export).output().expect("run manifold rescore");
+    assert!(out.status.success(), "rescore: {}", String::from_utf8_lossy(&out.stderr));
+    let spans = received.wait_until(Duration::from_secs(30), "two rescored windows scored", |spans| named(spans, "infer.score").len() >= 4).await;
+    let rescored: Vec<&Span> = named(&spans, "window.announce").into_iter().filter(|s| s.attributes.get("manifold.revision").map(String::as_str) == Some("1")).collect();
+    assert_eq!(rescored.len(), 2, "{rescored:#?}");
+    for revision_0 in [a, b] {
+        let again = rescored.iter().find(|s| s.attributes.get("manifold.window_start") == revision_0.attributes.get("manifold.window_start")).expect("rescored");
+        assert_eq!(again.attributes.get("manifold.closed_by").map(String::as_str), Some("RESCORE"));
+        assert!(again.parent_span_id.is_empty() && again.trace_id != a.trace_id && again.trace_id != b.trace_id, "a new trace: {again:#?}");
+        assert_eq!(again.links, revision_0.links, "the same chunks wrote the readings");
+        only(&spans, "infer.score", only(&spans, "relay.publish", again));
+    }
     drop(infer);
 }
 

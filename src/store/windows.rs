@@ -100,8 +100,8 @@ pub async fn announce(tx: &Transaction<'_>, windows: &[ReadyWindow], reason: Clo
     let keys: Vec<&[u8]> = windows.iter().map(|w| w.system_id.as_bytes()).collect();
     let payloads: Vec<Vec<u8>> = windows.iter().map(|w| w.event(reason).to_json()).collect();
     let payloads: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-    let closed_by = reason.as_str();
-    let spans: Vec<TraceSpan> = windows.iter().map(|w| traces::announce(&w.system_id, w.window_start, w.revision, closed_by, &w.trace_links)).collect();
+    let spans: Vec<TraceSpan> =
+        windows.iter().map(|w| traces::announce(&w.system_id, w.window_start, w.revision, reason.for_revision(w.revision).as_str(), &w.trace_links)).collect();
     let parents: Vec<Option<String>> = spans.iter().map(TraceSpan::traceparent).collect();
     outbox::insert(tx, TopicRole::WindowsReady, &keys, &payloads, &parents).await?;
     Ok(spans)
