@@ -37,6 +37,8 @@ impl Process {
         let log = dir.path().join(format!("{command}.log"));
         let mut cmd = p.manifold(&[command]);
         cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&log).expect("log file"));
+        // Export is what the test says, whatever the shell running the tests has set.
+        cmd.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT").env_remove("MANIFOLD__TELEMETRY__OTLP_ENDPOINT");
         cmd.env("MANIFOLD__TELEMETRY__LOG_FORMAT", "json").env("RUST_LOG", "info").envs(env.iter().copied());
         Process { child: cmd.spawn().unwrap_or_else(|e| panic!("start manifold {command}: {e}")), log, _dir: dir }
     }
