@@ -217,3 +217,30 @@ async fn with_export_off_no_span_link_or_trace_header_is_made() {
     assert!(!keys.contains(&"traceparent"), "no trace header on the window-ready event: {keys:?}");
     assert!(!ingest.log_text().contains("exporting traces"), "no exporter was built");
 }
+
+/// A window fed by many chunks keeps only the newest links, in order: one stored row per window
+/// stays small however the stream is chunked (the bound its announce span links to).
+#[tokio::test]
+async fn a_window_keeps_only_its_newest_chunk_links() {
+    use manifold::telemetry::traces::MAX_LINKS;
+    use manifold::window::{WindowAccumulator, WindowSpec};
+    let (url, client) = common::migrated_database().await;
+    let config = common::config_with(&[("DATABASE_URL", &url)]);
+    let store = manifold::store::Store::new(&config.database).unwrap();
+    let spec = WindowSpec::from_config(&config.windows);
+    let t = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
+    let link = |i: usize| format!("00-{:032x}-{:016x}-01", i + 1, i + 1);
+    for i in 0..MAX_LINKS + 4 {
+        let mut acc = WindowAccumulator::default();
+        acc.add_batch(&spec, "rig-0", [("s1", t + i as i64)].into_iter());
+        let mut db = store.client().await.unwrap();
+        let tx = db.transaction().await.unwrap();
+        // A chunk written while export was off adds no link and keeps the ones there.
+        let trace = (i != 3).then(|| link(i));
+        manifold::store::windows::apply(&tx, &spec, &acc, trace.as_deref()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let links: Vec<String> = client.query_one("SELECT trace_links FROM windows", &[]).await.unwrap().get(0);
+    let expected: Vec<String> = (4..MAX_LINKS + 4).map(link).collect();
+    assert_eq!(links, expected, "the newest {MAX_LINKS}, oldest first");
+}
