@@ -254,9 +254,22 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> i32 {
             return 2;
         }
     };
-    crate::telemetry::init_logging(&config.telemetry);
+    // A bad endpoint was refused with the configuration; what is left to fail here (the HTTP
+    // client) is not worth stopping the data path for: it runs without traces, saying so.
+    let exporter = crate::telemetry::Exporter::from_config(&config.telemetry, env.get("OTEL_SERVICE_NAME").map(String::as_str));
+    let exporter = match exporter {
+        Ok(exporter) => {
+            crate::telemetry::init(&config.telemetry, exporter.as_ref());
+            exporter
+        }
+        Err(err) => {
+            crate::telemetry::init_logging(&config.telemetry);
+            tracing::error!(error = %err, "trace export is off");
+            None
+        }
+    };
     let kafka = config.kafka.clone();
-    match commands::dispatch(cli.command, config).await {
+    let code = match commands::dispatch(cli.command, config).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -267,5 +280,10 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> i32 {
             }
             1
         }
+    };
+    if let Some(exporter) = exporter {
+        // Sends the spans still buffered; blocking, so off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
     }
+    code
 }

@@ -60,6 +60,11 @@ impl Config {
             }
         }
         self.schema_registry.check()?;
+        if let Some(url) = self.telemetry.otlp_endpoint.as_deref().map(str::trim).filter(|u| !u.is_empty())
+            && !reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return invalid("telemetry.otlp_endpoint", format!("{url:?} is not an http(s) URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)"));
+        }
         for (tier, limits) in [("free", &self.api.tiers.free), ("pro", &self.api.tiers.pro), ("enterprise", &self.api.tiers.enterprise)] {
             if limits.requests_per_minute == 0 || limits.burst == 0 {
                 return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());

@@ -307,6 +307,9 @@ pub struct GnnConfig {
 pub struct TelemetryConfig {
     pub log_format: LogFormat,
     pub log_level: String,
+    /// OTLP/HTTP base URL (`/v1/traces` is appended) to export traces to; unset or empty, no
+    /// export. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

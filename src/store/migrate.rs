@@ -54,6 +54,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "api", sql: up_down!("0005_api"), timescale: None, apache: None },
     Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None, apache: None },
     Migration { version: 7, name: "grafana", sql: up_down!("0007_grafana"), timescale: None, apache: None },
+    Migration { version: 8, name: "traces", sql: up_down!("0008_traces"), timescale: None, apache: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.
@@ -110,6 +111,12 @@ pub struct MigrationReport {
     pub version: i32,
     /// The engine chosen by this run, with the reason, when it applied the readings migration.
     pub engine: Option<timescale::EngineChoice>,
+}
+
+/// Every version this binary knows, in order (numbers are handed out per change, so a list
+/// may have gaps while changes land in another order).
+pub fn versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
 }
 
 /// The newest version this binary knows.
