@@ -94,7 +94,7 @@ async fn ingest(config: &Config, engine: StorageEngine, rows: Vec<Row>) {
     let mut client = store.client().await.expect("pooled connection");
     let tx = client.transaction().await.expect("begin");
     let chunk = Chunk { batches: vec![&batch], dead_letters: vec![], offsets: vec![] };
-    write_chunk(&tx, "timescale-test", engine, &WindowSpec::from_config(&config.windows), &chunk).await.expect("write chunk");
+    write_chunk(&tx, "timescale-test", engine, &WindowSpec::from_config(&config.windows), &chunk, &mut manifold::telemetry::traces::ChunkTrace::off()).await.expect("write chunk");
     tx.commit().await.expect("commit");
 }
 
