@@ -1,5 +1,7 @@
 //! Per-reading cost of the ingest hot path: decode (Avro and JSON), validate, and COPY-encode.
-//! Throughput is in readings, so criterion reports readings/s for each step.
+//! Throughput is in readings, so criterion reports readings/s for each step. `trace_export_off`
+//! measures what traces cost with export off: one batch decoded and validated, without and with
+//! the trace calls its chunk, window, relay and infer steps make (export is off in a bench).
 //!
 //! cargo bench --bench hot_path
 
@@ -82,6 +84,52 @@ fn bench(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
+    group.finish();
+    traces_off(c, &schema, &avro, &meta, &validator, readings);
+}
+
+/// The same work twice in one run, so the ratio is free of machine drift: the per-batch hot
+/// path, and that path plus every trace call a chunk of one batch makes (chunk span, its
+/// traceparent for the window upsert, one announce span with its outbox traceparent, one relay
+/// span and one infer span) while no exporter is installed.
+fn traces_off(c: &mut Criterion, schema: &Schema, avro: &[u8], meta: &SystemMeta, validator: &Validator, readings: u64) {
+    use manifold::telemetry::traces;
+    assert!(!traces::enabled(), "a bench installs no exporter");
+    let limits = BatchLimits::default();
+    let now = chrono::Utc::now().timestamp_micros();
+    #[allow(deprecated)]
+    let path = || {
+        let value = apache_avro::from_avro_datum(schema, &mut black_box(avro), None).unwrap();
+        let batch = SensorBatch::parse(batch_from_value(value).unwrap(), &limits).unwrap();
+        match validator.check(&batch, meta, now) {
+            Verdict::Accept(a) => a.rows.len(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let parent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    let start = chrono::Utc::now();
+    let mut group = c.benchmark_group("trace_export_off");
+    group.throughput(Throughput::Elements(readings));
+    group.bench_function("baseline", |b| b.iter(path));
+    let calls = |rows: usize| {
+        let mut chunk = traces::ChunkTrace::start(1, rows, 0);
+        let link = chunk.traceparent();
+        let window = traces::announce("rig-0", start, 0, "WATERMARK", black_box(&[]));
+        let stored = window.traceparent();
+        chunk.announced(vec![window]);
+        let relay = traces::relay(black_box(parent), 1, "windows");
+        let score = traces::score(black_box(parent), 0, 1);
+        black_box((link, stored, relay.traceparent(), score.traceparent()));
+    };
+    group.bench_function("with_trace_calls", |b| {
+        b.iter(|| {
+            let rows = path();
+            calls(rows);
+            rows
+        })
+    });
+    // The calls alone, per batch: the difference the two above cannot resolve under noise.
+    group.bench_function("trace_calls_alone", |b| b.iter(|| calls(black_box(1020))));
     group.finish();
 }
 

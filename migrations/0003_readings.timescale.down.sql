@@ -1,2 +1,3 @@
+DROP TABLE IF EXISTS readings_refresh;
 DROP MATERIALIZED VIEW IF EXISTS readings_1m;
 DROP TABLE IF EXISTS readings;

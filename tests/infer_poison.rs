@@ -277,17 +277,20 @@ async fn two_replicas_on_distinct_ordinals_share_the_partitions_without_duplicat
 }
 
 #[test]
-fn production_without_an_explicit_instance_ordinal_is_refused_naming_the_key() {
+fn production_infer_without_an_explicit_instance_ordinal_is_refused_naming_the_key() {
     let mut env = common::stack_env();
     env.insert("ENV".into(), "production".into());
     env.insert("SECRET_KEY".into(), "a-production-secret".into());
-    let err = manifold::config::Config::load(&Default::default(), &env).unwrap_err();
+    // An API or ingest replica needs no infer ordinal; only a process that runs infer is refused.
+    let without = manifold::config::Config::load(&Default::default(), &env).expect("production loads without an infer ordinal");
+    let err = without.check_for_infer().unwrap_err();
     assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "infer.instance"), "{err}");
     assert!(err.to_string().contains("MANIFOLD__INFER__INSTANCE"), "{err}");
 
     env.insert("MANIFOLD__INFER__INSTANCE".into(), "2".into());
     env.insert("MANIFOLD__INFER__TRANSACTIONAL_ID".into(), "scoring".into());
     let config = manifold::config::Config::load(&Default::default(), &env).unwrap();
+    config.check_for_infer().expect("an explicit ordinal satisfies infer");
     assert_eq!(config.infer.transactional_id(), "scoring-2");
     assert_eq!(config.infer.group_instance_id().as_deref(), Some(format!("{}-2", config.infer.group_id).as_str()));
 }

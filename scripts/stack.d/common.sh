@@ -75,7 +75,10 @@ render() {
   sed -e "s|@PG_PORT@|$PG_PORT|g" \
       -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+      -e "s|@KAFKA_SASL_PORT@|$KAFKA_SASL_PORT|g" \
       -e "s|@KAFKA_DATA@|$STACK/kafka/data|g" \
+      -e "s|@KAFKA_KEYSTORE@|$KAFKA_KEYSTORE|g" \
+      -e "s|@KAFKA_KEYSTORE_PASSWORD@|$KAFKA_KEYSTORE_PASSWORD|g" \
       -e "s|@REGISTRY_PORT@|$REGISTRY_PORT|g" \
       -e "s|@REGISTRY_MGMT_PORT@|$REGISTRY_MGMT_PORT|g" \
       -e "s|@REGISTRY_DIR@|$STACK/registry|g" \

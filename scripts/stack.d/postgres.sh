@@ -74,32 +74,11 @@ pg_running() { # pg_running DATA
 
 pg_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
 
-# A throw-away CA and a server certificate for 127.0.0.1 and localhost, made once per .stack
-# (the CA is what MANIFOLD_PG_CA points at); the server's copies live in its data directory.
-PG_TLS_DIR="$STACK/tls"
+# The server's copies of the stack's certificate (tls.sh) live in its data directory.
 pg_tls_files() {
-  ensure_cmd openssl openssl
-  mkdir -p "$PG_TLS_DIR"
-  if [[ ! -s "$PG_TLS_DIR/ca.crt" || ! -s "$PG_TLS_DIR/server.crt" || ! -s "$PG_TLS_DIR/server.key" ]]; then
-    log "generating a test CA and server certificate in $PG_TLS_DIR"
-    local ext="$PG_TLS_DIR/server.ext"
-    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
-      'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >"$ext"
-    if ! { openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=manifold stack test CA' \
-             -keyout "$PG_TLS_DIR/ca.key" -out "$PG_TLS_DIR/ca.crt" \
-           && openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' \
-             -keyout "$PG_TLS_DIR/server.key" -out "$PG_TLS_DIR/server.csr" \
-           && openssl x509 -req -days 3650 -in "$PG_TLS_DIR/server.csr" -CA "$PG_TLS_DIR/ca.crt" \
-             -CAkey "$PG_TLS_DIR/ca.key" -CAcreateserial -extfile "$ext" -out "$PG_TLS_DIR/server.crt"; \
-         } >"$LOGS/postgres-tls.log" 2>&1; then
-      cat "$LOGS/postgres-tls.log" >&2
-      rm -f "$PG_TLS_DIR/ca.crt" "$PG_TLS_DIR/server.crt"
-      die "could not generate the PostgreSQL test certificates"
-    fi
-    rm -f "$PG_TLS_DIR/server.csr" "$ext"
-  fi
-  install -o postgres -g postgres -m 0644 "$PG_TLS_DIR/server.crt" "$PG_DATA/server.crt"
-  install -o postgres -g postgres -m 0600 "$PG_TLS_DIR/server.key" "$PG_DATA/server.key"
+  ensure_stack_tls
+  install -o postgres -g postgres -m 0644 "$STACK_TLS_DIR/server.crt" "$PG_DATA/server.crt"
+  install -o postgres -g postgres -m 0600 "$STACK_TLS_DIR/server.key" "$PG_DATA/server.key"
 }
 
 # The TLS test role may only connect over TLS; every other rule initdb wrote stays as it was.
@@ -215,7 +194,7 @@ postgres_down() {
 database_url() { echo "postgres://manifold:manifold@127.0.0.1:$PG_PORT/manifold"; }
 # A role that may create roles (the application role may not), for `manifold grants … --execute`.
 database_admin_url() { echo "postgres://manifold_admin:manifold_admin@127.0.0.1:$PG_PORT/manifold"; }
-pg_ca_file() { echo "$PG_TLS_DIR/ca.crt"; }
+pg_ca_file() { stack_ca_file; }
 
 # For `status`: the live postmaster's pid (none for a zombie), and whether it answers.
 postgres_pid() {

@@ -136,6 +136,10 @@ impl From<CodecError> for ApiError {
                 tracing::warn!(error = %err, "schema registry unavailable for a request");
                 ApiError::Unavailable
             }
+            CodecError::Unauthorized(_) => {
+                tracing::error!(error = %err, "schema registry refused manifold's credentials");
+                ApiError::Unavailable
+            }
             CodecError::Encode(_) => {
                 tracing::error!(error = %err, "request failed to encode");
                 ApiError::Internal

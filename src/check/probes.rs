@@ -1,12 +1,10 @@
 use std::time::Duration;
 
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use tokio_postgres::error::SqlState;
 
-use super::{DependencyReport, Outcome};
+use super::{DependencyReport, Outcome, misconfig};
 use crate::config::Config;
-use crate::kafka::client_config;
+use crate::kafka::recorder::{BrokerProblem, MetadataProbe, ProblemKind, probe_metadata};
 use crate::store::{Store, migrate};
 
 const STACK_HINT: &str = "start the local stack with `scripts/stack up`";
@@ -84,38 +82,29 @@ fn tls_failure(err: &crate::store::StoreError) -> Option<Outcome> {
 pub async fn kafka(config: &Config) -> DependencyReport {
     let target = config.kafka.brokers.clone();
     let timeout = config.kafka.request_timeout_ms.min(Duration::from_secs(5));
-    let mut client = client_config(&config.kafka);
     // One failed connection is enough to know; don't let librdkafka retry for the whole timeout.
-    client.set("log_level", "3");
-    let outcome = match client.create::<AdminClient<DefaultClientContext>>() {
+    let outcome = match probe_metadata(&config.kafka, timeout, &[("log_level", "3")]).await {
         Err(err) => fail(format!("client configuration rejected: {err}"), "fix the kafka.client.* properties"),
-        Ok(admin) => {
+        Ok(MetadataProbe { answer: Ok((brokers, present)), .. }) => {
             let wanted: Vec<String> = config.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
-            let metadata = tokio::task::spawn_blocking(move || {
-                admin.inner().fetch_metadata(None, timeout).map(|m| {
-                    let brokers = m.brokers().len();
-                    let present: Vec<String> = m.topics().iter().map(|t| t.name().to_owned()).collect();
-                    (brokers, present)
-                })
-            })
-            .await;
-            match metadata {
-                Ok(Ok((brokers, present))) => {
-                    let missing: Vec<&String> = wanted.iter().filter(|t| !present.contains(t)).collect();
-                    if missing.is_empty() {
-                        Outcome::Ok { detail: format!("{brokers} broker(s), all {} topics present", wanted.len()) }
-                    } else {
-                        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                        fail(format!("{brokers} broker(s) answer, but topics are missing: {}", names.join(", ")), "run `manifold topics create`")
-                    }
-                }
-                Ok(Err(err)) => fail(
-                    format!("no broker answered within {} ms: {err}", timeout.as_millis()),
-                    format!("{STACK_HINT}, or set KAFKA_BROKERS; for SASL/TLS set kafka.client.* properties"),
-                ),
-                Err(join) => fail(format!("the metadata request failed: {join}"), "report this as a bug"),
+            let missing: Vec<&String> = wanted.iter().filter(|t| !present.contains(t)).collect();
+            if missing.is_empty() {
+                Outcome::Ok { detail: format!("{brokers} broker(s), all {} topics present", wanted.len()) }
+            } else {
+                let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                fail(format!("{brokers} broker(s) answer, but topics are missing: {}", names.join(", ")), "run `manifold topics create`")
             }
         }
+        Ok(MetadataProbe { answer: Err(err), problem }) => match problem {
+            Some(BrokerProblem { kind: ProblemKind::Authentication, reason }) => {
+                fail(format!("authentication failed: {reason}"), misconfig::KAFKA_AUTHENTICATION.fix)
+            }
+            Some(BrokerProblem { kind: ProblemKind::Tls, reason }) => fail(format!("TLS: {reason}"), misconfig::KAFKA_TLS.fix),
+            _ => fail(
+                format!("no broker answered within {} ms: {err}", timeout.as_millis()),
+                format!("{STACK_HINT}, or set KAFKA_BROKERS; for SASL/TLS set kafka.client.* properties"),
+            ),
+        },
     };
     DependencyReport { dependency: "kafka", target, outcome }
 }
@@ -124,12 +113,21 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder().timeout(timeout).build()
 }
 
+/// The registry's HTTP client: its timeout, CA and credentials, as every other registry client.
+fn registry_client(config: &Config) -> Result<reqwest::Client, String> {
+    crate::codec::http_client_builder(&config.schema_registry)
+        .map_err(|e| e.to_string())?
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 pub async fn schema_registry(config: &Config) -> DependencyReport {
     let base = config.schema_registry.url.trim_end_matches('/').to_owned();
     let url = format!("{base}/subjects");
-    let outcome = match http_client(config.schema_registry.timeout_ms) {
-        Err(err) => fail(format!("cannot build an HTTP client: {err}"), "check the TLS setup of this machine"),
-        Ok(http) => match http.get(&url).send().await {
+    let outcome = match registry_client(config) {
+        Err(err) => fail(format!("cannot build an HTTP client: {err}"), "check schema_registry.ca_file and the TLS setup of this machine"),
+        Ok(http) => match crate::codec::authorize(http.get(&url), &config.schema_registry).send().await {
+            Err(err) if is_tls(&err) => fail(format!("TLS: {}", without_url(&err)), misconfig::REGISTRY_TLS.fix),
             Err(err) => fail(
                 format!("cannot reach it: {}", without_url(&err)),
                 format!("{STACK_HINT}, or set SCHEMA_REGISTRY_URL to a Confluent-compatible registry"),
@@ -141,13 +139,35 @@ pub async fn schema_registry(config: &Config) -> DependencyReport {
                     "point SCHEMA_REGISTRY_URL at the Confluent-compatible API (Apicurio: …/apis/ccompat/v7)",
                 ),
             },
+            Ok(response) if matches!(response.status().as_u16(), 401 | 403) => fail(
+                format!("authentication failed: GET /subjects answered HTTP {}", response.status()),
+                misconfig::REGISTRY_AUTHENTICATION.fix,
+            ),
             Ok(response) => fail(
                 format!("GET /subjects answered HTTP {}", response.status()),
                 "point SCHEMA_REGISTRY_URL at the Confluent-compatible API (Apicurio: …/apis/ccompat/v7)",
             ),
         },
     };
-    DependencyReport { dependency: "schema-registry", target: base, outcome }
+    DependencyReport { dependency: "schema-registry", target: without_password(&base), outcome }
+}
+
+/// The URL for the report, with a password written into it (`https://key:secret@host`) hidden.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which this one has.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A failed TLS handshake (an unverifiable certificate, a plaintext server), by what the TLS
+/// library said somewhere in the error's chain.
+fn is_tls(err: &reqwest::Error) -> bool {
+    misconfig::mentions_tls(&without_url(err))
 }
 
 pub async fn gnn_service(config: &Config) -> DependencyReport {
@@ -193,5 +213,14 @@ impl WithoutUrl for reqwest::Error {
         } else {
             "request failed".into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_password_in_the_registry_url_is_not_reported() {
+        assert_eq!(super::without_password("https://key:s3cret@registry.example/apis"), "https://key:***@registry.example/apis");
+        assert_eq!(super::without_password("http://127.0.0.1:8081"), "http://127.0.0.1:8081");
     }
 }

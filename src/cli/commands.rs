@@ -40,6 +40,12 @@ async fn migrate_cmd(direction: MigrateDirection, config: &Config) -> anyhow::Re
         MigrateDirection::Up => {
             let report = migrate::up(&mut client).await?;
             println!("schema at version {} (applied: {:?})", report.version, report.changed);
+            if let Some(choice) = &report.engine {
+                println!("readings storage: {} ({})", choice.engine.variant(), choice.reason);
+            }
+            // The next step opens a connection of its own; a single-connection server (such as
+            // the test TimescaleDB) would wait for this one forever.
+            drop(client);
             // Readings need a partition for today before anything can be written.
             let maintenance = Maintenance::new(config.database.clone(), config.storage.clone(), Metrics::new());
             let pass = maintenance.run_once(Utc::now()).await?;

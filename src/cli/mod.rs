@@ -254,15 +254,36 @@ pub async fn run(cli: Cli, env: BTreeMap<String, String>) -> i32 {
             return 2;
         }
     };
-    crate::telemetry::init_logging(&config.telemetry);
-    match commands::dispatch(cli.command, config).await {
+    // A bad endpoint was refused with the configuration; what is left to fail here (the HTTP
+    // client) is not worth stopping the data path for: it runs without traces, saying so.
+    let exporter = crate::telemetry::Exporter::from_config(&config.telemetry, env.get("OTEL_SERVICE_NAME").map(String::as_str));
+    let exporter = match exporter {
+        Ok(exporter) => {
+            crate::telemetry::init(&config.telemetry, exporter.as_ref());
+            exporter
+        }
+        Err(err) => {
+            crate::telemetry::init_logging(&config.telemetry);
+            tracing::error!(error = %err, "trace export is off");
+            None
+        }
+    };
+    let kafka = config.kafka.clone();
+    let code = match commands::dispatch(cli.command, config).await {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             if let Some(known) = crate::check::misconfig::diagnose(&err) {
-                eprintln!("problem: {}\nfix: {}", known.name, known.fix);
+                let (known, reason) = crate::check::misconfig::refine_kafka(known, &kafka).await;
+                let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                eprintln!("problem: {}{reason}\nfix: {}", known.name, known.fix);
             }
             1
         }
+    };
+    if let Some(exporter) = exporter {
+        // Sends the spans still buffered; blocking, so off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
     }
+    code
 }

@@ -3,6 +3,7 @@
 //! message.
 
 mod avro;
+mod client;
 pub mod registry;
 pub mod schemas;
 mod scores;
@@ -13,11 +14,11 @@ pub use window::WindowReady;
 
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 
 pub use avro::{batch_from_value, batch_to_value};
+pub use client::{authorize, http_client_builder, registry_settings};
 
 use crate::config::SchemaRegistryConfig;
 use crate::domain::{BatchLimits, DomainError, RawBatch, RejectKind, SensorBatch};
@@ -30,15 +31,11 @@ pub enum CodecError {
     /// The registry could not be asked (down, slow): retry, never dead-letter.
     #[error("schema registry unavailable: {0}")]
     Unavailable(String),
+    /// The registry refused manifold's credentials: the deployment's fault, never a message's.
+    #[error("schema registry refused the request: {0}")]
+    Unauthorized(String),
     #[error("cannot encode: {0}")]
     Encode(String),
-}
-
-fn registry_settings(config: &SchemaRegistryConfig) -> Result<SrSettings, CodecError> {
-    SrSettings::new_builder(config.url.trim_end_matches('/').to_owned())
-        .set_timeout(config.timeout_ms)
-        .build()
-        .map_err(|e| CodecError::Unavailable(e.error))
 }
 
 /// Decodes sensor batches. Writer schemas are fetched once per schema id and cached by the
@@ -103,12 +100,12 @@ fn malformed(message: &str) -> DomainError {
 
 fn registry_error(err: SRCError) -> CodecError {
     if err.retriable {
-        return CodecError::Unavailable(err.error);
+        return CodecError::Unavailable(client::describe(&err));
     }
-    let text = match &err.cause {
-        Some(cause) => format!("{}: {cause}", err.error),
-        None => err.error.clone(),
-    };
+    if let Some(refused) = client::refused_credentials(&err) {
+        return refused;
+    }
+    let text = client::describe(&err);
     // A schema the registry does not have is the message's fault; bytes that don't match the
     // writer schema are malformed.
     let kind = if text.contains("schema") && (text.contains("not found") || text.contains("40403") || text.contains("raw schema")) {
@@ -141,7 +138,11 @@ impl RecordEncoder {
 
     pub async fn encode(&self, value: Value) -> Result<Vec<u8>, CodecError> {
         self.avro.encode_value(value, &self.strategy).await.map_err(|e| {
-            if e.retriable { CodecError::Unavailable(e.error) } else { CodecError::Encode(e.error) }
+            if e.retriable {
+                CodecError::Unavailable(client::describe(&e))
+            } else {
+                client::refused_credentials(&e).unwrap_or(CodecError::Encode(e.error))
+            }
         })
     }
 

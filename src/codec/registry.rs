@@ -3,7 +3,7 @@
 use schema_registry_converter::async_impl::schema_registry::post_schema;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
-use super::{CodecError, registry_settings, schemas};
+use super::{CodecError, client, registry_settings, schemas};
 use crate::config::{SchemaRegistryConfig, TopicsConfig};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,10 @@ pub async fn register_all(registry: &SchemaRegistryConfig, topics: &TopicsConfig
     for (subject, schema) in subjects(topics) {
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
         let registered = post_schema(&settings, subject.clone(), supplied).await.map_err(|e| {
-            let text = format!("{subject}: {}{}", e.error, e.cause.map(|c| format!(": {c}")).unwrap_or_default());
+            if let Some(refused) = client::refused_credentials(&e) {
+                return refused;
+            }
+            let text = format!("{subject}: {}", client::describe(&e));
             if e.retriable { CodecError::Unavailable(text) } else { CodecError::Encode(text) }
         })?;
         out.push(Registered { subject, id: registered.id });

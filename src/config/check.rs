@@ -59,6 +59,12 @@ impl Config {
                 return invalid(key, format!("{url:?} is not a URL"));
             }
         }
+        self.schema_registry.check()?;
+        if let Some(url) = self.telemetry.otlp_endpoint.as_deref().map(str::trim).filter(|u| !u.is_empty())
+            && !reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return invalid("telemetry.otlp_endpoint", format!("{url:?} is not an http(s) URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)"));
+        }
         for (tier, limits) in [("free", &self.api.tiers.free), ("pro", &self.api.tiers.pro), ("enterprise", &self.api.tiers.enterprise)] {
             if limits.requests_per_minute == 0 || limits.burst == 0 {
                 return invalid(&format!("api.tiers.{tier}.requests_per_minute"), "requests_per_minute and burst must be at least 1".into());
@@ -84,12 +90,18 @@ impl Config {
         if self.infer.retry_ms.is_zero() || self.infer.systemic_retry_ms.is_zero() || self.infer.batch_size == 0 {
             return invalid("infer.retry_ms", "infer.retry_ms, systemic_retry_ms and batch_size must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// Rules only a process that runs infer needs: an API or ingest replica in production does
+    /// not have to invent an infer ordinal it never uses.
+    pub fn check_for_infer(&self) -> Result<(), ConfigError> {
         // Replicas sharing the default id would fence each other's transactions in turn.
         if self.env == Environment::Production && self.infer.instance.is_none() {
-            return invalid(
-                "infer.instance",
-                "production needs an explicit ordinal per infer replica (MANIFOLD__INFER__INSTANCE=0, 1, ...; e.g. a StatefulSet pod's ordinal): the transactional id and static group membership derive from it".into(),
-            );
+            return Err(ConfigError::Invalid {
+                key: "infer.instance".into(),
+                why: "production needs an explicit ordinal per infer replica (MANIFOLD__INFER__INSTANCE=0, 1, ...; e.g. a StatefulSet pod's ordinal): the transactional id and static group membership derive from it".into(),
+            });
         }
         Ok(())
     }

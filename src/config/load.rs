@@ -20,6 +20,9 @@ const LEGACY_VARIABLES: [(&str, &str); 6] = [
     ("ENV", "env"),
 ];
 
+/// Standard variables of other tools manifold honours, and where they land.
+const STANDARD_VARIABLES: [(&str, &str); 1] = [("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint")];
+
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     /// A TOML file layered over the defaults (`--config`).
@@ -86,6 +89,7 @@ fn merge(base: &mut Table, over: Table) {
 fn apply_env(root: &mut Table, env: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut overrides: Vec<(Vec<String>, &str, &str)> = LEGACY_VARIABLES
         .iter()
+        .chain(&STANDARD_VARIABLES)
         .filter_map(|(var, key)| env.get(*var).map(|value| (split_key(key), *var, value.as_str())))
         .collect();
     for (var, value) in env.range(ENV_PREFIX.to_owned()..) {
@@ -149,7 +153,10 @@ fn set(root: &mut Table, path: &[String], raw: &str) -> Result<(), String> {
 
 fn infer(raw: &str) -> Value {
     let trimmed = raw.trim();
-    if let Ok(i) = trimmed.parse::<i64>() {
+    // Only digits that survive as a number ("000042", a password, does not) become one.
+    if let Ok(i) = trimmed.parse::<i64>()
+        && i.to_string() == trimmed
+    {
         Value::Integer(i)
     } else if let Ok(b) = trimmed.parse::<bool>() {
         Value::Boolean(b)

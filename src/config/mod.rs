@@ -3,6 +3,7 @@
 mod check;
 mod load;
 pub mod pg_tls;
+mod registry;
 mod secret;
 mod units;
 
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use crate::domain::{BadReadingsPolicy, TopicRole};
 
 pub use load::{ConfigError, Sources};
+pub use registry::{RegistryAuth, SchemaRegistryConfig};
 pub use secret::{DatabaseUrl, KafkaClientProperties, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,14 +229,6 @@ pub struct RelayConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SchemaRegistryConfig {
-    pub url: String,
-    #[serde(deserialize_with = "units::millis")]
-    pub timeout_ms: Duration,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub secret_key: Secret,
@@ -313,6 +307,9 @@ pub struct GnnConfig {
 pub struct TelemetryConfig {
     pub log_format: LogFormat,
     pub log_level: String,
+    /// OTLP/HTTP base URL (`/v1/traces` is appended) to export traces to; unset or empty, no
+    /// export. `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -354,3 +351,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod registry_tests;

@@ -6,10 +6,16 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
-/// A secret string; `Debug` shows only that it is set.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+/// A secret string; `Debug` shows only that it is set. Digits or `true` from a `MANIFOLD__…`
+/// variable are taken as text, and a value of the wrong type is refused without echoing it.
+#[derive(Clone)]
 pub struct Secret(SecretString);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        super::registry::Scalar::deserialize(deserializer).map(|s| Secret(SecretString::from(s.0)))
+    }
+}
 
 impl Secret {
     pub fn expose(&self) -> &str {

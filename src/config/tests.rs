@@ -90,6 +90,21 @@ fn manifold_variables_win_over_the_replaced_backend_names() {
 }
 
 #[test]
+fn the_standard_otlp_endpoint_variable_turns_trace_export_on_and_manifolds_own_wins() {
+    assert_eq!(load(&[]).unwrap().telemetry.otlp_endpoint, None, "export is off by default");
+    let config = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).unwrap();
+    assert_eq!(config.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+    let config = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), ("MANIFOLD__TELEMETRY__OTLP_ENDPOINT", "https://other:4318")]).unwrap();
+    assert_eq!(config.telemetry.otlp_endpoint.as_deref(), Some("https://other:4318"));
+    assert_eq!(load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]).unwrap().telemetry.otlp_endpoint.as_deref(), Some(""), "empty is accepted, and means off");
+    for bad in ["collector:4318", "grpc://collector:4317", "not a url"] {
+        let err = load(&[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
+        assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "telemetry.otlp_endpoint"), "{bad}: {err}");
+        assert!(err.to_string().contains("http"), "the message says what is expected: {err}");
+    }
+}
+
+#[test]
 fn kafka_client_properties_pass_through_with_underscores_as_dots() {
     let file = file_with("[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\"socket.keepalive.enable\" = true\n");
     let vars = env(&[

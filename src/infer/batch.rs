@@ -15,11 +15,13 @@ use super::worker::InferWorker;
 use crate::codec::{AnomalyScores, WindowReady};
 use crate::failure::FailureKind;
 use crate::store::{StoreError, SystemInfo};
+use crate::telemetry::traces::{self, TraceSpan};
 
-/// What a batch came to: windows scored (and stored), and records set aside.
+/// What a batch came to: windows scored (and stored), each with its span in the window's trace
+/// (none with export off), and records set aside.
 #[derive(Default)]
 pub struct Outcome {
-    pub scored: Vec<Scored>,
+    pub scored: Vec<(Scored, TraceSpan)>,
     pub failed: Vec<WindowFailure>,
 }
 
@@ -28,12 +30,29 @@ struct Event {
     partition: i32,
     offset: i64,
     event: WindowReady,
+    trace: TraceSpan,
 }
 
 impl Event {
     fn fail(&self, reason: FailReason, message: &str) -> WindowFailure {
+        self.trace.failed(reason.as_str());
         WindowFailure::new(self.partition, self.offset, Some(self.event.clone()), reason, message)
     }
+}
+
+/// The message's span in its window's trace: a child of the relay's span named by its
+/// `traceparent` header. Headers are not even looked at with export off.
+fn trace_of(message: &BorrowedMessage<'_>) -> TraceSpan {
+    use rdkafka::message::Headers;
+    if !traces::enabled() {
+        return TraceSpan::default();
+    }
+    let parent = message
+        .headers()
+        .and_then(|h| h.iter().find(|h| h.key == traces::TRACEPARENT))
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok());
+    traces::score(parent, message.partition(), message.offset())
 }
 
 impl InferWorker {
@@ -73,7 +92,7 @@ impl InferWorker {
             };
             match self.decoder.decode(Some(payload)).await {
                 Ok(decoded) => match poison::window_event(decoded.value) {
-                    Ok(event) => events.push(Event { partition, offset, event }),
+                    Ok(event) => events.push(Event { partition, offset, event, trace: trace_of(message) }),
                     Err((partial, why)) => outcome.failed.push(WindowFailure::new(partition, offset, partial.map(|e| *e), FailReason::WrongShape, &why)),
                 },
                 Err(err) => match poison::decode_failure(&err) {
@@ -124,7 +143,7 @@ impl InferWorker {
         let windows: Vec<_> = scored.iter().map(|(_, s)| &s.window).collect();
         match self.store.upsert_scores(&windows).await {
             Ok(()) => {
-                outcome.scored.extend(scored.into_iter().map(|(_, s)| s));
+                outcome.scored.extend(scored.into_iter().map(|(e, s)| (s, e.trace.clone())));
                 return Ok(());
             }
             Err(err) if err.failure() != FailureKind::DataPermanent => return Err(ScoreError::from(err).into()),
@@ -132,7 +151,7 @@ impl InferWorker {
         }
         for (event, scored) in scored {
             match self.store.upsert_scores(&[&scored.window]).await {
-                Ok(()) => outcome.scored.push(scored),
+                Ok(()) => outcome.scored.push((scored, event.trace.clone())),
                 Err(err) if err.failure() == FailureKind::DataPermanent => {
                     outcome.failed.push(event.fail(FailReason::StorageRejected, &err.reason_text()));
                 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 pub use health::InferHealth;
@@ -51,10 +50,7 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
         Some(url) => Some(HttpScorer::new(url, config.gnn.timeout_ms, config.gnn.attempts)?),
         None => None,
     };
-    let registry = SrSettings::new_builder(config.schema_registry.url.trim_end_matches('/').to_owned())
-        .set_timeout(config.schema_registry.timeout_ms)
-        .build()
-        .map_err(|e| anyhow::anyhow!("schema registry settings: {}", e.error))?;
+    let registry = crate::codec::registry_settings(&config.schema_registry)?;
     Ok(InferWorker {
         store: store.clone(),
         scorer: ScorerChain::new(service, model, BaselineScorer::new(store, config.infer.baseline_history_minutes)),

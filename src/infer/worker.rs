@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,6 +32,7 @@ use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
 use crate::kafka::transactional::TxProducer;
 use crate::store::Store;
+use crate::telemetry::traces;
 
 /// Consecutive failed batches after which the failure counts as systemic (slower retries, an
 /// error log, not ready), whatever each one was.
@@ -210,15 +211,33 @@ impl InferWorker {
     ) -> Result<Outcome, InferError> {
         let generations: Vec<u64> = batch.iter().map(|m| signal.generation(m.topic(), m.partition())).collect();
         let outcome = self.prepare(batch).await?;
+        let published = self.publish(consumer, producer, batch, &outcome, &generations, signal).await;
+        if let Err(err) = &published {
+            // The batch is retried: these spans stand for an attempt that did not commit.
+            outcome.scored.iter().for_each(|(_, trace)| trace.failed(&err.to_string()));
+        }
+        published.map(|()| outcome)
+    }
+
+    /// The batch's score messages and consumed offsets, in one Kafka transaction.
+    async fn publish(
+        &self,
+        consumer: &InferConsumer,
+        producer: &TxProducer,
+        batch: &[BorrowedMessage<'_>],
+        outcome: &Outcome,
+        generations: &[u64],
+        signal: &RebalanceSignal,
+    ) -> Result<(), InferError> {
         // Encoded before the transaction: registry trouble then costs no abort.
         let mut payloads = Vec::with_capacity(outcome.scored.len());
-        for window in &outcome.scored {
+        for (window, trace) in &outcome.scored {
             let message = to_message(window);
             let payload = self.encoder.encode(message.to_avro()).await.map_err(|e| match e {
                 CodecError::Unavailable(message) => InferError::Registry { kind: FailureKind::Transient, message },
                 other => InferError::Registry { kind: FailureKind::Systemic, message: other.to_string() },
             })?;
-            payloads.push((message.system_id, payload));
+            payloads.push((message.system_id, payload, trace.traceparent()));
         }
         // Recorded before the commit and idempotently: a batch retried after a failed commit
         // finds its failures already there.
@@ -226,24 +245,28 @@ impl InferWorker {
         self.store.record_scoring_failures(&failures).await.map_err(ScoreError::from)?;
 
         producer.begin()?;
-        for (key, payload) in &payloads {
-            let record = FutureRecord::to(&self.output_topic).key(key.as_str()).payload(payload);
+        for (key, payload, traceparent) in &payloads {
+            let mut record = FutureRecord::to(&self.output_topic).key(key.as_str()).payload(payload);
+            if let Some(traceparent) = traceparent {
+                // Downstream consumers can continue the window's trace from the score message.
+                record = record.headers(OwnedHeaders::new().insert(Header { key: traces::TRACEPARENT, value: Some(traceparent.as_str()) }));
+            }
             producer.producer().send_result(record).map_err(|(e, _)| e).map_err(kafka("enqueue a score"))?;
         }
         let offsets = next_offsets(batch);
         let group = consumer.group_metadata().ok_or_else(|| InferError::Internal("no consumer group metadata".into()))?;
-        let still_assigned = batch.iter().zip(&generations).all(|(m, g)| signal.generation(m.topic(), m.partition()) == *g);
+        let still_assigned = batch.iter().zip(generations).all(|(m, g)| signal.generation(m.topic(), m.partition()) == *g);
         if !still_assigned {
             return Err(InferError::Revoked);
         }
         producer.commit_with_offsets(offsets, group).await?;
-        Ok(outcome)
+        Ok(())
     }
 
     /// The counters and log lines of a committed batch, from one place.
     fn record(&self, outcome: &Outcome, started: Instant) {
         let now = chrono::Utc::now().timestamp_micros();
-        for scored in &outcome.scored {
+        for (scored, _) in &outcome.scored {
             self.metrics.windows_scored.with_label_values(&[scored.scorer]).inc();
             self.metrics.end_to_end_seconds.observe(((now - scored.window.window_end.timestamp_micros()) as f64 / 1e6).max(0.0));
         }

@@ -32,7 +32,7 @@ impl IngestService {
                 };
                 ("database", kind, err.to_string(), fix)
             }
-            Transient::Registry(err) => ("dependency", FailureKind::Transient, err, "the schema registry has been unreachable for long: check schema_registry.url"),
+            Transient::Registry(err) => ("dependency", FailureKind::Transient, err, "the schema registry has been unreachable or refusing for long: check schema_registry.url and its credentials (username and password, or token; ca_file)"),
         };
         let kind = state.breaker.failed(kind, Instant::now());
         self.metrics.write_errors.with_label_values(&[dependency]).inc();

@@ -239,7 +239,8 @@ impl IngestService {
                 }
             }
             Err(CodecError::Rejected(err)) => Ok((Verdict::Reject(err), None)),
-            Err(CodecError::Unavailable(err)) => Err(Transient::Registry(err)),
+            // Refused credentials are no message's fault: pause as for an outage, never dead-letter.
+            Err(CodecError::Unavailable(err) | CodecError::Unauthorized(err)) => Err(Transient::Registry(err)),
             Err(CodecError::Encode(err)) => Ok((Verdict::Reject(DomainError::invalid("value", err)), None)),
         };
         let (verdict, batch) = match verdict {

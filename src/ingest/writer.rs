@@ -20,6 +20,7 @@ use crate::failure::FailureKind;
 use crate::domain::{AcceptedBatch, Row};
 use crate::store::ingest::{Chunk, ChunkOutcome, WriteError, write_chunk};
 use crate::store::{DeadLetter, OffsetAdvance, StorageEngine, Store, StoreError};
+use crate::telemetry::traces::ChunkTrace;
 use crate::window::WindowSpec;
 
 /// What a writer needs; cheap to clone into the writer task.
@@ -243,10 +244,24 @@ enum Finish {
     Rollback,
 }
 
+/// One transaction, with its span when traces are exported (a canary, rolled back by design,
+/// has none: it must not leave links or announce spans for windows it never wrote).
 async fn commit(target: &Target, chunk: &Chunk<'_>, finish: Finish) -> Result<ChunkOutcome, WriteError> {
+    let mut trace = match finish {
+        Finish::Commit => ChunkTrace::start(chunk.batches.len(), chunk.reading_count(), chunk.dead_letters.len()),
+        Finish::Rollback => ChunkTrace::off(),
+    };
+    let result = transaction(target, chunk, finish, &mut trace).await;
+    if let Err(err) = &result {
+        trace.failed(&err.to_string());
+    }
+    result
+}
+
+async fn transaction(target: &Target, chunk: &Chunk<'_>, finish: Finish, trace: &mut ChunkTrace) -> Result<ChunkOutcome, WriteError> {
     let mut client = target.store.client().await?;
     let tx = client.transaction().await.map_err(|e| StoreError::query("begin the ingest transaction", e))?;
-    let outcome = write_chunk(&tx, &target.group, target.engine, &target.windows, chunk).await?;
+    let outcome = write_chunk(&tx, &target.group, target.engine, &target.windows, chunk, trace).await?;
     match finish {
         Finish::Commit => tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?,
         Finish::Rollback => tx.rollback().await.map_err(|e| StoreError::query("roll back the canary", e))?,

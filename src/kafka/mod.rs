@@ -2,6 +2,7 @@
 
 pub mod groups;
 pub mod lag;
+pub mod recorder;
 pub mod topics;
 pub mod transactional;
 

@@ -33,6 +33,7 @@ use crate::domain::TopicRole;
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::transactional::TxProducer;
 use crate::store::{OutboxEvent, Store, StoreError};
+use crate::telemetry::traces;
 use limits::{Fit, Record};
 use publish::{Outcome, Outgoing, PositionRecord};
 use topic_limits::TopicLimits;
@@ -188,7 +189,11 @@ impl Relay {
                 }
             }
             let position_record = PositionRecord { topic: &self.topics.relay_position.name, key: self.config.transactional_id.as_bytes(), seq: position };
-            match publish::transaction(&producer, &run, position_record, timeout).await? {
+            let outcome = publish::transaction(&producer, &run, position_record, timeout).await;
+            if let Err(err) = &outcome {
+                run.iter().for_each(|out| out.trace.failed(&err.to_string()));
+            }
+            match outcome? {
                 Outcome::Committed => {
                     last = position;
                     purged = 0;
@@ -198,6 +203,7 @@ impl Relay {
                     self.published(&run, last, heads.newest.max(last)).await;
                 }
                 Outcome::Refused { refusals, abort_error } => {
+                    run.iter().for_each(|out| out.trace.failed("the transaction was aborted: a record was refused"));
                     for refusal in &refusals {
                         if limits::is_size_refusal(&refusal.error) {
                             limits.forget(&run[refusal.index].topic);
@@ -271,14 +277,24 @@ impl Relay {
         } else {
             payload
         };
-        let record = Record { key, value, headers: limits::headers(&headers, seq) };
+        let mut record = Record { key, value, headers: limits::headers(&headers, seq) };
+        // The event's span is the announce span's child; infer's becomes its child in turn.
+        let trace = traces::relay(headers.get(traces::TRACEPARENT).map(String::as_str), seq, topic);
+        if let Some(traceparent) = trace.traceparent()
+            && let Some(header) = record.headers.iter_mut().find(|(k, _)| k == traces::TRACEPARENT)
+        {
+            header.1 = traceparent;
+        }
         let limit = limits.limit(topic).await;
         let (record, cut_from) = match limits::fit(record, limit, role == TopicRole::DeadLetters) {
             Ok(Fit::AsIs(record)) => (record, None),
             Ok(Fit::Cut { record, original }) => (record, Some(original)),
-            Err(too_large) => return Ok(Err(SetAside { seq, role: topic_role, reason: "record_too_large", message: too_large.to_string() })),
+            Err(too_large) => {
+                trace.failed("set aside: too large for the topic");
+                return Ok(Err(SetAside { seq, role: topic_role, reason: "record_too_large", message: too_large.to_string() }));
+            }
         };
-        Ok(Ok(Outgoing { seq, role, topic: topic.to_owned(), record, cut_from }))
+        Ok(Ok(Outgoing { seq, role, topic: topic.to_owned(), record, cut_from, trace }))
     }
 
     /// Window events are encoded to Avro here. An event that does not encode is manifold's
@@ -291,7 +307,8 @@ impl Relay {
         };
         match encoder.encode(value).await {
             Ok(bytes) => Ok(Ok(bytes)),
-            Err(CodecError::Unavailable(e)) => Err(RelayError::Registry(e)),
+            // Refused credentials are the deployment's fault, never the event's: wait like an outage.
+            Err(CodecError::Unavailable(e) | CodecError::Unauthorized(e)) => Err(RelayError::Registry(e)),
             Err(other) => Err(RelayError::Schema(other.to_string())),
         }
     }

@@ -15,6 +15,7 @@ use crate::domain::TopicRole;
 use crate::failure::FailureKind;
 use crate::kafka::transactional::TxProducer;
 use crate::kafka::{KafkaError, classify};
+use crate::telemetry::traces::TraceSpan;
 
 /// An event ready to send.
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct Outgoing {
     pub record: Record,
     /// The value's size before it was cut to the limit, when it was.
     pub cut_from: Option<usize>,
+    /// The event's span in its window's trace (none for events without one): it ends when
+    /// the run is dropped, after the transaction.
+    pub trace: TraceSpan,
 }
 
 /// Where the relay writes how far it got, in the same transaction.

@@ -44,6 +44,9 @@ impl ProcessSet {
 /// Builds `set` (a bad address or an unmigrated schema fails here, before anything runs), then
 /// runs it until `shutdown` or the first task to fail, and stops it within `shutdown_deadline_seconds`.
 pub async fn run(set: ProcessSet, config: Config, metrics: Metrics, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if set.runs_infer() {
+        config.check_for_infer()?;
+    }
     let mut tasks = Tasks::new(&shutdown);
     if set.runs_api() {
         wiring::api(&mut tasks, &config, &metrics).await?;

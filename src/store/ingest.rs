@@ -13,6 +13,7 @@ use super::offsets::{self, OffsetAdvance};
 use super::windows;
 use super::{batches, outbox, readings, StorageEngine, StoreError};
 use crate::domain::{AcceptedBatch, CloseReason, Row};
+use crate::telemetry::traces::ChunkTrace;
 use crate::window::{WindowAccumulator, WindowSpec};
 
 /// What one ingest transaction writes. It borrows the batches and dead letters, so narrowing a
@@ -54,7 +55,8 @@ impl Chunk<'_> {
 }
 
 /// Writes a chunk in the given transaction; the caller commits. On `Fenced` the caller must
-/// roll back (dropping the transaction does).
+/// roll back (dropping the transaction does). `trace` is the transaction's span: its windows
+/// link to it, and the spans of the windows it announces are added to it.
 #[instrument(skip_all, fields(batches = chunk.batches.len(), dead_letters = chunk.dead_letters.len()))]
 pub async fn write_chunk(
     tx: &Transaction<'_>,
@@ -62,6 +64,7 @@ pub async fn write_chunk(
     engine: StorageEngine,
     spec: &WindowSpec,
     chunk: &Chunk<'_>,
+    trace: &mut ChunkTrace,
 ) -> Result<ChunkOutcome, WriteError> {
     let mut outcome = ChunkOutcome::default();
     let (batches, duplicates) = batches::claim(tx, &chunk.batches).await?;
@@ -78,7 +81,7 @@ pub async fn write_chunk(
         let readings = batch.rows.iter().map(|r| (batch.sensors.get(&r.series_id).map_or("", String::as_str), r.time_us));
         acc.add_batch(spec, &batch.system_id, readings);
     }
-    let ready = windows::apply(tx, spec, &acc).await?;
+    let ready = windows::apply(tx, spec, &acc, trace.traceparent().as_deref()).await?;
     outcome.windows_ready = ready.len();
 
     // Outbox rows must commit in sequence order: hold the lock from the first insert to commit.
@@ -88,7 +91,7 @@ pub async fn write_chunk(
     if !chunk.dead_letters.is_empty() {
         outcome.dead_letters = dead_letters::insert(tx, &chunk.dead_letters).await?;
     }
-    windows::announce(tx, &ready, CloseReason::Watermark).await?;
+    trace.announced(windows::announce(tx, &ready, CloseReason::Watermark).await?);
     for advance in &chunk.offsets {
         if !offsets::advance(tx, group, advance).await? {
             return Err(WriteError::Fenced { topic: advance.topic.clone(), partition: advance.partition });

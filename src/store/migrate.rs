@@ -1,27 +1,33 @@
 //! Schema migrations, up and down, embedded in the binary.
 //!
 //! Each migration runs in its own transaction while the runner holds an advisory lock, so two
-//! processes starting at once cannot both apply it. A migration may have a TimescaleDB variant;
-//! the variant applied is recorded, so `down` undoes exactly what `up` did.
+//! processes starting at once cannot both apply it. A migration may have TimescaleDB variants;
+//! the variant applied is recorded, so `down` undoes exactly what `up` did. The engine is chosen
+//! once (src/store/timescale.rs), when the readings migration is pending; after that the ledger
+//! says which it is.
 
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-use super::StoreError;
+use super::{StoreError, timescale};
 
 /// Serialises migration runners across processes (any constant unique to manifold).
 const MIGRATION_LOCK: i64 = 0x6d61_6e69_666f_6c64;
 
 const CREATE_LEDGER: &str = include_str!("sql/migrations_ledger.sql");
-const TIMESCALE_AVAILABLE: &str = include_str!("sql/timescale_available.sql");
+
+/// The migration that creates `readings`, whose variant decides the storage engine.
+const READINGS_VERSION: i32 = 3;
 
 struct Migration {
     version: i32,
     name: &'static str,
     /// `(up, down)`.
     sql: (&'static str, &'static str),
-    /// Replaces `sql` when the timescaledb extension can be created.
+    /// Replaces `sql` on TimescaleDB with the TSL license.
     timescale: Option<(&'static str, &'static str)>,
+    /// Replaces `sql` on an Apache-licensed TimescaleDB.
+    apache: Option<(&'static str, &'static str)>,
 }
 
 /// The `(up, down)` pair `migrations/<stem>.up.sql`, `migrations/<stem>.down.sql`.
@@ -35,18 +41,20 @@ macro_rules! up_down {
 }
 
 const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "core", sql: up_down!("0001_core"), timescale: None },
-    Migration { version: 2, name: "delivery", sql: up_down!("0002_delivery"), timescale: None },
+    Migration { version: 1, name: "core", sql: up_down!("0001_core"), timescale: None, apache: None },
+    Migration { version: 2, name: "delivery", sql: up_down!("0002_delivery"), timescale: None, apache: None },
     Migration {
-        version: 3,
+        version: READINGS_VERSION,
         name: "readings",
         sql: up_down!("0003_readings.native"),
         timescale: Some(up_down!("0003_readings.timescale")),
+        apache: Some(up_down!("0003_readings.hypertable")),
     },
-    Migration { version: 4, name: "equipment_notify", sql: up_down!("0004_equipment_notify"), timescale: None },
-    Migration { version: 5, name: "api", sql: up_down!("0005_api"), timescale: None },
-    Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None },
-    Migration { version: 7, name: "grafana", sql: up_down!("0007_grafana"), timescale: None },
+    Migration { version: 4, name: "equipment_notify", sql: up_down!("0004_equipment_notify"), timescale: None, apache: None },
+    Migration { version: 5, name: "api", sql: up_down!("0005_api"), timescale: None, apache: None },
+    Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None, apache: None },
+    Migration { version: 7, name: "grafana", sql: up_down!("0007_grafana"), timescale: None, apache: None },
+    Migration { version: 8, name: "traces", sql: up_down!("0008_traces"), timescale: None, apache: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.
@@ -54,15 +62,43 @@ const MIGRATIONS: &[Migration] = &[
 pub enum StorageEngine {
     /// Native daily range partitions kept by manifold.
     Native,
-    /// A TimescaleDB hypertable with its own policies.
+    /// A TimescaleDB hypertable with its own policies and a continuous aggregate.
     Timescale,
+    /// A TimescaleDB hypertable on an Apache-licensed build: manifold keeps the 1-minute
+    /// aggregate and drops expired chunks itself.
+    TimescaleApache,
 }
 
 impl StorageEngine {
-    fn variant(self) -> &'static str {
+    /// The name recorded in the ledger.
+    pub fn variant(self) -> &'static str {
         match self {
             StorageEngine::Native => "native",
             StorageEngine::Timescale => "timescale",
+            StorageEngine::TimescaleApache => "timescale-apache",
+        }
+    }
+
+    fn from_variant(variant: &str) -> Self {
+        match variant {
+            "timescale" => StorageEngine::Timescale,
+            "timescale-apache" => StorageEngine::TimescaleApache,
+            _ => StorageEngine::Native,
+        }
+    }
+
+    /// Whether manifold keeps `readings_1m` in the ingest transaction (no continuous aggregate).
+    pub fn keeps_aggregate(self) -> bool {
+        self != StorageEngine::Timescale
+    }
+}
+
+impl Migration {
+    fn variant_sql(&self, engine: StorageEngine) -> ((&'static str, &'static str), StorageEngine) {
+        match (engine, self.timescale, self.apache) {
+            (StorageEngine::Timescale, Some(sql), _) => (sql, engine),
+            (StorageEngine::TimescaleApache, _, Some(sql)) => (sql, engine),
+            _ => (self.sql, StorageEngine::Native),
         }
     }
 }
@@ -73,6 +109,14 @@ pub struct MigrationReport {
     pub changed: Vec<i32>,
     /// The schema version after the run (0 = empty).
     pub version: i32,
+    /// The engine chosen by this run, with the reason, when it applied the readings migration.
+    pub engine: Option<timescale::EngineChoice>,
+}
+
+/// Every version this binary knows, in order (numbers are handed out per change, so a list
+/// may have gaps while changes land in another order).
+pub fn versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
 }
 
 /// The newest version this binary knows.
@@ -109,15 +153,15 @@ pub async fn current_version(client: &Client) -> Result<i32, StoreError> {
 
 /// The engine recorded for the readings table, if it exists yet.
 pub async fn storage_engine(client: &Client) -> Result<Option<StorageEngine>, StoreError> {
-    if current_version(client).await? < 3 {
+    if current_version(client).await? < READINGS_VERSION {
         return Ok(None);
     }
     let row = client
-        .query_one("SELECT variant FROM manifold_migrations WHERE version = 3", &[])
+        .query_one("SELECT variant FROM manifold_migrations WHERE version = $1", &[&READINGS_VERSION])
         .await
         .map_err(|e| StoreError::query("read the storage engine", e))?;
     let variant: String = row.get(0);
-    Ok(Some(if variant == "timescale" { StorageEngine::Timescale } else { StorageEngine::Native }))
+    Ok(Some(StorageEngine::from_variant(&variant)))
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -141,26 +185,43 @@ where
 async fn apply_pending(client: &mut Client) -> Result<MigrationReport, StoreError> {
     client.batch_execute(CREATE_LEDGER).await.map_err(|e| StoreError::query("create the migrations ledger", e))?;
     let applied = current_version(client).await?;
-    let mut version = applied;
-    let engine = if timescale_available(client).await? { StorageEngine::Timescale } else { StorageEngine::Native };
-    let mut report = MigrationReport::default();
+    // Later migrations follow the engine the readings migration was applied with, even if the
+    // server gained or lost TimescaleDB since.
+    let mut engine = storage_engine(client).await?;
+    let mut report = MigrationReport { version: applied, ..Default::default() };
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
-        let (sql, variant) = match (engine, migration.timescale) {
-            (StorageEngine::Timescale, Some((up, _))) => (up, engine.variant()),
-            _ => (migration.sql.0, StorageEngine::Native.variant()),
+        let tx = client.transaction().await.map_err(|e| StoreError::query("begin migration", e))?;
+        // Chosen inside the readings migration's transaction: a trial CREATE EXTENSION that
+        // works is kept with the migration, one that fails is rolled back to its savepoint.
+        let wanted = match engine {
+            Some(engine) => engine,
+            None if migration.version == READINGS_VERSION => {
+                let choice = timescale::choose(&tx).await?;
+                tracing::info!(engine = choice.engine.variant(), reason = %choice.reason, "storage engine chosen");
+                let chosen = choice.engine;
+                report.engine = Some(choice);
+                chosen
+            }
+            None => StorageEngine::Native,
         };
+        let ((sql, _), applied_as) = migration.variant_sql(wanted);
+        let variant = applied_as.variant();
         let record = "INSERT INTO manifold_migrations (version, name, variant) VALUES ($1, $2, $3)";
-        step(client, migration, sql, record, &[&migration.version, &migration.name, &variant]).await?;
+        tx.batch_execute(sql).await.map_err(|e| failed(migration, e))?;
+        tx.execute(record, &[&migration.version, &migration.name, &variant]).await.map_err(|e| failed(migration, e))?;
+        tx.commit().await.map_err(|e| failed(migration, e))?;
+        if migration.version == READINGS_VERSION {
+            engine = Some(applied_as);
+        }
         tracing::info!(version = migration.version, name = migration.name, variant, "migration applied");
         report.changed.push(migration.version);
-        version = migration.version;
+        report.version = migration.version;
     }
-    report.version = version;
     Ok(report)
 }
 
 async fn revert(client: &mut Client, steps: usize) -> Result<MigrationReport, StoreError> {
-    let mut report = MigrationReport { changed: vec![], version: current_version(client).await? };
+    let mut report = MigrationReport { changed: vec![], version: current_version(client).await?, engine: None };
     if report.version == 0 {
         return Ok(report);
     }
@@ -178,10 +239,7 @@ async fn revert(client: &mut Client, steps: usize) -> Result<MigrationReport, St
                 message: "applied by a newer manifold; revert it with that version".into(),
             });
         };
-        let sql = match (variant.as_str(), migration.timescale) {
-            ("timescale", Some((_, down))) => down,
-            _ => migration.sql.1,
-        };
+        let ((_, sql), _) = migration.variant_sql(StorageEngine::from_variant(&variant));
         step(client, migration, sql, "DELETE FROM manifold_migrations WHERE version = $1", &[&version]).await?;
         tracing::info!(version, name = migration.name, "migration reverted");
         report.changed.push(version);
@@ -190,20 +248,12 @@ async fn revert(client: &mut Client, steps: usize) -> Result<MigrationReport, St
     Ok(report)
 }
 
-/// Runs a migration's SQL and records it in the ledger, in one transaction.
+/// Runs a migration's down SQL and updates the ledger, in one transaction.
 async fn step(client: &mut Client, migration: &Migration, sql: &str, ledger: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(|e| StoreError::query("begin migration", e))?;
     tx.batch_execute(sql).await.map_err(|e| failed(migration, e))?;
     tx.execute(ledger, params).await.map_err(|e| failed(migration, e))?;
     tx.commit().await.map_err(|e| failed(migration, e))
-}
-
-async fn timescale_available(client: &Client) -> Result<bool, StoreError> {
-    let row = client
-        .query_one(TIMESCALE_AVAILABLE, &[])
-        .await
-        .map_err(|e| StoreError::query("look for the timescaledb extension", e))?;
-    Ok(row.get(0))
 }
 
 fn failed(migration: &Migration, err: tokio_postgres::Error) -> StoreError {

@@ -13,6 +13,7 @@ pub mod ingest;
 mod outbox;
 pub mod maintenance;
 pub mod migrate;
+pub mod timescale;
 pub mod notify;
 mod offsets;
 mod pgtime;

@@ -28,11 +28,17 @@ pub(super) async fn lock(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Adds events of one role, in order, each a key and a payload the relay publishes. The caller
-/// holds the outbox lock.
-pub(super) async fn insert(tx: &Transaction<'_>, role: TopicRole, keys: &[&[u8]], payloads: &[&[u8]]) -> Result<u64, StoreError> {
+/// Adds events of one role, in order, each a key, a payload the relay publishes and the
+/// `traceparent` it carries (if any). The caller holds the outbox lock.
+pub(super) async fn insert(
+    tx: &Transaction<'_>,
+    role: TopicRole,
+    keys: &[&[u8]],
+    payloads: &[&[u8]],
+    traceparents: &[Option<String>],
+) -> Result<u64, StoreError> {
     let statement = tx.prepare_cached(OUTBOX_INSERT).await.map_err(q("prepare outbox insert"))?;
-    tx.execute(&statement, &[&role.as_str(), &keys, &payloads]).await.map_err(q("add outbox events"))
+    tx.execute(&statement, &[&role.as_str(), &keys, &payloads, &traceparents]).await.map_err(q("add outbox events"))
 }
 
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! Readings: written by the ingest transaction (binary COPY, the last-value table and, without
-//! TimescaleDB, the 1-minute aggregate), served to the API as last values, raw pages and time
+//! Readings: written by the ingest transaction (binary COPY, the last-value table and, without a
+//! continuous aggregate, the 1-minute aggregate; with one, the hours to refresh), served to the API as last values, raw pages and time
 //! buckets.
 
 use std::collections::HashMap;
@@ -23,6 +23,7 @@ const READINGS_BUCKETS_RAW: &str = include_str!("sql/readings_buckets_raw.sql");
 const COPY_READINGS: &str = include_str!("sql/copy_readings.sql");
 const UPSERT_LATEST: &str = include_str!("sql/upsert_latest.sql");
 const UPSERT_MINUTE: &str = include_str!("sql/upsert_minute.sql");
+const RECORD_REFRESH: &str = include_str!("sql/record_refresh.sql");
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LatestReading {
@@ -116,10 +117,25 @@ impl Store {
 pub(super) async fn write(tx: &Transaction<'_>, engine: StorageEngine, rows: &[&Row]) -> Result<u64, StoreError> {
     let written = copy_rows(tx, rows).await?;
     upsert_latest(tx, rows).await?;
-    if engine == StorageEngine::Native {
+    if engine.keeps_aggregate() {
         upsert_minutes(tx, rows).await?;
+    } else {
+        record_refresh(tx, rows).await?;
     }
     Ok(written)
+}
+
+/// The hours this chunk wrote into, for the continuous aggregate's refresh (maintenance): one
+/// insert per chunk, no key, so concurrent ingest transactions do not wait on each other.
+async fn record_refresh(tx: &Transaction<'_>, rows: &[&Row]) -> Result<(), StoreError> {
+    const HOUR_US: i64 = 3_600_000_000;
+    let mut hours: Vec<i64> = rows.iter().map(|r| r.time_us.div_euclid(HOUR_US) * HOUR_US).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let hours: Vec<DateTime<Utc>> = hours.into_iter().map(micros_to_time).collect();
+    let statement = tx.prepare_cached(RECORD_REFRESH).await.map_err(q("prepare the refresh record"))?;
+    tx.execute(&statement, &[&hours]).await.map_err(q("record the hours to refresh"))?;
+    Ok(())
 }
 
 /// Binary COPY of rows into `readings`; also the physical-limit baseline of the load benchmark.

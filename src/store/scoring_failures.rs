@@ -69,7 +69,7 @@ impl Store {
         let statement = tx.prepare_cached(WINDOWS_RESCORE_FAILED).await.map_err(q("prepare rescore of failed windows"))?;
         let rows = tx.query(&statement, &[&system]).await.map_err(q("open new revisions of failed windows"))?;
         let reopened = windows::ready_rows(rows);
-        windows::announce(&tx, &reopened, CloseReason::Rescore).await?;
+        let _spans = windows::announce(&tx, &reopened, CloseReason::Rescore).await?;
         let systems: Vec<&str> = reopened.iter().map(|w| w.system_id.as_str()).collect();
         let starts: Vec<DateTime<Utc>> = reopened.iter().map(|w| w.window_start).collect();
         let statement = tx.prepare_cached(FAILURES_RETRIED).await.map_err(q("prepare marking failures retried"))?;

@@ -10,6 +10,7 @@ use deadpool_postgres::Transaction;
 use super::{outbox, q, Store, StoreError};
 use crate::codec::WindowReady;
 use crate::domain::{CloseReason, TopicRole};
+use crate::telemetry::traces::{self, TraceSpan};
 use crate::window::{WindowAccumulator, WindowSpec};
 
 const WINDOWS_UPSERT: &str = include_str!("sql/windows_upsert.sql");
@@ -26,6 +27,8 @@ pub struct ReadyWindow {
     pub revision: i32,
     pub reading_count: i64,
     pub sensors: Vec<String>,
+    /// `traceparent`s of the ingest chunks that wrote its readings (while trace export was on).
+    pub trace_links: Vec<String>,
 }
 
 impl ReadyWindow {
@@ -56,13 +59,15 @@ pub(super) fn ready_rows(rows: Vec<tokio_postgres::Row>) -> Vec<ReadyWindow> {
             revision: r.get(3),
             reading_count: r.get(4),
             sensors: r.get(5),
+            trace_links: r.get(6),
         })
         .collect()
 }
 
-/// Counts the chunk's readings into their windows, moves the watermarks, and marks the windows
-/// that became ready. Returns them; the caller announces them under the outbox lock.
-pub async fn apply(tx: &Transaction<'_>, spec: &WindowSpec, acc: &WindowAccumulator) -> Result<Vec<ReadyWindow>, StoreError> {
+/// Counts the chunk's readings into their windows (with the chunk's `traceparent`, when it has
+/// one, as a link), moves the watermarks, and marks the windows that became ready. Returns them;
+/// the caller announces them under the outbox lock.
+pub async fn apply(tx: &Transaction<'_>, spec: &WindowSpec, acc: &WindowAccumulator, chunk_trace: Option<&str>) -> Result<Vec<ReadyWindow>, StoreError> {
     if acc.is_empty() {
         return Ok(Vec::new());
     }
@@ -73,7 +78,7 @@ pub async fn apply(tx: &Transaction<'_>, spec: &WindowSpec, acc: &WindowAccumula
     let counts: Vec<i64> = deltas.iter().map(|d| d.readings).collect();
     let sensors: Vec<String> = deltas.iter().map(|d| d.sensors.iter().cloned().collect::<Vec<_>>().join(",")).collect();
     let statement = tx.prepare_cached(WINDOWS_UPSERT).await.map_err(q("prepare window upsert"))?;
-    tx.execute(&statement, &[&systems, &starts, &ends, &counts, &sensors]).await.map_err(q("count readings into windows"))?;
+    tx.execute(&statement, &[&systems, &starts, &ends, &counts, &sensors, &chunk_trace]).await.map_err(q("count readings into windows"))?;
 
     let (ids, newest): (Vec<&str>, Vec<DateTime<Utc>>) = acc.newest().iter().map(|(s, t)| (s.as_str(), micros(*t))).unzip();
     let statement = tx.prepare_cached(WATERMARKS_UPSERT).await.map_err(q("prepare watermark upsert"))?;
@@ -85,15 +90,21 @@ pub async fn apply(tx: &Transaction<'_>, spec: &WindowSpec, acc: &WindowAccumula
 }
 
 /// Adds window-ready events to the outbox, keyed by system. The caller holds the outbox lock.
-pub async fn announce(tx: &Transaction<'_>, windows: &[ReadyWindow], reason: CloseReason) -> Result<(), StoreError> {
+/// Each window's trace starts here: the spans returned (none with export off) are kept until
+/// the transaction ends, and their `traceparent`s go with the events.
+#[must_use = "the announce spans end when dropped: keep them until the transaction ends"]
+pub async fn announce(tx: &Transaction<'_>, windows: &[ReadyWindow], reason: CloseReason) -> Result<Vec<TraceSpan>, StoreError> {
     if windows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let keys: Vec<&[u8]> = windows.iter().map(|w| w.system_id.as_bytes()).collect();
     let payloads: Vec<Vec<u8>> = windows.iter().map(|w| w.event(reason).to_json()).collect();
     let payloads: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
-    outbox::insert(tx, TopicRole::WindowsReady, &keys, &payloads).await?;
-    Ok(())
+    let spans: Vec<TraceSpan> =
+        windows.iter().map(|w| traces::announce(&w.system_id, w.window_start, w.revision, reason.for_revision(w.revision).as_str(), &w.trace_links)).collect();
+    let parents: Vec<Option<String>> = spans.iter().map(TraceSpan::traceparent).collect();
+    outbox::insert(tx, TopicRole::WindowsReady, &keys, &payloads, &parents).await?;
+    Ok(spans)
 }
 
 impl Store {
@@ -103,11 +114,15 @@ impl Store {
         let tx = client.transaction().await.map_err(q("begin idle close"))?;
         let statement = tx.prepare_cached(WINDOWS_IDLE).await.map_err(q("prepare idle close"))?;
         let windows = ready_rows(tx.query(&statement, &[&spec.idle_timeout_us]).await.map_err(q("close idle windows"))?);
+        let mut spans = Vec::new();
         if !windows.is_empty() {
             outbox::lock(&tx).await?;
-            announce(&tx, &windows, CloseReason::Idle).await?;
+            spans = announce(&tx, &windows, CloseReason::Idle).await?;
         }
-        tx.commit().await.map_err(q("commit idle close"))?;
+        if let Err(err) = tx.commit().await {
+            spans.iter().for_each(|s| s.failed("the announcing transaction did not commit"));
+            return Err(q("commit idle close")(err));
+        }
         Ok(windows)
     }
 }

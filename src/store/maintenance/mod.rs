@@ -1,8 +1,11 @@
-//! The storage maintenance task: partitions ahead, expired data out, on a fixed interval.
+//! The storage maintenance task: partitions ahead, expired data out, on a fixed interval; on
+//! TimescaleDB its retention policies and the continuous aggregate's late refreshes.
 
 mod partitions;
+mod timescale;
 
 pub use partitions::{PartitionChanges, PartitionPolicy};
+pub use timescale::{TimescaleChanges, refresh_windows};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -14,11 +17,11 @@ use crate::telemetry::Metrics;
 
 const PRUNE: &str = include_str!("../sql/prune.sql");
 const PRUNE_AGGREGATE: &str = include_str!("../sql/prune_aggregate.sql");
-const TIMESCALE_RETENTION: &str = include_str!("../sql/timescale_retention.sql");
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct MaintenanceReport {
     pub partitions: PartitionChanges,
+    pub timescale: TimescaleChanges,
     /// Rows removed from tables other than readings.
     pub pruned_rows: i64,
 }
@@ -35,8 +38,9 @@ impl Maintenance {
         Self { database, storage, metrics }
     }
 
-    /// One pass. Uses a connection of its own: DETACH … CONCURRENTLY cannot run in a transaction
-    /// and the pass changes session settings.
+    /// One pass. Uses a connection of its own: DETACH … CONCURRENTLY and
+    /// refresh_continuous_aggregate cannot run in a transaction, and the pass changes session
+    /// settings.
     #[instrument(skip_all, fields(now = %now))]
     pub async fn run_once(&self, now: DateTime<Utc>) -> Result<MaintenanceReport, StoreError> {
         let client = Store::dedicated(&self.database).await?;
@@ -54,8 +58,20 @@ impl Maintenance {
                     .map_err(|e| StoreError::query("prune the 1-minute aggregate", e))?;
             }
             Some(StorageEngine::Timescale) => {
-                let sql = TIMESCALE_RETENTION.replace("{days}", &self.storage.retention_days.to_string());
-                client.batch_execute(&sql).await.map_err(|e| StoreError::query("set the retention policies", e))?;
+                let days = self.storage.retention_days;
+                for relation in ["readings", "readings_1m"] {
+                    if timescale::ensure_retention(&client, relation, days).await? {
+                        report.timescale.retention_set.push(relation.to_owned());
+                    }
+                }
+                timescale::refresh_touched(&client, now, days, &mut report.timescale).await?;
+            }
+            Some(StorageEngine::TimescaleApache) => {
+                report.timescale.chunks_dropped = timescale::drop_expired_chunks(&client, readings_cutoff).await?;
+                client
+                    .execute(PRUNE_AGGREGATE, &[&readings_cutoff])
+                    .await
+                    .map_err(|e| StoreError::query("prune the 1-minute aggregate", e))?;
             }
         }
         let aux_cutoff = now - chrono::Duration::days(i64::from(self.storage.aux_retention_days));
@@ -84,6 +100,8 @@ impl Maintenance {
                     dropped = report.partitions.dropped.len(),
                     deferred = report.partitions.deferred.len(),
                     pruned_rows = report.pruned_rows,
+                    refreshed = report.timescale.refreshed.len(),
+                    chunks_dropped = report.timescale.chunks_dropped,
                     "storage maintenance done"
                 ),
                 Err(err) => {
@@ -109,5 +127,9 @@ impl Maintenance {
         m.actions_total.with_label_values(&["partition_dropped"]).inc_by(report.partitions.dropped.len() as u64);
         m.actions_total.with_label_values(&["partition_deferred"]).inc_by(report.partitions.deferred.len() as u64);
         m.actions_total.with_label_values(&["rows_pruned"]).inc_by(report.pruned_rows.max(0) as u64);
+        let ts = &report.timescale;
+        m.actions_total.with_label_values(&["retention_set"]).inc_by(ts.retention_set.len() as u64);
+        m.actions_total.with_label_values(&["aggregate_refreshed"]).inc_by(ts.refreshed.len() as u64);
+        m.actions_total.with_label_values(&["chunk_dropped"]).inc_by(ts.chunks_dropped.max(0) as u64);
     }
 }

@@ -84,7 +84,7 @@ impl Store {
         outbox::lock(&tx).await?;
         let rows = tx.query(WINDOWS_RESCORE, &[&from, &to, &system]).await.map_err(q("open new revisions"))?;
         let windows = windows::ready_rows(rows);
-        windows::announce(&tx, &windows, CloseReason::Rescore).await?;
+        let _spans = windows::announce(&tx, &windows, CloseReason::Rescore).await?;
         tx.commit().await.map_err(q("commit rescore"))?;
         Ok(windows)
     }

@@ -9,4 +9,4 @@ WITH failed AS (
 UPDATE windows_due w SET revision = w.ready_revision + 1, ready_revision = w.ready_revision + 1
 FROM failed f
 WHERE w.system_id = f.system_id AND w.window_start = f.window_start AND w.ready_revision IS NOT NULL
-RETURNING w.system_id, w.window_start, w.window_end, w.revision, w.reading_count, w.sensors
+RETURNING w.system_id, w.window_start, w.window_end, w.revision, w.reading_count, w.sensors, w.trace_links

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS readings_1m;
+DROP TABLE IF EXISTS readings;

@@ -1,0 +1,1 @@
+SELECT add_retention_policy($1::text::regclass, drop_after => $2::text::interval)
