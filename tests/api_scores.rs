@@ -20,8 +20,8 @@ async fn write_scores(app: &App, system_id: &str, start: DateTime<Utc>, revision
     client
         .execute(
             "INSERT INTO anomaly_scores (system_id, component_id, window_start, window_end, revision, model_version, score, class, features)
-             SELECT $1, c, $2, $3, $4, 'uci-rig-v1', s, 'full', '{\"mean_PS1\": 120.5}'
-             FROM unnest(ARRAY['pump', 'cooler'], ARRAY[$5::real, 0.05::real]) AS t (c, s)",
+             SELECT $1, c, $2, $3, $4, 'uci-rig-v1', s, k, '{\"mean_PS1\": 120.5}'
+             FROM unnest(ARRAY['pump', 'cooler'], ARRAY[$5::real, 0.05::real], ARRAY['1', '100']) AS t (c, s, k)",
             &[&system_id, &start, &end, &revision, &pump],
         )
         .await
@@ -57,11 +57,29 @@ async fn history_pages_newest_first_with_the_latest_revision_and_features() {
     let pump = oldest["components"].as_array().unwrap().iter().find(|c| c["component_id"] == "pump").unwrap();
     assert!((pump["score"].as_f64().unwrap() - 0.9).abs() < 1e-6);
     assert_eq!(pump["features"]["mean_PS1"], 120.5);
+    // The stored class, named by the manifest of the score's model version.
+    assert_eq!((&pump["class"], &pump["class_name"], &pump["severity"]), (&Value::from("1"), &Value::from("weak leakage"), &Value::from("degraded")));
+    let cooler = oldest["components"].as_array().unwrap().iter().find(|c| c["component_id"] == "cooler").unwrap();
+    assert_eq!((&cooler["class_name"], &cooler["severity"]), (&Value::from("full efficiency"), &Value::from("ok")));
 
     let only_pump = app.get_json("/anomalies/systems/scored-rig?component=pump", &key).await;
     assert!(only_pump["items"].as_array().unwrap().iter().all(|w| w["components"].as_array().unwrap().len() == 1));
     let latest = app.get_json("/anomalies/systems/scored-rig/latest", &key).await;
     assert_eq!(latest["window_start"], items[0]["window_start"]);
+
+    // A model version the API has no manifest for: its class is shown, unnamed.
+    let newest = base + TimeDelta::minutes(5);
+    common::connect(&app.db_url)
+        .await
+        .execute(
+            "INSERT INTO anomaly_scores (system_id, component_id, window_start, window_end, revision, model_version, score, class)
+             VALUES ('scored-rig', 'pump', $1, $2, 0, 'uci-rig-v0', 0.5, '1')",
+            &[&newest, &(newest + TimeDelta::seconds(60))],
+        )
+        .await
+        .unwrap();
+    let unknown = &app.get_json("/anomalies/systems/scored-rig/latest", &key).await["components"][0];
+    assert_eq!((&unknown["class"], &unknown["class_name"], &unknown["severity"]), (&Value::from("1"), &Value::Null, &Value::Null), "{unknown}");
 
     app.create_rig(&key, "quiet-rig").await;
     let (status, _) = error_of(app.req(Method::GET, "/anomalies/systems/quiet-rig/latest", &key).send().await.unwrap()).await;
@@ -99,6 +117,8 @@ async fn a_websocket_client_receives_scores_published_after_it_subscribed_and_ot
     .expect("a score arrives within 10 s");
     assert_eq!(message["system_id"], "live-rig", "only the subscribed system's scores");
     assert_eq!(message["components"].as_array().unwrap().len(), 2);
+    let pump = message["components"].as_array().unwrap().iter().find(|c| c["component_id"] == "pump").unwrap();
+    assert_eq!((&pump["class_name"], &pump["severity"]), (&Value::from("weak leakage"), &Value::from("degraded")), "the feed names the class too");
 
     let plain = app.req(Method::GET, "/ws/systems/live-rig/scores", &alice).send().await.unwrap();
     assert_eq!(error_of(plain).await.0, StatusCode::UPGRADE_REQUIRED);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use manifold::codec::{AnomalyScores, RecordEncoder, WindowReady, schemas};
-use manifold::domain::ComponentScore;
+use manifold::domain::{ComponentScore, Severity};
 use manifold::model::{Network, RigModel};
 use sha2::{Digest, Sha256};
 
@@ -149,9 +149,9 @@ async fn anomaly_scores_avro_bytes_are_unchanged() {
         overall_score: 0.125,
         components: vec![
             // Features are not in the schema: they must not change the bytes.
-            ComponentScore { component_id: "cooler".into(), score: 0.125, condition: Some("100".into()), probabilities: one("100", 0.875), features: None },
-            ComponentScore { component_id: "valve".into(), score: 0.0, condition: Some("73".into()), probabilities: one("73", 1.0), features: Some(one("PS1.mean", 2.5)) },
-            ComponentScore { component_id: "pump".into(), score: 1.0 / 3.0, condition: None, probabilities: BTreeMap::new(), features: None },
+            ComponentScore { component_id: "cooler".into(), score: 0.125, condition: Some("100".into()), condition_name: Some("full efficiency".into()), severity: Some(Severity::Ok), probabilities: one("100", 0.875), features: None },
+            ComponentScore { component_id: "valve".into(), score: 0.0, condition: Some("73".into()), condition_name: Some("close to total failure".into()), severity: Some(Severity::Failure), probabilities: one("73", 1.0), features: Some(one("PS1.mean", 2.5)) },
+            ComponentScore { component_id: "pump".into(), score: 1.0 / 3.0, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None },
         ],
         computed_at: 1_767_225_661_234_567,
     };

@@ -84,9 +84,11 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/consume_scores.py"))
         .args([&p.config.kafka.brokers, &p.config.schema_registry.url, &p.config.topics.scores.name])
         .args([&cases.len().to_string(), "60"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/anomaly_scores.avsc"))
         .output()
         .expect("run the Python consumer");
     assert!(out.status.success(), "python consumer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let manifest = manifold::model::read_manifest(std::path::Path::new(&model_dir())).unwrap();
     let python: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(python.len(), messages.len());
     for m in &messages {
@@ -97,8 +99,30 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
             // serde_json's default float parser may differ from Python's repr in the last bit.
             let theirs = twin["components"][component].as_f64().expect("a score per component");
             assert!((theirs - score).abs() < 1e-12, "{component}: {theirs} vs {score}");
+            // The class's name and severity, as the model's manifest gives them.
+            let [class, name, severity] = [0, 1, 2].map(|i| twin["conditions"][component][i].as_str().map(str::to_owned));
+            let spec = manifest.targets.iter().find(|t| t.component == *component).and_then(|t| t.condition(class.as_deref()?)).expect("a named class");
+            assert_eq!((name.as_deref(), severity.as_deref()), (Some(spec.name.as_str()), Some(spec.severity.as_str())), "{component}");
         }
+        let (faulty, _) = &cases[((m.window_start - t0) / MIN) as usize];
+        assert_ne!(twin["conditions"][faulty][2], "ok", "the faulty {faulty} is not in an ok condition: {twin}");
+        // A consumer still on the schema before the names reads the same message, without them.
+        assert_eq!(twin["old_fields"], serde_json::json!(["component_id", "condition", "probabilities", "score"]), "{twin}");
     }
+
+    // `make demo` shows the newest window's classes by name: its query (psql variables as
+    // parameters) over these real scores names every class as the manifest does.
+    let demo_sql = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.d/newest-scores.sql")).unwrap();
+    let demo_sql = demo_sql.replace(":'manifest'", "$1::text").replace(":'system'", "$2::text");
+    let manifest_text = std::fs::read_to_string(std::path::Path::new(&model_dir()).join("manifest.json")).unwrap();
+    let rows = common::connect(&p.db_url).await.query(&demo_sql, &[&manifest_text, &system]).await.unwrap();
+    let lines: Vec<Vec<String>> = rows.iter().map(|r| (0..r.len()).map(|i| r.get::<_, String>(i).trim_end().to_owned()).collect()).collect();
+    assert_eq!(lines.len(), 4, "the four labelled components of the newest window: {lines:?}");
+    for line in &lines {
+        let spec = manifest.targets.iter().find(|t| t.component == line[2]).and_then(|t| t.condition(&line[4])).expect("a named class");
+        assert_eq!(line[5], format!("{} ({})", spec.name, spec.severity), "{line:?}");
+    }
+    assert_ne!(lines[0][5].rsplit_once(" (").map(|(_, s)| s), Some("ok)"), "the most anomalous component first, not ok: {lines:?}");
 
     // After a model upgrade: new revisions of the range are scored, the old ones are kept.
     let from = chrono::DateTime::from_timestamp_micros(t0).unwrap();

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use manifold::model::{self, GraphSpec, Network, RigModel, TrainConfig};
+use manifold::domain::Severity;
 use manifold::rig;
 use manifold::train::{self, Networks};
 
@@ -55,6 +56,57 @@ fn training_twice_with_the_same_seed_gives_identical_weights() {
     let (c, _) = train::train(&data, "test-seed-8", &config).unwrap();
     assert_ne!(a.weights_sha256(), c.weights_sha256(), "the seed matters");
     assert_eq!(report.train_rows, 144, "every run of the sample is one row long, so nothing is held out");
+    // Training writes the class names, from the same table the shipped manifest was written from.
+    assert_eq!(a.manifest().targets, shipped().manifest().targets, "targets, classes, names and severities");
+}
+
+#[test]
+fn every_class_the_shipped_model_can_output_has_the_documented_name_and_a_severity() {
+    let m = shipped();
+    assert_eq!(m.manifest().targets.len(), rig::RIG_TARGETS.len());
+    for ((target, table), outputs) in m.manifest().targets.iter().zip(&rig::RIG_TARGETS).zip(&m.manifest().arch.classes) {
+        assert_eq!(target.component, table.component);
+        assert_eq!(target.classes.len(), *outputs, "{}: one class per head output", target.component);
+        let named: Vec<(String, &str, Severity)> = target.classes.iter().map(|class| {
+            let spec = target.condition(class).unwrap_or_else(|| panic!("{} class {class} has no name", target.component));
+            (class.clone(), spec.name.as_str(), spec.severity)
+        }).collect();
+        let documented: Vec<(String, &str, Severity)> = table.classes.iter().map(|c| (c.label.to_string(), c.name, c.severity)).collect();
+        assert_eq!(named, documented, "{}", target.component);
+        assert_eq!(target.condition(&target.nominal).map(|c| c.severity), Some(Severity::Ok), "{}: the nominal class is ok", target.component);
+    }
+    // Whatever the model predicts, the score says what it means.
+    let data = repo(rig::SAMPLE_DATA);
+    for cycle in rig::load(&data).unwrap().iter().step_by(9) {
+        for score in m.score(&cycle.window()) {
+            let class = score.condition.as_deref().expect("the rig model always predicts a class");
+            let target = m.manifest().targets.iter().find(|t| t.component == score.component_id).unwrap();
+            let spec = target.condition(class).unwrap();
+            assert_eq!((score.condition_name.as_deref(), score.severity), (Some(spec.name.as_str()), Some(spec.severity)));
+        }
+    }
+}
+
+#[test]
+fn a_manifest_naming_classes_must_name_each_once_and_one_naming_none_scores_without_names() {
+    let m = shipped();
+    let mut unnamed = m.manifest().clone();
+    unnamed.targets[2].conditions.pop();
+    let err = RigModel::new(unnamed, m.weights().clone()).expect_err("a class without a name is refused").to_string();
+    assert!(err.contains("targets[pump].conditions") && err.contains("\"2\""), "names the target and the class: {err}");
+    let mut stray = m.manifest().clone();
+    stray.targets[0].conditions[0].class = "4".into();
+    let err = RigModel::new(stray, m.weights().clone()).expect_err("a name for no class is refused").to_string();
+    assert!(err.contains("targets[cooler].conditions"), "{err}");
+
+    // A manifest made before classes had names still loads; its scores carry none.
+    let mut old = m.manifest().clone();
+    old.targets.iter_mut().for_each(|t| t.conditions.clear());
+    let text = serde_json::to_string(&old).unwrap();
+    assert!(!text.contains("\"conditions\""), "no empty lists written either");
+    let old = RigModel::new(serde_json::from_str(&text).unwrap(), m.weights().clone()).unwrap();
+    let scores = old.score(&window(&repo(rig::SAMPLE_DATA), 0));
+    assert!(scores.iter().all(|s| s.condition.is_some() && s.condition_name.is_none() && s.severity.is_none()), "{scores:?}");
 }
 
 #[test]

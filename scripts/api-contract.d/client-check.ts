@@ -36,4 +36,22 @@ export async function fetchBoth(baseUrl: string, apiKey: string): Promise<[Me, E
   return [me.data, equipment.data];
 }
 
-export const checked = { sampleEmail, equipmentIsObject };
+// GET /anomalies/systems/{system_id}/latest -> each component's class, its name and severity
+// (null for scorers without classes). The record fails to type-check if the severity enum
+// gains, loses or renames a grade, so a client's mapping of grades stays complete.
+type Latest = paths["/anomalies/systems/{system_id}/latest"]["get"]["responses"][200]["content"]["application/json"];
+type Severity = NonNullable<Latest["components"][number]["severity"]>;
+const severityRank: Record<Severity, number> = { ok: 0, degraded: 1, severe: 2, failure: 3 };
+export function worstCondition(latest: Latest): { component: string; name: string | null; severity: Severity } | undefined {
+  let worst: { component: string; name: string | null; severity: Severity } | undefined;
+  for (const c of latest.components) {
+    const severity = c.severity ?? undefined;
+    if (severity === undefined) continue;
+    if (worst === undefined || severityRank[severity] > severityRank[worst.severity]) {
+      worst = { component: c.component_id, name: c.class_name ?? null, severity };
+    }
+  }
+  return worst;
+}
+
+export const checked = { sampleEmail, equipmentIsObject, severityRank };

@@ -65,7 +65,7 @@ pub async fn history(
     let before = time_param("before", &params.before)?.unwrap_or(to);
     let component = params.component.filter(|c| !c.trim().is_empty());
     let query = ScoresQuery { system_id: system_id.clone(), from, to, before, component, limit };
-    let items = bodies(state.store.scored_windows(&query).await?);
+    let items = bodies(state.store.scored_windows(&query).await?, &state.conditions);
     let next = (items.len() as i64 == limit).then(|| items.last().map(|w| w.window_start)).flatten();
     Ok(Json(ScoresPage { system_id, items, next }))
 }
@@ -86,5 +86,5 @@ pub async fn latest(State(state): State<AppState>, AuthUser(user, _): AuthUser, 
         component: None,
         limit: 1,
     };
-    bodies(state.store.scored_windows(&query).await?).into_iter().next().map(Json).ok_or(ApiError::NotFound("scores"))
+    bodies(state.store.scored_windows(&query).await?, &state.conditions).into_iter().next().map(Json).ok_or(ApiError::NotFound("scores"))
 }

@@ -17,6 +17,7 @@ use super::AppState;
 use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
 use super::scores::{ScoredWindowBody, bodies};
+use crate::model::ConditionCatalogue;
 use crate::config::DatabaseConfig;
 use crate::store::notify::{self, Notice};
 use crate::store::Store;
@@ -98,9 +99,9 @@ struct ScoresWritten {
 
 impl ScoreFeed {
     /// Until `shutdown`: reads each notified window (only while someone is watching) and sends it on.
-    pub async fn run(self, store: Store, database: DatabaseConfig, shutdown: CancellationToken) {
+    pub async fn run(self, store: Store, database: DatabaseConfig, conditions: Arc<ConditionCatalogue>, shutdown: CancellationToken) {
         notify::listen(&database, CHANNEL, &shutdown, |notice| {
-            let (feed, store) = (self.clone(), store.clone());
+            let (feed, store, conditions) = (self.clone(), store.clone(), conditions.clone());
             async move {
                 let Notice::Payload(payload) = notice else { return Ok(()) };
                 if feed.sender.receiver_count() == 0 {
@@ -111,7 +112,7 @@ impl ScoreFeed {
                     return Ok(());
                 };
                 let parts = store.window_scores(&written.system_id, written.window_start, written.revision).await?;
-                if let Some(window) = bodies(parts).into_iter().next() {
+                if let Some(window) = bodies(parts, &conditions).into_iter().next() {
                     let _ = feed.sender.send(Arc::new(window));
                 }
                 Ok(())

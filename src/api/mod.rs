@@ -36,6 +36,7 @@ pub use users::{Register, Registered};
 
 use crate::config::{ApiConfig, Config, DatabaseConfig};
 use crate::domain::SystemMeta;
+use crate::model::ConditionCatalogue;
 use crate::store::{EquipmentCatalogue, EquipmentChange, Store, User};
 use crate::telemetry::Metrics;
 
@@ -68,6 +69,9 @@ pub struct Inner {
     ingest: ingestion::HttpIngest,
     submitted: submitted::SubmittedLog,
     scores: live::ScoreFeed,
+    /// Names and severities of the classes of the model versions the API knows (the scorer's
+    /// model), looked up per stored score.
+    conditions: Arc<ConditionCatalogue>,
     kafka_check: health::KafkaCheck,
     http: layers::HttpMetrics,
     /// Cancelled when the server stops, so WebSocket sessions end with it.
@@ -100,6 +104,7 @@ impl AppState {
             ingest: ingestion::HttpIngest::new(config)?,
             submitted: submitted::SubmittedLog::default(),
             scores: live::ScoreFeed::default(),
+            conditions: Arc::new(conditions(config)),
             kafka_check: health::KafkaCheck::default(),
             shutdown: CancellationToken::new(),
         })))
@@ -125,6 +130,18 @@ impl AppState {
         match self.systems.get_or_load(&self.store, system_id.as_str()).await? {
             Some(system) if system.owner_id == user.user_id => Ok(system),
             _ => Err(ApiError::NotFound("system")),
+        }
+    }
+}
+
+/// The class names of the model scoring uses (`infer.model_dir`'s manifest). Without it the API
+/// still serves scores, without names: it does not score, so it does not need the model to run.
+fn conditions(config: &Config) -> ConditionCatalogue {
+    match crate::model::read_manifest(&config.infer.model_dir) {
+        Ok(manifest) => ConditionCatalogue::new([&manifest]),
+        Err(err) => {
+            tracing::warn!(error = %err, dir = %config.infer.model_dir.display(), "no model manifest; scores are served without class names");
+            ConditionCatalogue::default()
         }
     }
 }
@@ -175,7 +192,7 @@ pub async fn serve(listen: SocketAddr, state: AppState, shutdown: CancellationTo
     // WebSocket sessions (state.shutdown) end as soon as shutdown begins.
     let background = CancellationToken::new();
     tasks.spawn(watch_equipment(state.clone(), background.clone()));
-    tasks.spawn(state.scores.clone().run(state.store.clone(), state.database.clone(), background.clone()));
+    tasks.spawn(state.scores.clone().run(state.store.clone(), state.database.clone(), state.conditions.clone(), background.clone()));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
     let recorder = state.clone();
     let recorder_stop = background.clone();

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{ComponentScore, ScoredWindow};
+use crate::domain::{ComponentScore, ScoredWindow, Severity};
+use crate::model::ConditionCatalogue;
 
 // The schema names are the API's (`ScoredWindow`, `ComponentScore`); doc comments on these two
 // structs would become schema descriptions in /openapi.json.
@@ -29,6 +30,11 @@ pub struct ComponentScoreBody {
     pub score: f32,
     /// The predicted condition class, when the model has one for this component.
     pub class: Option<String>,
+    /// What the class means (e.g. "reduced efficiency"), from the manifest of `model_version`;
+    /// null when the model has no classes or the API does not know that model version.
+    pub class_name: Option<String>,
+    /// How bad the class is (ok < degraded < severe < failure); null as `class_name`.
+    pub severity: Option<Severity>,
     #[schema(value_type = Option<Object>)]
     pub class_probs: Option<serde_json::Value>,
     /// The window features the model saw for this component.
@@ -44,6 +50,8 @@ impl ComponentScoreBody {
             // Stored as `real`: the f32 it was is what the API shows.
             score: score.score as f32,
             class: score.condition.clone(),
+            class_name: score.condition_name.clone(),
+            severity: score.severity,
             class_probs: serde_json::to_value(&score.probabilities).ok(),
             features: score.features.as_ref().and_then(|f| serde_json::to_value(f).ok()),
             computed_at,
@@ -53,10 +61,14 @@ impl ComponentScoreBody {
 
 /// One entry per window from the stored parts (next to each other, window by window, as the
 /// store reads them): the window's bounds and model version are its first part's, its revision
-/// the highest, its components all parts' in order.
-pub fn bodies(parts: Vec<ScoredWindow>) -> Vec<ScoredWindowBody> {
+/// the highest, its components all parts' in order. Each component's class is named from the
+/// manifest of its own part's model version.
+pub fn bodies(parts: Vec<ScoredWindow>, conditions: &ConditionCatalogue) -> Vec<ScoredWindowBody> {
     let mut windows: Vec<ScoredWindowBody> = Vec::new();
-    for part in parts {
+    for mut part in parts {
+        for component in &mut part.components {
+            conditions.describe(&part.model_version, component);
+        }
         let components = part.components.iter().map(|c| ComponentScoreBody::new(c, part.computed_at));
         match windows.last_mut() {
             Some(w) if w.window_start == part.window_start => {
@@ -95,7 +107,7 @@ mod tests {
             computed_at: DateTime::UNIX_EPOCH + TimeDelta::seconds(computed_second),
             components: components
                 .iter()
-                .map(|(id, score)| ComponentScore { component_id: (*id).into(), score: *score, condition: None, probabilities: BTreeMap::new(), features: None })
+                .map(|(id, score)| ComponentScore { component_id: (*id).into(), score: *score, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None })
                 .collect(),
             contributions: BTreeMap::new(),
         }
@@ -106,7 +118,7 @@ mod tests {
         // Window 5: the accumulator and pump at revision 1, the motor still at revision 0 (the
         // later scorer does not score it); window 4: one part.
         let parts = vec![part(5, 1, 20, &[("accumulator", 0.25)]), part(5, 0, 10, &[("motor", 0.5)]), part(5, 1, 20, &[("pump", 0.1)]), part(4, 0, 9, &[("pump", 0.0)])];
-        let windows = bodies(parts);
+        let windows = bodies(parts, &ConditionCatalogue::default());
         assert_eq!(windows.len(), 2);
         let (first, second) = (&windows[0], &windows[1]);
         assert_eq!((first.revision, first.model_version.as_str()), (1, "v1"), "the highest revision, the first part's version");
@@ -119,8 +131,8 @@ mod tests {
     fn a_component_shows_as_it_was_stored() {
         let mut window = part(0, 0, 0, &[("pump", f64::from(0.1f32))]);
         window.components[0].features = Some(BTreeMap::from([("PS1.mean".to_owned(), 150.5)]));
-        window.components.push(ComponentScore { component_id: "valve".into(), score: 0.0, condition: None, probabilities: BTreeMap::new(), features: None });
-        let text = serde_json::to_string(&bodies(vec![window])[0].components).unwrap();
+        window.components.push(ComponentScore { component_id: "valve".into(), score: 0.0, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None });
+        let text = serde_json::to_string(&bodies(vec![window], &ConditionCatalogue::default())[0].components).unwrap();
         assert!(text.contains(r#""score":0.1,"#), "the stored f32, not its f64 widening: {text}");
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json[0]["features"], serde_json::json!({"PS1.mean": 150.5}));

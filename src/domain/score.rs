@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::Severity;
+
 /// One component's verdict for one window.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ComponentScore {
@@ -15,6 +17,11 @@ pub struct ComponentScore {
     /// The most probable class label (e.g. "100" for a cooler at 100 % efficiency), when the
     /// scorer has classes.
     pub condition: Option<String>,
+    /// What `condition` means, from the model's manifest (e.g. "reduced efficiency"); None when
+    /// the scorer has no classes or the model does not name them.
+    pub condition_name: Option<String>,
+    /// How bad `condition` is, from the model's manifest; None as `condition_name`.
+    pub severity: Option<Severity>,
     /// Probability per class label; empty when the scorer has no classes.
     pub probabilities: BTreeMap<String, f64>,
     /// Context for a reader: what the scorer saw of the component's own sensors (`"PS1.mean"`,

@@ -170,7 +170,7 @@ mod tests {
     fn window(scores: &[(&str, f64)]) -> ScoredWindow {
         let components = scores
             .iter()
-            .map(|(id, s)| ComponentScore { component_id: (*id).into(), score: *s, condition: None, probabilities: BTreeMap::new(), features: None })
+            .map(|(id, s)| ComponentScore { component_id: (*id).into(), score: *s, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None })
             .collect();
         ScoredWindow {
             system_id: "rig-1".into(),

@@ -24,14 +24,21 @@ pub fn save(dir: &Path, manifest: &Manifest, weights: &Weights) -> Result<(), Mo
     std::fs::write(&path, json).map_err(|source| ModelError::Io { path, source })
 }
 
-/// Reads both files; the weights' shapes are checked when the networks are built from them.
-pub fn load(dir: &Path) -> Result<(Manifest, Weights), ModelError> {
+/// Reads the manifest of the artifact in `dir` alone (for readers that need no weights, such as
+/// the API looking up class names).
+pub fn read_manifest(dir: &Path) -> Result<Manifest, ModelError> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
     let manifest: Manifest = serde_json::from_str(&text).map_err(|e| ModelError::Artifact(format!("{}: {e}", path.display())))?;
     if manifest.format != ARTIFACT_FORMAT {
         return Err(ModelError::Artifact(format!("{}: format {:?}, expected {ARTIFACT_FORMAT:?}", path.display(), manifest.format)));
     }
+    Ok(manifest)
+}
+
+/// Reads both files; the weights' shapes are checked when the networks are built from them.
+pub fn load(dir: &Path) -> Result<(Manifest, Weights), ModelError> {
+    let manifest = read_manifest(dir)?;
     let path = dir.join(WEIGHTS);
     let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
     let weights = Weights::from_safetensors(&bytes).map_err(|e| ModelError::Artifact(format!("{}: {e}", path.display())))?;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::features::Normalisation;
+use crate::domain::Severity;
 use super::graph::{Arch, GraphSpec};
 
 /// Validation accuracy per target component.
@@ -63,6 +64,43 @@ pub struct TargetSpec {
     pub classes: Vec<String>,
     /// The healthy class; a component's anomaly score is 1 − P(nominal).
     pub nominal: String,
+    /// What each class means, one entry per class (in `classes` order). Absent from manifests
+    /// made before classes had names: their scores carry no names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ConditionSpec>,
+}
+
+/// A class's name and severity, as the model's documentation gives them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    pub class: String,
+    pub name: String,
+    pub severity: Severity,
+}
+
+impl TargetSpec {
+    /// The name and severity of one of this target's classes, when the manifest names them.
+    pub fn condition(&self, class: &str) -> Option<&ConditionSpec> {
+        self.conditions.iter().find(|c| c.class == class)
+    }
+
+    /// Names are all or nothing: every class named exactly once, no other class named.
+    pub fn check_conditions(&self) -> Result<(), String> {
+        if self.conditions.is_empty() {
+            return Ok(());
+        }
+        for class in &self.classes {
+            let named = self.conditions.iter().filter(|c| c.class == *class).count();
+            if named != 1 || self.condition(class).is_some_and(|c| c.name.trim().is_empty()) {
+                return Err(format!("targets[{}].conditions: class {class:?} is named {named} times (or with an empty name), expected once", self.component));
+            }
+        }
+        match self.conditions.iter().find(|c| !self.classes.contains(&c.class)) {
+            Some(extra) => Err(format!("targets[{}].conditions: class {:?} is not one of {:?}", self.component, extra.class, self.classes)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The hyper-parameters training ran with; stored in the manifest.

@@ -15,6 +15,7 @@
 //! [`RigModel::new`] and [`RigModel::save`].
 
 mod artifact;
+mod conditions;
 mod fast;
 mod features;
 mod graph;
@@ -24,10 +25,11 @@ mod weights;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use artifact::ARTIFACT_FORMAT;
+pub use artifact::{ARTIFACT_FORMAT, read_manifest};
+pub use conditions::ConditionCatalogue;
 pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
-pub use manifest::{Accuracies, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
+pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
@@ -83,6 +85,9 @@ impl RigModel {
         let norm = &manifest.normalisation;
         if manifest.arch.features != F || norm.mean.len() != s || norm.std.len() != s || norm.mean.iter().chain(&norm.std).any(|r| r.len() != features::RAW_FEATURES) {
             return Err(ModelError::Artifact("feature layout does not match this build".into()));
+        }
+        for target in &manifest.targets {
+            target.check_conditions().map_err(ModelError::Artifact)?;
         }
         let gnn = FastGnn::load(&weights, spec, &manifest.arch, &targets)?;
         let mlp = FastMlp::load(&weights, s, &manifest.arch)?;
@@ -158,6 +163,7 @@ impl RigModel {
                 let probabilities: BTreeMap<String, f64> = target.classes.iter().cloned().zip(p.iter().map(|x| f64::from(*x))).collect();
                 let nominal = probabilities.get(&target.nominal).copied().unwrap_or(0.0);
                 let best = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| target.classes[i].clone());
+                let named = best.as_deref().and_then(|class| target.condition(class));
                 let mut context = BTreeMap::new();
                 let mut missing = 0.0;
                 for (sensor, _) in spec.sensors.iter().filter(|(_, c)| *c == target.component) {
@@ -173,6 +179,8 @@ impl RigModel {
                     component_id: target.component.clone(),
                     score: (1.0 - nominal).clamp(0.0, 1.0),
                     condition: best,
+                    condition_name: named.map(|c| c.name.clone()),
+                    severity: named.map(|c| c.severity),
                     probabilities,
                     features: Some(context),
                 }

@@ -2,9 +2,11 @@
 //! sensors, and the reader of the data set recorded on it. The simulator replays the data set
 //! and training learns from it; neither owns the rig, so both use it from here.
 
+mod conditions;
 mod dataset;
 mod topology;
 
+pub use conditions::{RIG_TARGETS, RigClass, RigTarget};
 pub use dataset::{Conditions, Cycle, DatasetError, load};
 pub use topology::{RIG_SENSORS, RigSensor, rig_topology};
 

@@ -6,23 +6,22 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::TrainError;
-use crate::model::{RAW_FEATURES, TargetSpec, raw_features};
-use crate::rig::{Conditions, Cycle, RIG_SENSORS};
+use crate::model::{ConditionSpec, RAW_FEATURES, TargetSpec, raw_features};
+use crate::rig::{Conditions, Cycle, RIG_SENSORS, RIG_TARGETS};
 
-/// The four labelled components of the UCI rig, nominal class first where the data allows.
+/// The four labelled components of the UCI rig (`rig::RIG_TARGETS`), nominal class first where
+/// the data allows, each class with its name and severity.
 pub fn rig_targets() -> Vec<TargetSpec> {
-    let t = |component: &str, unit: &str, classes: &[u8], nominal: u8| TargetSpec {
-        component: component.into(),
-        unit: unit.into(),
-        classes: classes.iter().map(|c| c.to_string()).collect(),
-        nominal: nominal.to_string(),
-    };
-    vec![
-        t("cooler", "%", &[3, 20, 100], 100),
-        t("valve", "%", &[100, 90, 80, 73], 100),
-        t("pump", "leakage", &[0, 1, 2], 0),
-        t("accumulator", "bar", &[130, 115, 100, 90], 130),
-    ]
+    RIG_TARGETS
+        .iter()
+        .map(|t| TargetSpec {
+            component: t.component.into(),
+            unit: t.unit.into(),
+            classes: t.classes.iter().map(|c| c.label.to_string()).collect(),
+            nominal: t.nominal.to_string(),
+            conditions: t.classes.iter().map(|c| ConditionSpec { class: c.label.to_string(), name: c.name.into(), severity: c.severity }).collect(),
+        })
+        .collect()
 }
 
 /// Class index of every target for one cycle; an unknown label is an error, not a guess.

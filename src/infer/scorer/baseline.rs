@@ -74,6 +74,8 @@ pub fn score(topology: &Topology, window: &HashMap<String, Vec<f64>>, history: &
                 component_id: c.id.to_string(),
                 score: mine.max(inherited).clamp(0.0, 1.0),
                 condition: None,
+                condition_name: None,
+                severity: None,
                 probabilities: BTreeMap::new(),
                 features: Some(features),
             }

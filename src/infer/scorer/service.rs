@@ -143,7 +143,7 @@ impl WindowScorer for ServiceScorer {
                 .score(&request)
                 .await?
                 .into_iter()
-                .map(|(component_id, score)| ComponentScore { component_id, score, condition: None, probabilities: BTreeMap::new(), features: None })
+                .map(|(component_id, score)| ComponentScore { component_id, score, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None })
                 .collect();
             Ok(window.scored(SERVICE_VERSION, components))
         })

@@ -26,7 +26,7 @@ impl WindowScorer for Fake {
 
     fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let component = ComponentScore { component_id: "pump".into(), score: 0.5, condition: None, probabilities: Default::default(), features: None };
+        let component = ComponentScore { component_id: "pump".into(), score: 0.5, condition: None, condition_name: None, severity: None, probabilities: Default::default(), features: None };
         Box::pin(std::future::ready(Ok(window.scored(self.version, vec![component]))))
     }
 }

@@ -37,6 +37,10 @@ fn group(system_id: &str, rows: &[tokio_postgres::Row]) -> Vec<ScoredWindow> {
             component_id: row.get(4),
             score: f64::from(row.get::<_, f32>(5)),
             condition: row.get(6),
+            // Not stored: the manifest of the score's model version names the class (the API
+            // fills these in with `model::ConditionCatalogue`).
+            condition_name: None,
+            severity: None,
             // Written from these types (`write.rs`): what does not read back is not there.
             probabilities: row.get::<_, Option<serde_json::Value>>(7).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
             features: row.get::<_, Option<serde_json::Value>>(8).and_then(|v| serde_json::from_value(v).ok()),
