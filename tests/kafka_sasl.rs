@@ -11,7 +11,7 @@ mod common;
 #[path = "common/auth_proxy.rs"]
 mod auth_proxy;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,27 +26,13 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::producer::FutureRecord;
 
+use common::certs::unrelated_ca;
 use common::stack::stack_variable;
 
 fn stack_ca() -> String {
     stack_variable("MANIFOLD_STACK_CA")
 }
 
-/// A CA that signed nothing the stack's servers present.
-fn unrelated_ca(dir: &Path) -> String {
-    let path = dir.join("unrelated-ca.crt");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=unrelated test CA"])
-        .arg("-keyout")
-        .arg(dir.join("unrelated-ca.key"))
-        .arg("-out")
-        .arg(&path)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success());
-    path.display().to_string()
-}
 
 /// Topic names of this test's own.
 fn topic_env(prefix: &str) -> Vec<(String, String)> {

@@ -3,11 +3,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use manifold::config::{Config, DatabaseConfig, Sources};
 use manifold::store::{Store, StoreError};
+
+use common::certs::unrelated_ca;
 
 fn ca() -> String {
     common::stack::stack_variable("MANIFOLD_PG_CA")
@@ -35,21 +36,6 @@ async fn encrypted(client: &tokio_postgres::Client) -> bool {
     client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.expect("pg_stat_ssl").get(0)
 }
 
-/// A CA that signed nothing the server presents.
-fn unrelated_ca(dir: &Path) -> String {
-    let path = dir.join("unrelated-ca.crt");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=unrelated test CA"])
-        .arg("-keyout")
-        .arg(dir.join("unrelated-ca.key"))
-        .arg("-out")
-        .arg(&path)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success());
-    path.display().to_string()
-}
 
 #[tokio::test]
 async fn verify_full_connects_encrypted_on_dedicated_and_pooled_connections() {
