@@ -142,6 +142,21 @@ wait_until() { # wait_until SERVICE CHECK...
   done
 }
 
+# Whether SERVICE is to be started: not while it runs (pid PID) with the configuration whose
+# fingerprint is FP; one running with another configuration is stopped first (STOP SERVICE). A
+# port held by anything else fails here, before anything is stopped or started.
+needs_start() { # needs_start SERVICE PID STOP FP NAME VARIABLE=PORT...
+  local svc=$1 pid=$2 stop=$3 fp=$4 name=$5
+  shift 5
+  if [[ -n "$pid" ]]; then
+    [[ "$(cat "$STATE/$svc.fingerprint" 2>/dev/null)" == "$fp" ]] && return 1
+    claim_ports "$svc" 1 "$@"
+    log "$name configuration changed; restarting it"
+    "$stop" "$svc"
+  fi
+  claim_ports "$svc" 0 "$@"
+}
+
 # Fails unless each port is free or held by this service's own running instance, so a
 # clash is reported before anything is stopped or started. Arguments: SERVICE RUNNING(0|1)
 # VARIABLE=PORT...; the ports a service listens on are recorded in state/<service>.ports.

@@ -102,17 +102,9 @@ start_java() { # start_java SERVICE WORKDIR JAVA JAVA-ARGS...
 
 stop_java() { stop_service "$1" "$(owned_pid "$1" || true)"; }
 
-# Whether SERVICE's JVM is to be started: not while it runs with the configuration whose
-# fingerprint is FP; one running with another configuration is stopped first. A port held by
-# another process ends the script (claim_ports).
+# Whether SERVICE's JVM is to be started (see needs_start in common.sh).
 java_needs_start() { # java_needs_start SERVICE FP NAME VARIABLE=PORT...
-  local svc=$1 fp=$2 name=$3
-  shift 3
-  if owned_pid "$svc" >/dev/null; then
-    [[ "$(cat "$STATE/$svc.fingerprint" 2>/dev/null)" == "$fp" ]] && return 1
-    claim_ports "$svc" 1 "$@"
-    log "$name configuration changed; restarting it"
-    stop_java "$svc"
-  fi
-  claim_ports "$svc" 0 "$@"
+  local svc=$1
+  shift
+  needs_start "$svc" "$(owned_pid "$svc" || true)" stop_java "$@"
 }

@@ -57,16 +57,9 @@ pglite_start() {
   ln -sfn "$(pglite_npm_dir)/node_modules" "$PGLITE_DIR/node_modules"
   write_if_changed "$PGLITE_DIR/server.mjs" <"$PGLITE_CONF/server.mjs"
   write_if_changed "$PGLITE_DIR/copy-shim.mjs" <"$PGLITE_CONF/copy-shim.mjs"
-  local fp pid
+  local fp
   fp=$( { echo "$PGLITE_PORT"; cat "$PGLITE_DIR"/*.mjs "$PGLITE_CONF/package-lock.json"; } | fingerprint)
-  pid=$(pglite_pid)
-  if [[ -n "$pid" ]]; then
-    [[ "$(cat "$STATE/pglite.fingerprint" 2>/dev/null)" == "$fp" ]] && return 0
-    claim_ports pglite 1 MANIFOLD_PGLITE_PORT="$PGLITE_PORT"
-    log "pglite changed; restarting it"
-    pglite_stop
-  fi
-  claim_ports pglite 0 MANIFOLD_PGLITE_PORT="$PGLITE_PORT"
+  needs_start pglite "$(pglite_pid)" pglite_stop "$fp" pglite MANIFOLD_PGLITE_PORT="$PGLITE_PORT" || return 0
   log "starting pglite (TimescaleDB, test-only) on 127.0.0.1:$PGLITE_PORT"
   rotate_log pglite
   (cd "$PGLITE_DIR" && PGLITE_PORT=$PGLITE_PORT exec setsid node "$PGLITE_DIR/server.mjs" \

@@ -32,16 +32,9 @@ prometheus_start() {
     "$CONF/prometheus.yml" | write_if_changed "$PROMETHEUS_DIR/prometheus.yml"
   # Rules are part of the fingerprint: a changed rule file restarts the instance, so it never
   # evaluates stale rules.
-  local fp pid
+  local fp
   fp=$( { echo "$PROMETHEUS_PORT"; cat "$PROMETHEUS_DIR/prometheus.yml" "$REPO"/config/prometheus/rules/*.yml; } | fingerprint)
-  pid=$(prometheus_pid)
-  if [[ -n "$pid" ]]; then
-    [[ "$(cat "$STATE/prometheus.fingerprint" 2>/dev/null)" == "$fp" ]] && return 0
-    claim_ports prometheus 1 MANIFOLD_PROMETHEUS_PORT="$PROMETHEUS_PORT"
-    log "Prometheus configuration changed; restarting it"
-    prometheus_stop
-  fi
-  claim_ports prometheus 0 MANIFOLD_PROMETHEUS_PORT="$PROMETHEUS_PORT"
+  needs_start prometheus "$(prometheus_pid)" prometheus_stop "$fp" Prometheus MANIFOLD_PROMETHEUS_PORT="$PROMETHEUS_PORT" || return 0
   promtool check config "$PROMETHEUS_DIR/prometheus.yml" >"$LOGS/promtool.log" 2>&1 ||
     { cat "$LOGS/promtool.log" >&2; die "the stack's Prometheus configuration does not check (promtool)"; }
   log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT"
