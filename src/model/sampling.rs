@@ -83,24 +83,28 @@ pub fn resample(values: &[f64], seconds: f64, trained: &InputSampling) -> Result
     // Trained periods in the window; at least one, so a window shorter than a period still
     // yields the mean of what it holds.
     let periods = ((seconds * trained.rate_hz).round() as usize).max(1);
-    let mut sums = vec![0.0; periods];
-    let mut counts = vec![0u32; periods];
-    for (i, x) in values.iter().enumerate().filter(|(_, x)| x.is_finite()) {
-        // Sample i sits at (i + 0.5) / n of the window; in integers, so n == periods maps
-        // sample i to period i exactly and a 1 Hz window comes out bit for bit as sent.
-        let p = ((2 * i + 1) * periods / (2 * n)).min(periods - 1);
-        sums[p] += x;
-        counts[p] += 1;
+    // Sample i sits at (i + 0.5) / n of the window, so period p holds the samples from the
+    // first i with (2i + 1)·periods ≥ 2np on: in integers, so that n == periods gives sample i
+    // to period i exactly, and one division per period rather than per sample.
+    let first = |p: usize| (2 * n * p).saturating_sub(periods).div_ceil(2 * periods);
+    let mut out = Vec::with_capacity(periods.min(n));
+    let mut finite = 0u32;
+    for p in 0..periods {
+        // -0.0 is the exact identity of addition: a period of one sample is that sample, bit
+        // for bit, so a window at the trained rate comes out as sent.
+        let (sum, count) = values[first(p)..first(p + 1)].iter().filter(|x| x.is_finite()).fold((-0.0, 0u32), |(s, c), x| (s + x, c + 1));
+        if count > 0 {
+            out.push(sum / f64::from(count));
+            finite += count;
+        }
     }
-    let filled = counts.iter().filter(|c| **c > 0).count();
-    if filled == 0 {
-        return Ok(Vec::new());
+    if out.is_empty() {
+        return Ok(out);
     }
-    if (filled as f64) < MIN_COVERAGE * periods as f64 {
-        let finite = counts.iter().map(|c| *c as f64).sum::<f64>();
-        return Err(Refusal::SlowerThanTrained { rate_hz: finite / seconds.max(f64::MIN_POSITIVE), trained_hz: trained.rate_hz });
+    if (out.len() as f64) < MIN_COVERAGE * periods as f64 {
+        return Err(Refusal::SlowerThanTrained { rate_hz: f64::from(finite) / seconds.max(f64::MIN_POSITIVE), trained_hz: trained.rate_hz });
     }
-    Ok(sums.iter().zip(&counts).filter(|(_, c)| **c > 0).map(|(s, c)| s / f64::from(*c)).collect())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -114,7 +118,9 @@ mod tests {
     #[test]
     fn a_window_at_the_trained_rate_comes_out_bit_for_bit() {
         let v: Vec<f64> = (0..60).map(|i| 100.0 + (i as f64).sin() * 7.3).collect();
-        assert_eq!(resample(&v, 60.0, &one_hz()).unwrap(), v);
+        let back = resample(&v, 60.0, &one_hz()).unwrap();
+        assert_eq!(back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(resample(&[-0.0, 1.0], 2.0, &one_hz()).unwrap()[0].to_bits(), (-0.0f64).to_bits());
         // A few readings short is still the trained signal, scored as sent.
         assert_eq!(resample(&v[..55], 60.0, &one_hz()).unwrap(), v[..55]);
     }
@@ -128,8 +134,14 @@ mod tests {
         for (a, b) in back.iter().zip(&v) {
             assert!((a - b).abs() < 1e-9, "{a} vs {b}");
         }
-        // A drifting clock (99.97 Hz: 5998 samples) still fills every second.
-        assert_eq!(resample(&fast[..5998], 60.0, &one_hz()).unwrap().len(), 60);
+        // A drifting clock (99.97 Hz: 5998 samples) still fills every second, with every sample
+        // used once.
+        let drift = resample(&fast[..5998], 60.0, &one_hz()).unwrap();
+        assert_eq!(drift.len(), 60);
+        let ones = resample(&[1.0; 5998], 60.0, &one_hz()).unwrap();
+        assert!(ones.iter().all(|x| *x == 1.0));
+        // Periods hold 99 or 100 samples, in time order: the means still climb one a second.
+        assert!(drift.windows(2).all(|w| (w[1] - w[0] - 1.0).abs() < 0.02), "{drift:?}");
     }
 
     #[test]
