@@ -322,7 +322,7 @@ fn a_sensor_slower_than_trained_is_scored_as_missing_and_the_score_says_why() {
     // A few readings short of 1 Hz is still the trained signal: nothing refused.
     let mut short = window(&repo(rig::SAMPLE_DATA), 3);
     short.get_mut("PS2").unwrap().truncate(56);
-    assert!(m.at_trained_sampling(&short, 60.0).1.is_empty());
+    assert!(m.at_trained_sampling(&short, 60.0).refused.is_empty());
 }
 
 #[test]

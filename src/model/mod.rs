@@ -31,7 +31,7 @@ pub use conditions::ConditionCatalogue;
 pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
-pub use sampling::{Aggregate, InputSampling, MIN_COVERAGE, Refusal};
+pub use sampling::{Aggregate, InputSampling, MIN_COVERAGE, Refusal, Resampled};
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
@@ -128,8 +128,8 @@ impl RigModel {
 
     /// [`RigModel::score_window`] with the chosen network.
     pub fn score_window_with(&self, window: &HashMap<String, Vec<f64>>, seconds: f64, network: Network) -> Vec<ComponentScore> {
-        let (trained, refused) = self.at_trained_sampling(window, seconds);
-        let mut scores = self.score_with(&trained, network);
+        let Resampled { values, refused } = self.at_trained_sampling(window, seconds);
+        let mut scores = self.score_with(&values, network);
         for score in &mut scores {
             let features = score.features.get_or_insert_with(BTreeMap::new);
             for (sensor, why) in &refused {
@@ -141,9 +141,9 @@ impl RigModel {
 
     /// The window brought to the trained sampling (input sensors only), and the sensors refused.
     /// A manifest that records no sampling takes the window as sent.
-    pub fn at_trained_sampling(&self, window: &HashMap<String, Vec<f64>>, seconds: f64) -> (HashMap<String, Vec<f64>>, Vec<(String, Refusal)>) {
+    pub fn at_trained_sampling(&self, window: &HashMap<String, Vec<f64>>, seconds: f64) -> Resampled {
         if self.manifest.sampling.is_empty() {
-            return (window.clone(), Vec::new());
+            return Resampled { values: window.clone(), refused: Vec::new() };
         }
         let mut trained = HashMap::with_capacity(self.manifest.sampling.len());
         let mut refused = Vec::new();
@@ -156,7 +156,7 @@ impl RigModel {
                 Err(why) => refused.push((input.sensor.clone(), why)),
             }
         }
-        (trained, refused)
+        Resampled { values: trained, refused }
     }
 
     /// Scores one window whose sensors are already at the trained sampling (as training saw

@@ -12,6 +12,8 @@
 //! A window's readings come as values in time order, without their times; they are taken as
 //! evenly spread over the window, which is what a device sampling at a fixed rate sends.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 /// How the samples of one trained period were reduced to one input sample.
@@ -56,6 +58,15 @@ impl Refusal {
             Refusal::SlowerThanTrained { rate_hz, .. } => *rate_hz,
         }
     }
+}
+
+/// A window brought to the trained sampling.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resampled {
+    /// The input sensors' values at the trained sampling (sensor id → values in time order).
+    pub values: HashMap<String, Vec<f64>>,
+    /// The sensors that could not be brought to it, and why.
+    pub refused: Vec<(String, Refusal)>,
 }
 
 /// Checks a manifest's sampling against its sensors: empty (a manifest made before sampling was
