@@ -1,4 +1,5 @@
-//! Scoring latency of one 60 s window on one thread, GNN vs the MLP baseline.
+//! Scoring latency of one 60 s window on one thread, GNN vs the MLP baseline, and what a device
+//! sending the rig's native rates (43,680 readings a window instead of 1,020) costs on top.
 //!
 //! `taskset -c 0 cargo bench --bench model` (scoring never spawns threads; taskset makes sure
 //! nothing else of the process competes either). Before criterion's own statistics, prints the
@@ -13,12 +14,36 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use manifold::model::{DEFAULT_MODEL_DIR, Network, RigModel};
 use manifold::train::Networks;
 
-fn setup() -> (RigModel, Vec<HashMap<String, Vec<f64>>>) {
+type Window = HashMap<String, Vec<f64>>;
+
+fn setup() -> (RigModel, Vec<Window>, Vec<Window>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = RigModel::load(&root.join(DEFAULT_MODEL_DIR)).expect("shipped model");
     let cycles = manifold::rig::load(&root.join(manifold::rig::SAMPLE_DATA)).expect("sample data");
     let windows = cycles.iter().map(manifold::rig::Cycle::window).collect();
-    (model, windows)
+    // A few native-rate cycles are enough (each holds 43,680 values).
+    let native = cycles.iter().take(16).map(manifold::rig::Cycle::native_window).collect();
+    (model, windows, native)
+}
+
+/// p50 of scoring a whole 60 s window as the rig scorer does (brought to the trained sampling
+/// first), in µs.
+fn window_p50(model: &RigModel, windows: &[Window], n: usize) -> f64 {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        black_box(model.score_window(&windows[i % windows.len()], 60.0));
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    times[n / 2]
+}
+
+/// The cost of a device's rate: the same cycles at 1 Hz and at the rig's native rates.
+fn rate_percentiles(model: &RigModel, windows: &[Window], native: &[Window]) {
+    let one_hz = window_p50(model, windows, 5000);
+    let fast = window_p50(model, native, 1000);
+    println!("score_window 60 s: 1 Hz (1,020 readings) p50 {one_hz:.1} µs; native rates (43,680 readings) p50 {fast:.1} µs; ratio {:.1}", fast / one_hz);
 }
 
 fn percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>], network: Network) {
@@ -60,13 +85,14 @@ fn candle_percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>]) {
 }
 
 fn bench(c: &mut Criterion) {
-    let (model, windows) = setup();
+    let (model, windows, native) = setup();
     // `cargo test --all-targets` runs this file once in a debug build without `--bench`:
     // criterion then only smoke-tests each function, and so do we.
     if std::env::args().any(|a| a == "--bench") {
         percentiles(&model, &windows, Network::Gnn);
         percentiles(&model, &windows, Network::Mlp);
         candle_percentiles(&model, &windows);
+        rate_percentiles(&model, &windows, &native);
     }
     let mut group = c.benchmark_group("score_window");
     group.throughput(Throughput::Elements(1));
@@ -76,6 +102,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % windows.len();
                 black_box(model.score_with(&windows[i], network))
+            })
+        });
+    }
+    for (name, set) in [("gnn_window_1hz", &windows), ("gnn_window_native_rates", &native)] {
+        let mut i = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % set.len();
+                black_box(model.score_window(&set[i], 60.0))
             })
         });
     }

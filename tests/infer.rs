@@ -203,3 +203,44 @@ async fn killing_infer_mid_stream_publishes_each_window_revision_exactly_once() 
     stop_ingest.cancel();
     ingest.await.unwrap();
 }
+
+/// A device sending the rig's native rates (PS1-6 and EPS1 at 100 Hz, FS1-2 at 10 Hz: 43,680
+/// readings a cycle, in one batch) gets the diagnosis of one sending the data set's 1 Hz: the
+/// same degraded-valve cycle, once each way, is stored whole and scored alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_sent_at_native_rates_is_diagnosed_as_at_1_hz() {
+    let p = pipeline().await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let cycle = find(&sample(), 100, 73, 0, 130);
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
+    let (stop_ingest, ingest) = p.spawn_ingest();
+    let infer_token = tokio_util::sync::CancellationToken::new();
+    let infer = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, p.config.clone(), manifold::telemetry::Metrics::new(), infer_token.clone()));
+    let encoder = manifold::codec::RecordEncoder::for_batches(&p.config.schema_registry, &p.config.topics.batches.name).unwrap();
+    for batch in [sim::cycle_batch(&system, &cycle, t0), sim::native_cycle_batch(&system, &cycle, t0 + MIN)] {
+        p.produce(&system, &encoder.encode_batch(&batch).await.unwrap()).await;
+    }
+    let messages = common::scores::read(&p, 2, Duration::from_secs(60)).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let client = common::connect(&p.db_url).await;
+    let rows = client
+        .query("SELECT w.reading_count, s.component_id, s.class, s.score FROM anomaly_scores s JOIN windows w USING (system_id, window_start) WHERE s.system_id = $1 ORDER BY s.component_id, s.window_start", &[&system])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 8, "four components in two windows");
+    for pair in rows.chunks(2) {
+        let (one_hz, native) = (&pair[0], &pair[1]);
+        assert_eq!((one_hz.get::<_, i64>(0), native.get::<_, i64>(0)), (1_020, 43_680), "both cycles stored whole");
+        let component: String = one_hz.get(1);
+        assert_eq!(one_hz.get::<_, Option<String>>(2), native.get::<_, Option<String>>(2), "{component}: the same class");
+        let (a, b): (f32, f32) = (one_hz.get(3), native.get(3));
+        assert!((a - b).abs() < 1e-5, "{component}: {a} vs {b}");
+    }
+    let valve: Vec<Option<String>> = rows.iter().filter(|r| r.get::<_, String>(1) == "valve").map(|r| r.get(2)).collect();
+    assert_eq!(valve, [Some("73".to_owned()), Some("73".to_owned())], "the degraded valve is diagnosed both ways");
+    infer_token.cancel();
+    infer.await.unwrap().unwrap();
+    stop_ingest.cancel();
+    ingest.await.unwrap();
+}

@@ -266,6 +266,7 @@ async fn the_simulator_sends_avro_through_secured_kafka_and_an_authenticated_reg
         bad_every: None,
         format: WireFormat::Avro,
         offset: 0,
+        native_rates: false,
     };
     let sent = manifold::sim::run(&config, &options).await.expect("simulated over SASL_SSL and the proxy");
     assert!(sent.batches > 0 && sent.bad == 0, "{sent:?}");

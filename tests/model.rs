@@ -58,6 +58,8 @@ fn training_twice_with_the_same_seed_gives_identical_weights() {
     assert_eq!(report.train_rows, 144, "every run of the sample is one row long, so nothing is held out");
     // Training writes the class names, from the same table the shipped manifest was written from.
     assert_eq!(a.manifest().targets, shipped().manifest().targets, "targets, classes, names and severities");
+    // And the sampling every input was trained on, as the shipped manifest records it.
+    assert_eq!(a.manifest().sampling, shipped().manifest().sampling);
 }
 
 #[test]
@@ -243,4 +245,96 @@ fn the_plain_forward_pass_agrees_with_candle() {
             }
         }
     }
+}
+
+/// The cycle as a device at native rates might send it with a smoother signal than steps: each
+/// 1 s value spread over its second along the slope between its neighbours (the spread is
+/// symmetric, so the second's mean is the data set's value again, as a real 1 s mean is).
+fn interpolated_native_window(cycle: &rig::Cycle) -> HashMap<String, Vec<f64>> {
+    cycle
+        .readings()
+        .map(|(sensor, v)| {
+            let k = sensor.native_rate_hz as usize;
+            let values = (0..v.len())
+                .flat_map(|i| {
+                    let slope = (v[(i + 1).min(v.len() - 1)] - v[i.saturating_sub(1)]) / 2.0;
+                    (0..k).map(move |j| v[i] + slope * ((j as f64 + 0.5) / k as f64 - 0.5))
+                })
+                .collect();
+            (sensor.id.to_string(), values)
+        })
+        .collect()
+}
+
+#[test]
+fn a_cycle_sent_at_native_rates_gets_the_same_classes_as_at_1_hz() {
+    let m = shipped();
+    assert!(m.manifest().sampling.iter().all(|s| s.rate_hz == 1.0 && s.aggregate == model::Aggregate::Mean), "trained on 1 Hz means");
+    // The held-out rows of the full copy when it is there (the model never trained on them),
+    // and the committed sample (144 cycles) always.
+    let mut cycles = rig::load(&repo(rig::SAMPLE_DATA)).unwrap();
+    if let Some(dir) = full_data() {
+        let all = rig::load(&dir).unwrap();
+        let held = train::validation_rows(&all);
+        // Every fourth of them (about 100) keeps the debug-build test within seconds; all 409
+        // agree as well (measured once with the whole list).
+        cycles.extend(all.into_iter().zip(held).filter(|(_, h)| *h).map(|(c, _)| c).step_by(4));
+    }
+    let mut compared = 0;
+    for (i, cycle) in cycles.iter().enumerate() {
+        let one_hz = m.score_window(&cycle.window(), 60.0);
+        assert_eq!(one_hz, m.score(&cycle.window()), "cycle {i}: a 1 Hz window is scored as sent");
+        let native = cycle.native_window();
+        assert_eq!(native.values().map(Vec::len).sum::<usize>(), 43_680, "the real rig's readings per cycle");
+        for (how, window) in [("repeated", native), ("interpolated", interpolated_native_window(cycle))] {
+            for network in [Network::Gnn, Network::Mlp] {
+                let a = m.score_window_with(&cycle.window(), 60.0, network);
+                let b = m.score_window_with(&window, 60.0, network);
+                for (a, b) in a.iter().zip(&b) {
+                    assert_eq!(a.condition, b.condition, "cycle {i}, {how}, {network:?}, {}", a.component_id);
+                    assert!((a.score - b.score).abs() < 1e-6, "cycle {i}, {how}, {network:?}: {} vs {}", a.score, b.score);
+                }
+                compared += a.len();
+            }
+        }
+    }
+    eprintln!("{} cycles, {compared} component scores compared per rate", cycles.len());
+}
+
+#[test]
+fn a_sensor_slower_than_trained_is_scored_as_missing_and_the_score_says_why() {
+    let m = shipped();
+    let mut w = window(&repo(rig::SAMPLE_DATA), 3);
+    let mut without = w.clone();
+    without.remove("PS2");
+    // PS2 every other second (0.5 Hz), PS1 at 100 Hz: one refused, one averaged.
+    w.insert("PS2".into(), w["PS2"].iter().step_by(2).copied().collect());
+    w.insert("PS1".into(), w["PS1"].iter().flat_map(|v| std::iter::repeat_n(*v, 100)).collect());
+    let scores = m.score_window(&w, 60.0);
+    let expected = m.score_window(&without, 60.0);
+    for (s, e) in scores.iter().zip(&expected) {
+        let features = s.features.as_ref().unwrap();
+        assert_eq!(features["PS2.refused_slower_than_trained_hz"], 0.5, "{}: {features:?}", s.component_id);
+        assert_eq!(s.probabilities, e.probabilities, "{}: scored as if PS2 were not sent", s.component_id);
+    }
+    let valve = scores.iter().find(|s| s.component_id == "valve").unwrap();
+    assert_eq!(valve.features.as_ref().unwrap()["missing_sensors"], 1.0, "PS2 is the valve's");
+    // A few readings short of 1 Hz is still the trained signal: nothing refused.
+    let mut short = window(&repo(rig::SAMPLE_DATA), 3);
+    short.get_mut("PS2").unwrap().truncate(56);
+    assert!(m.at_trained_sampling(&short, 60.0).refused.is_empty());
+}
+
+#[test]
+fn a_native_rate_cycle_fits_the_ingest_limits() {
+    let cycle = &rig::load(&repo(rig::SAMPLE_DATA)).unwrap()[0];
+    let raw = manifold::sim::native_cycle_batch("rig-0", cycle, 1_700_000_040_000_000);
+    let env: std::collections::BTreeMap<String, String> = [("DATABASE_URL", "postgres://u@localhost/db")].iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let config = manifold::config::Config::load(&Default::default(), &env).expect("the default config loads");
+    let json = serde_json::to_vec(&raw).unwrap();
+    assert!(json.len() <= config.api.body_limit_bytes, "{} bytes of JSON over api.body_limit_bytes", json.len());
+    let limits = manifold::domain::BatchLimits { max_readings: config.ingest.max_batch_readings };
+    let batch = manifold::domain::SensorBatch::parse(raw, &limits).expect("within ingest.max_batch_readings");
+    assert_eq!(batch.reading_count(), 43_680);
+    assert!(config.ingest.chunk_max_readings >= 43_680, "one cycle fits one chunk");
 }

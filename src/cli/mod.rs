@@ -210,6 +210,10 @@ pub struct SimulateArgs {
     /// First data row to replay.
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
+    /// Send pressures and motor power at 100 Hz and flows at 10 Hz, as the real rig samples
+    /// them (each 1 s value of the data set repeated), instead of everything at 1 Hz.
+    #[arg(long)]
+    pub native_rates: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,7 @@ pub async fn simulate(config: &Config, args: SimulateArgs) -> anyhow::Result<i32
         bad_every: args.bad_every,
         format: args.format,
         offset: args.offset,
+        native_rates: args.native_rates,
     };
     let report = sim::run(config, &options).await?;
     println!("{}", serde_json::to_string(&report)?);

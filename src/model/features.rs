@@ -4,7 +4,9 @@
 //! a sensor entirely, or send a non-finite value that slipped through. Every feature is therefore
 //! defined on the window's *relative* time (sample `i` of `n` sits at `(i + 0.5) / n` of the
 //! window), so 30, 60 or 600 samples of the same signal give nearly the same features, and a
-//! sensor with no usable sample is reported as missing instead of guessed at.
+//! sensor with no usable sample is reported as missing instead of guessed at. The rig scorer
+//! first brings each sensor to the sampling the model was trained on (`sampling.rs`), so these
+//! features see the trained signal whatever rate a device sends.
 
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::features::Normalisation;
+use super::sampling::InputSampling;
 use crate::domain::Severity;
 use super::graph::{Arch, GraphSpec};
 
@@ -42,6 +43,11 @@ pub struct Manifest {
     pub graph: GraphSpec,
     /// Sensor ids in input order (the same as `graph.sensors`, for readers of the JSON).
     pub sensor_order: Vec<String>,
+    /// The sampling each input was trained on, in input order; windows are brought to it before
+    /// their features are computed (`sampling.rs`). Empty in a manifest made before it was
+    /// recorded: such a model scores windows as sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sampling: Vec<InputSampling>,
     pub component_ids: Vec<String>,
     pub feature_names: Vec<String>,
     pub normalisation: Normalisation,

@@ -20,6 +20,7 @@ mod fast;
 mod features;
 mod graph;
 mod manifest;
+mod sampling;
 mod weights;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,7 @@ pub use conditions::ConditionCatalogue;
 pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
+pub use sampling::{Aggregate, InputSampling, MIN_COVERAGE, Refusal, Resampled};
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
@@ -89,6 +91,8 @@ impl RigModel {
         for target in &manifest.targets {
             target.check_conditions().map_err(ModelError::Artifact)?;
         }
+        let sensors: Vec<String> = spec.sensors.iter().map(|(id, _)| id.clone()).collect();
+        sampling::check(&manifest.sampling, &sensors).map_err(ModelError::Artifact)?;
         let gnn = FastGnn::load(&weights, spec, &manifest.arch, &targets)?;
         let mlp = FastMlp::load(&weights, s, &manifest.arch)?;
         Ok(RigModel { manifest, weights, gnn, mlp })
@@ -113,8 +117,51 @@ impl RigModel {
         artifact::save(dir, &self.manifest, &self.weights)
     }
 
-    /// Scores one window with the GNN. Sensors missing from the map, or with no finite value,
-    /// are treated as missing; unknown sensor ids are ignored.
+    /// Scores one window of `seconds` as a device sent it, at any sampling rate: each sensor is
+    /// first brought to the sampling the model was trained on (`Manifest::sampling`), so a
+    /// faster sensor changes nothing but cost. A sensor that cannot be brought to it (slower
+    /// than trained) is scored as missing, and every component's `features` say why under
+    /// `<sensor>.refused_slower_than_trained_hz` (every head sees every sensor).
+    pub fn score_window(&self, window: &HashMap<String, Vec<f64>>, seconds: f64) -> Vec<ComponentScore> {
+        self.score_window_with(window, seconds, Network::Gnn)
+    }
+
+    /// [`RigModel::score_window`] with the chosen network.
+    pub fn score_window_with(&self, window: &HashMap<String, Vec<f64>>, seconds: f64, network: Network) -> Vec<ComponentScore> {
+        let Resampled { values, refused } = self.at_trained_sampling(window, seconds);
+        let mut scores = self.score_with(&values, network);
+        for score in &mut scores {
+            let features = score.features.get_or_insert_with(BTreeMap::new);
+            for (sensor, why) in &refused {
+                features.insert(why.feature_key(sensor), why.value());
+            }
+        }
+        scores
+    }
+
+    /// The window brought to the trained sampling (input sensors only), and the sensors refused.
+    /// A manifest that records no sampling takes the window as sent.
+    pub fn at_trained_sampling(&self, window: &HashMap<String, Vec<f64>>, seconds: f64) -> Resampled {
+        if self.manifest.sampling.is_empty() {
+            return Resampled { values: window.clone(), refused: Vec::new() };
+        }
+        let mut trained = HashMap::with_capacity(self.manifest.sampling.len());
+        let mut refused = Vec::new();
+        for input in &self.manifest.sampling {
+            let Some(values) = window.get(&input.sensor) else { continue };
+            match sampling::resample(values, seconds, input) {
+                Ok(v) => {
+                    trained.insert(input.sensor.clone(), v);
+                }
+                Err(why) => refused.push((input.sensor.clone(), why)),
+            }
+        }
+        Resampled { values: trained, refused }
+    }
+
+    /// Scores one window whose sensors are already at the trained sampling (as training saw
+    /// its cycles) with the GNN. Sensors missing from the map, or with no finite value, are
+    /// treated as missing; unknown sensor ids are ignored.
     pub fn score(&self, window: &HashMap<String, Vec<f64>>) -> Vec<ComponentScore> {
         self.score_with(window, Network::Gnn)
     }

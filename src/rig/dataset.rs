@@ -46,6 +46,17 @@ impl Cycle {
     pub fn window(&self) -> HashMap<String, Vec<f64>> {
         self.readings().map(|(sensor, values)| (sensor.id.to_string(), values.clone())).collect()
     }
+
+    /// The cycle as the real rig samples it (`RigSensor::native_rate_hz`): each 1 s value
+    /// repeated at the sensor's rate, so the 1 s means are the data set's values again.
+    pub fn native_window(&self) -> HashMap<String, Vec<f64>> {
+        self.readings()
+            .map(|(sensor, values)| {
+                let per_second = sensor.native_rate_hz.round().max(1.0) as usize;
+                (sensor.id.to_string(), values.iter().flat_map(|v| std::iter::repeat_n(*v, per_second)).collect())
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

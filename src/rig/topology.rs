@@ -17,27 +17,30 @@ pub struct RigSensor {
     pub max: f64,
     /// The component the sensor observes.
     pub component: &'static str,
+    /// The rate the real rig samples it at (Hz). The data set keeps 1 s means of the faster
+    /// ones (its `_1hz` files), which is what the simulator replays and the model learnt from.
+    pub native_rate_hz: f64,
 }
 
 /// The 17 sensors in the data set's order, which is also the model's input order.
 pub const RIG_SENSORS: [RigSensor; 17] = [
-    RigSensor { id: "PS1", file: "PS1_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 250.0, component: "pump" },
-    RigSensor { id: "PS2", file: "PS2_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 250.0, component: "valve" },
-    RigSensor { id: "PS3", file: "PS3_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "valve" },
-    RigSensor { id: "PS4", file: "PS4_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "accumulator" },
-    RigSensor { id: "PS5", file: "PS5_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "cooler" },
-    RigSensor { id: "PS6", file: "PS6_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "cooler" },
-    RigSensor { id: "EPS1", file: "EPS1_1hz", kind: "power", unit: "W", min: 0.0, max: 5000.0, component: "motor" },
-    RigSensor { id: "FS1", file: "FS1_1hz", kind: "flow", unit: "l/min", min: 0.0, max: 25.0, component: "pump" },
-    RigSensor { id: "FS2", file: "FS2_1hz", kind: "flow", unit: "l/min", min: 0.0, max: 25.0, component: "cooler" },
-    RigSensor { id: "TS1", file: "TS1", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "tank" },
-    RigSensor { id: "TS2", file: "TS2", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "tank" },
-    RigSensor { id: "TS3", file: "TS3", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "cooler" },
-    RigSensor { id: "TS4", file: "TS4", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "cooler" },
-    RigSensor { id: "VS1", file: "VS1", kind: "vibration", unit: "mm/s", min: 0.0, max: 20.0, component: "pump" },
-    RigSensor { id: "CE", file: "CE", kind: "efficiency", unit: "%", min: 0.0, max: 120.0, component: "cooler" },
-    RigSensor { id: "CP", file: "CP", kind: "power", unit: "kW", min: 0.0, max: 10.0, component: "cooler" },
-    RigSensor { id: "SE", file: "SE", kind: "efficiency", unit: "%", min: 0.0, max: 120.0, component: "pump" },
+    RigSensor { id: "PS1", file: "PS1_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 250.0, component: "pump", native_rate_hz: 100.0 },
+    RigSensor { id: "PS2", file: "PS2_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 250.0, component: "valve", native_rate_hz: 100.0 },
+    RigSensor { id: "PS3", file: "PS3_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "valve", native_rate_hz: 100.0 },
+    RigSensor { id: "PS4", file: "PS4_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "accumulator", native_rate_hz: 100.0 },
+    RigSensor { id: "PS5", file: "PS5_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "cooler", native_rate_hz: 100.0 },
+    RigSensor { id: "PS6", file: "PS6_1hz", kind: "pressure", unit: "bar", min: 0.0, max: 25.0, component: "cooler", native_rate_hz: 100.0 },
+    RigSensor { id: "EPS1", file: "EPS1_1hz", kind: "power", unit: "W", min: 0.0, max: 5000.0, component: "motor", native_rate_hz: 100.0 },
+    RigSensor { id: "FS1", file: "FS1_1hz", kind: "flow", unit: "l/min", min: 0.0, max: 25.0, component: "pump", native_rate_hz: 10.0 },
+    RigSensor { id: "FS2", file: "FS2_1hz", kind: "flow", unit: "l/min", min: 0.0, max: 25.0, component: "cooler", native_rate_hz: 10.0 },
+    RigSensor { id: "TS1", file: "TS1", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "tank", native_rate_hz: 1.0 },
+    RigSensor { id: "TS2", file: "TS2", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "tank", native_rate_hz: 1.0 },
+    RigSensor { id: "TS3", file: "TS3", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "cooler", native_rate_hz: 1.0 },
+    RigSensor { id: "TS4", file: "TS4", kind: "temperature", unit: "degC", min: -20.0, max: 100.0, component: "cooler", native_rate_hz: 1.0 },
+    RigSensor { id: "VS1", file: "VS1", kind: "vibration", unit: "mm/s", min: 0.0, max: 20.0, component: "pump", native_rate_hz: 1.0 },
+    RigSensor { id: "CE", file: "CE", kind: "efficiency", unit: "%", min: 0.0, max: 120.0, component: "cooler", native_rate_hz: 1.0 },
+    RigSensor { id: "CP", file: "CP", kind: "power", unit: "kW", min: 0.0, max: 10.0, component: "cooler", native_rate_hz: 1.0 },
+    RigSensor { id: "SE", file: "SE", kind: "efficiency", unit: "%", min: 0.0, max: 120.0, component: "pump", native_rate_hz: 1.0 },
 ];
 
 const COMPONENTS: [(&str, &str, &str); 6] = [

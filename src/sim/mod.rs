@@ -39,6 +39,9 @@ pub struct SimulateOptions {
     pub format: WireFormat,
     /// First dataset row to replay (rows wrap around).
     pub offset: usize,
+    /// Send each sensor at the rate the real rig samples it (see [`native_cycle_batch`])
+    /// instead of the data set's 1 Hz.
+    pub native_rates: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -59,6 +62,19 @@ pub fn cycle_batch(system: &str, cycle: &Cycle, start_us: i64) -> RawBatch {
         .map(|(sensor, values)| RawSeries { sensor_id: sensor.id.into(), start: start_us, interval_us: 1_000_000, times_us: vec![], values: values.clone() })
         .collect();
     RawBatch { batch_id: Some(format!("{system}-{start_us}")), system_id: system.into(), produced_at: Some(chrono::Utc::now().timestamp_micros()), series }
+}
+
+/// As [`cycle_batch`], at the rates the real rig samples (`RigSensor::native_rate_hz`): each
+/// 1 s value repeated, 100 samples a second for the pressures and the motor power, 10 for the
+/// flows (43,680 readings a cycle), so the 1 s means of what is sent are the data set's values.
+pub fn native_cycle_batch(system: &str, cycle: &Cycle, start_us: i64) -> RawBatch {
+    let mut batch = cycle_batch(system, cycle, start_us);
+    for (series, (sensor, values)) in batch.series.iter_mut().zip(cycle.readings()) {
+        let per_second = sensor.native_rate_hz.round().max(1.0) as usize;
+        series.interval_us = 1_000_000 / per_second as i64;
+        series.values = values.iter().flat_map(|v| std::iter::repeat_n(*v, per_second)).collect();
+    }
+    batch
 }
 
 /// Creates each simulated system's equipment (owned by the simulator user) when missing.
@@ -132,7 +148,7 @@ pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<S
                     bad_message(report.bad, &system, start_us, cycle, &encoder, options.format).await?
                 }
                 _ => {
-                    let batch = cycle_batch(&system, cycle, start_us);
+                    let batch = if options.native_rates { native_cycle_batch(&system, cycle, start_us) } else { cycle_batch(&system, cycle, start_us) };
                     report.batches += 1;
                     report.readings += batch.series.iter().map(|s| s.values.len() as u64).sum::<u64>();
                     encode(&batch, &encoder, options.format).await?

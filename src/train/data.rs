@@ -6,7 +6,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::TrainError;
-use crate::model::{ConditionSpec, RAW_FEATURES, TargetSpec, raw_features};
+use crate::model::{Aggregate, ConditionSpec, InputSampling, RAW_FEATURES, TargetSpec, raw_features};
 use crate::rig::{Conditions, Cycle, RIG_SENSORS, RIG_TARGETS};
 
 /// The four labelled components of the UCI rig (`rig::RIG_TARGETS`), nominal class first where
@@ -22,6 +22,12 @@ pub fn rig_targets() -> Vec<TargetSpec> {
             conditions: t.classes.iter().map(|c| ConditionSpec { class: c.label.to_string(), name: c.name.into(), severity: c.severity }).collect(),
         })
         .collect()
+}
+
+/// The sampling every input is trained on: the data set's 1 Hz series, which for the sensors
+/// the rig samples faster are means of 1 s blocks (see the data's README).
+pub fn trained_sampling() -> Vec<InputSampling> {
+    RIG_SENSORS.iter().map(|s| InputSampling { sensor: s.id.into(), rate_hz: 1.0, aggregate: Aggregate::Mean }).collect()
 }
 
 /// Class index of every target for one cycle; an unknown label is an error, not a guess.

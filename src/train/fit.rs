@@ -132,6 +132,7 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
         seed: config.seed,
         topology_hash: topology.hash(),
         sensor_order: spec.sensors.iter().map(|(s, _)| s.clone()).collect(),
+        sampling: data::trained_sampling(),
         component_ids: spec.components.clone(),
         graph: spec.clone(),
         feature_names: feature_names(),

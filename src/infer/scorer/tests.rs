@@ -88,3 +88,25 @@ async fn a_system_that_is_gone_gets_the_fallback_version_and_no_components() {
     assert!(scored.window.components.is_empty());
     assert_eq!(calls(&counts), [0, 0], "nothing is asked to score");
 }
+
+#[tokio::test]
+async fn the_rig_scorer_brings_a_native_rate_window_to_the_trained_sampling() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = RigModel::load(&root.join(crate::model::DEFAULT_MODEL_DIR)).unwrap();
+    let system = SystemInfo { topology_hash: model.manifest().topology_hash.clone(), ..system() };
+    let scorer = RigScorer::new(model);
+    let cycles = crate::rig::load(&root.join(crate::rig::SAMPLE_DATA)).unwrap();
+    // A 60 s window (`event()`), sent at 1 Hz and at the rig's native rates.
+    let event = event();
+    for cycle in cycles.iter().step_by(20) {
+        let (slow, fast) = (cycle.window(), cycle.native_window());
+        let a = scorer.score(&WindowToScore { event: &event, values: &slow, system: &system }).await.unwrap();
+        let b = scorer.score(&WindowToScore { event: &event, values: &fast, system: &system }).await.unwrap();
+        let classes = |w: &ScoredWindow| w.components.iter().map(|c| c.condition.clone()).collect::<Vec<_>>();
+        assert_eq!(classes(&a), classes(&b));
+        for (a, b) in a.components.iter().zip(&b.components) {
+            assert!((a.score - b.score).abs() < 1e-6, "{a:?} vs {b:?}");
+            assert!(!b.features.as_ref().unwrap().keys().any(|k| k.contains("refused")), "nothing refused: {b:?}");
+        }
+    }
+}
