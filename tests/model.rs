@@ -244,3 +244,40 @@ fn the_plain_forward_pass_agrees_with_candle() {
         }
     }
 }
+
+/// Over every cycle of `dir`, per valve class, how many cycles there are and in how many the
+/// valve's top-3 drivers (occlusion, the shipped GNN) include a valve-side sensor (PS2, PS3).
+fn valve_side_drivers(model: &RigModel, dir: &Path) -> std::collections::BTreeMap<u8, (usize, usize)> {
+    let mut per_class = std::collections::BTreeMap::new();
+    for cycle in rig::load(dir).unwrap() {
+        let (_, drivers) = model.score_explained(&cycle.window());
+        let valve_side = drivers["valve"].iter().any(|d| d.sensor_id == "PS2" || d.sensor_id == "PS3");
+        let entry: &mut (usize, usize) = per_class.entry(cycle.conditions.valve).or_default();
+        entry.0 += 1;
+        entry.1 += usize::from(valve_side);
+    }
+    per_class
+}
+
+/// Share of valve-side drivers in healthy (100 %) and in degraded (< 100 %) valve cycles.
+fn healthy_and_degraded(per_class: &std::collections::BTreeMap<u8, (usize, usize)>) -> (f64, f64) {
+    let share = |f: &dyn Fn(u8) -> bool| {
+        let (n, hit) = per_class.iter().filter(|(c, _)| f(**c)).fold((0, 0), |(n, h), (_, (cn, ch))| (n + cn, h + ch));
+        hit as f64 / n.max(1) as f64
+    };
+    (share(&|c| c == 100), share(&|c| c < 100))
+}
+
+#[test]
+fn a_degraded_valve_is_explained_by_valve_side_sensors_far_more_often_than_a_healthy_one() {
+    let m = shipped();
+    let mut dirs = vec![repo(rig::SAMPLE_DATA)];
+    dirs.extend(full_data());
+    for dir in dirs {
+        let per_class = valve_side_drivers(&m, &dir);
+        let (healthy, degraded) = healthy_and_degraded(&per_class);
+        eprintln!("{}: valve class → (cycles, with PS2/PS3 in the valve's top 3): {per_class:?}; healthy {healthy:.2}, degraded {degraded:.2}", dir.display());
+        assert!(per_class.contains_key(&100) && per_class.keys().any(|c| *c < 100), "both kinds of cycle are in {}", dir.display());
+        assert!(degraded >= 0.8 && degraded >= 2.0 * healthy, "degraded {degraded:.2} vs healthy {healthy:.2} in {}", dir.display());
+    }
+}

@@ -20,6 +20,7 @@ mod fast;
 mod features;
 mod graph;
 mod manifest;
+mod occlusion;
 mod weights;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,7 @@ pub use conditions::ConditionCatalogue;
 pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
+pub use occlusion::Drivers;
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
@@ -144,17 +146,26 @@ impl RigModel {
     /// Class probabilities per target for one window (targets in manifest order), computed on
     /// the calling thread (see `fast.rs` for why without candle).
     pub fn probabilities(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, ModelError> {
-        let x = self.inputs(window);
-        Ok(match network {
-            Network::Gnn => self.gnn.probabilities(&x),
-            Network::Mlp => self.mlp.probabilities(&x),
-        })
+        Ok(self.forward(&self.inputs(window), network))
+    }
+
+    /// Class probabilities per target from node inputs as [`RigModel::inputs`] makes them.
+    fn forward(&self, x: &[f32], network: Network) -> Vec<Vec<f32>> {
+        match network {
+            Network::Gnn => self.gnn.probabilities(x),
+            Network::Mlp => self.mlp.probabilities(x),
+        }
     }
 
     fn try_score(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<ComponentScore>, ModelError> {
         let probs = self.probabilities(window, network)?;
+        Ok(self.components(window, probs))
+    }
+
+    /// Each target's verdict from its class probabilities (targets in manifest order).
+    fn components(&self, window: &HashMap<String, Vec<f64>>, probs: Vec<Vec<f32>>) -> Vec<ComponentScore> {
         let spec = &self.manifest.graph;
-        Ok(self
+        self
             .manifest
             .targets
             .iter()
@@ -185,6 +196,6 @@ impl RigModel {
                     features: Some(context),
                 }
             })
-            .collect())
+            .collect()
     }
 }

@@ -32,8 +32,11 @@ impl WindowScorer for RigScorer {
     }
 
     fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
-        // The forward pass is short and runs on the calling thread (see the model's `fast.rs`).
-        let components = self.model.score(window.values);
-        Box::pin(std::future::ready(Ok(window.scored(self.version(), components))))
+        // The forward passes are short and run on the calling thread (see the model's
+        // `fast.rs`): one for the score, one per present sensor for its drivers (`occlusion.rs`).
+        let (components, drivers) = self.model.score_explained(window.values);
+        let mut scored = window.scored(self.version(), components);
+        scored.contributions = drivers;
+        Box::pin(std::future::ready(Ok(scored)))
     }
 }
