@@ -40,8 +40,8 @@ pub struct ComponentScoreBody {
     /// The window features the model saw for this component.
     #[schema(value_type = Option<Object>)]
     pub features: Option<serde_json::Value>,
-    /// Up to three sensors that drove the score, strongest first; null when the scorer does not
-    /// say (the external service may not; scores stored before drivers were).
+    /// Up to three sensors that drove the score up, strongest first (empty: none did); null when
+    /// the scorer does not say (the external service may not; scores stored before drivers).
     pub drivers: Option<Vec<SensorDriver>>,
     pub computed_at: DateTime<Utc>,
 }
@@ -51,8 +51,9 @@ pub struct ComponentScoreBody {
 pub struct SensorDriver {
     #[schema(example = "PS2")]
     pub sensor_id: String,
-    /// The rig model: the score minus the score with this sensor left out (positive: the sensor
-    /// pushed the score up). The baseline: the sensor's robust z-score against its own history.
+    /// Larger is stronger. The rig model: how much the log-odds of the score,
+    /// ln(score / (1 − score)), fall when this sensor is left out. The baseline: the sensor's
+    /// robust z-score against its own history.
     pub effect: f64,
 }
 

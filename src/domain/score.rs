@@ -48,9 +48,12 @@ pub struct ScoredWindow {
 /// How many sensors a scorer names per component.
 pub const MAX_DRIVERS: usize = 3;
 
-/// A sensor that drove a component's score, and how much. What `effect` measures is the
-/// scorer's: the rig model's is the score minus the score with the sensor left out (positive:
-/// the sensor pushed the score up); the baseline's is the sensor's robust z-score.
+/// A sensor that drove a component's score up, and how much. What `effect` measures is the
+/// scorer's: the rig model's is how much the log-odds of the score, ln(score / (1 − score)),
+/// fall when the sensor is left out (`model/occlusion.rs`); the baseline's is the sensor's
+/// robust z-score. Either way larger is stronger, and only a positive
+/// effect drives: a sensor whose absence would raise the score held it down instead (for a
+/// healthy valve the valve's own pressures do that, and naming them would explain nothing).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Driver {
     pub sensor_id: String,
@@ -58,12 +61,12 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// The strongest `MAX_DRIVERS` of `candidates` by |effect| (ties by sensor id, so the
-    /// answer does not depend on the order they come in); non-finite and zero effects drive
-    /// nothing and are left out.
-    pub fn strongest(candidates: impl IntoIterator<Item = Driver>) -> Vec<Driver> {
-        let mut all: Vec<Driver> = candidates.into_iter().filter(|d| d.effect.is_finite() && d.effect != 0.0).collect();
-        all.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()).then_with(|| a.sensor_id.cmp(&b.sensor_id)));
+    /// The strongest `MAX_DRIVERS` of `candidates` with an effect of at least `min` (and above
+    /// zero), largest first (ties by sensor id, so the answer does not depend on the order they
+    /// come in); non-finite effects are left out.
+    pub fn strongest(candidates: impl IntoIterator<Item = Driver>, min: f64) -> Vec<Driver> {
+        let mut all: Vec<Driver> = candidates.into_iter().filter(|d| d.effect.is_finite() && d.effect > 0.0 && d.effect >= min).collect();
+        all.sort_by(|a, b| b.effect.total_cmp(&a.effect).then_with(|| a.sensor_id.cmp(&b.sensor_id)));
         all.truncate(MAX_DRIVERS);
         all
     }
@@ -81,11 +84,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_strongest_drivers_are_the_three_largest_changes_either_way_without_zero_or_nan() {
+    fn the_strongest_drivers_are_the_three_largest_positive_effects_above_the_floor() {
         let d = |id: &str, effect: f64| Driver { sensor_id: id.into(), effect };
-        let picked = Driver::strongest([d("PS1", 0.1), d("PS2", -0.5), d("PS3", 0.0), d("TS1", f64::NAN), d("FS1", 0.3), d("CE", 0.2), d("CP", 0.2)]);
+        let picked = Driver::strongest([d("PS1", 0.1), d("PS2", -0.5), d("PS3", 0.0), d("TS1", f64::NAN), d("FS1", 0.3), d("CE", 0.2), d("CP", 0.2)], 0.0);
         let ids: Vec<&str> = picked.iter().map(|d| d.sensor_id.as_str()).collect();
-        assert_eq!(ids, ["PS2", "FS1", "CE"], "by |effect|, ties by id: {picked:?}");
-        assert!(Driver::strongest([d("PS3", 0.0)]).is_empty());
+        assert_eq!(ids, ["FS1", "CE", "CP"], "largest first, ties by id, the one that held the score down left out: {picked:?}");
+        assert!(Driver::strongest([d("PS3", 0.0)], 0.0).is_empty());
+        let floored = Driver::strongest([d("PS1", 0.1), d("FS1", 0.005)], 0.01);
+        assert_eq!(floored, [d("PS1", 0.1)], "below the floor drives nothing");
     }
 }

@@ -157,6 +157,14 @@ impl RigModel {
         }
     }
 
+    /// Class logits per target (before the softmax), from node inputs.
+    fn logits(&self, x: &[f32], network: Network) -> Vec<Vec<f32>> {
+        match network {
+            Network::Gnn => self.gnn.logits(x),
+            Network::Mlp => self.mlp.logits(x),
+        }
+    }
+
     fn try_score(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<ComponentScore>, ModelError> {
         let probs = self.probabilities(window, network)?;
         Ok(self.components(window, probs))

@@ -48,7 +48,7 @@ pub fn drivers(scores: &[ComponentScore]) -> BTreeMap<String, Vec<Driver>> {
         .iter()
         .map(|c| {
             let z = c.features.iter().flatten().filter_map(|(name, z)| Some(Driver { sensor_id: name.strip_suffix(".z")?.to_owned(), effect: *z }));
-            (c.component_id.clone(), Driver::strongest(z))
+            (c.component_id.clone(), Driver::strongest(z, 0.0))
         })
         .filter(|(_, d)| !d.is_empty())
         .collect()

@@ -22,8 +22,9 @@ pub struct ScoreRequest<'a> {
 }
 
 /// The service's answer: a score per component and, optionally, per component the sensors that
-/// drove it (`{"valve": [{"sensor_id": "PS2", "effect": 0.4}]}`; the strongest three by
-/// |effect| are kept). A service that does not explain itself leaves `drivers` out.
+/// drove it (`{"valve": [{"sensor_id": "PS2", "effect": 0.4}]}`; larger effect is stronger,
+/// the three strongest positive ones are kept). A service that does not explain itself leaves
+/// `drivers` out.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ServiceAnswer {
     pub anomaly_scores: BTreeMap<String, f64>,
@@ -112,7 +113,7 @@ impl HttpScorer {
         match body.anomaly_scores.iter().find(|(_, s)| !(0.0..=1.0).contains(*s)) {
             Some((component, s)) => Err(HttpScorerError::Invalid(format!("{component} scored {s}, outside [0, 1]"))),
             None => {
-                body.drivers = std::mem::take(&mut body.drivers).into_iter().map(|(c, d)| (c, Driver::strongest(d))).filter(|(_, d)| !d.is_empty()).collect();
+                body.drivers = std::mem::take(&mut body.drivers).into_iter().map(|(c, d)| (c, Driver::strongest(d, 0.0))).filter(|(_, d)| !d.is_empty()).collect();
                 Ok(body)
             }
         }
