@@ -1,5 +1,6 @@
-//! Scoring latency of one 60 s window on one thread, GNN vs the MLP baseline, and what a device
-//! sending the rig's native rates (43,680 readings a window instead of 1,020) costs on top.
+//! Scoring latency of one 60 s window on one thread, GNN vs the MLP baseline, the GNN with the
+//! sensors that drove each score (occlusion: one more forward pass per present sensor), and what
+//! a device sending the rig's native rates (43,680 readings a window instead of 1,020) costs.
 //!
 //! `taskset -c 0 cargo bench --bench model` (scoring never spawns threads; taskset makes sure
 //! nothing else of the process competes either). Before criterion's own statistics, prints the
@@ -46,26 +47,33 @@ fn rate_percentiles(model: &RigModel, windows: &[Window], native: &[Window]) {
     println!("score_window 60 s: 1 Hz (1,020 readings) p50 {one_hz:.1} µs; native rates (43,680 readings) p50 {fast:.1} µs; ratio {:.1}", fast / one_hz);
 }
 
-fn percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>], network: Network) {
-    for w in windows.iter().take(50) {
-        black_box(model.score_with(w, network));
-    }
-    let n = 5000;
+fn percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>], network: Network, explained: bool) -> f64 {
+    let score = |w: &HashMap<String, Vec<f64>>| {
+        if explained {
+            black_box(model.score_explained_with(w, network));
+        } else {
+            black_box(model.score_with(w, network));
+        }
+    };
+    windows.iter().take(50).for_each(score);
+    let n = if explained { 1000 } else { 5000 };
     let mut times = Vec::with_capacity(n);
     let started = Instant::now();
     for i in 0..n {
         let t = Instant::now();
-        black_box(model.score_with(&windows[i % windows.len()], network));
+        score(&windows[i % windows.len()]);
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let total = started.elapsed().as_secs_f64();
     times.sort_by(f64::total_cmp);
+    let label = if explained { " with drivers" } else { "" };
     println!(
-        "{network:?}: p50 {:.1} µs, p99 {:.1} µs, {:.0} windows/s on one thread",
+        "{network:?}{label}: p50 {:.1} µs, p99 {:.1} µs, {:.0} windows/s on one thread",
         times[n / 2],
         times[n * 99 / 100],
         n as f64 / total
     );
+    times[n / 2]
 }
 
 /// The candle forward pass for one window, as training has it, for comparison (see
@@ -89,8 +97,10 @@ fn bench(c: &mut Criterion) {
     // `cargo test --all-targets` runs this file once in a debug build without `--bench`:
     // criterion then only smoke-tests each function, and so do we.
     if std::env::args().any(|a| a == "--bench") {
-        percentiles(&model, &windows, Network::Gnn);
-        percentiles(&model, &windows, Network::Mlp);
+        let plain = percentiles(&model, &windows, Network::Gnn, false);
+        percentiles(&model, &windows, Network::Mlp, false);
+        let explained = percentiles(&model, &windows, Network::Gnn, true);
+        println!("drivers cost {:.1}× plain GNN scoring at p50", explained / plain);
         candle_percentiles(&model, &windows);
         rate_percentiles(&model, &windows, &native);
     }
@@ -114,6 +124,13 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let mut i = 0;
+    group.bench_function("gnn_with_drivers", |b| {
+        b.iter(|| {
+            i = (i + 1) % windows.len();
+            black_box(model.score_explained(&windows[i]))
+        })
+    });
     group.finish();
 }
 

@@ -164,3 +164,45 @@ async fn a_websocket_session_ends_when_its_key_is_revoked() {
     .await;
     assert!(closed.is_ok(), "the session outlived its key");
 }
+
+#[tokio::test]
+async fn the_sensors_that_drove_a_score_are_stored_with_it_and_shown_by_the_history_and_latest() {
+    let app = spawn_app(&[]).await;
+    let (key, _) = app.register("drivers@example.com").await;
+    app.create_rig(&key, "driven-rig").await;
+    // A cycle of the sample with the valve close to total failure, scored as the worker scores
+    // it and written through the worker's own upsert.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = manifold::model::RigModel::load(&root.join(manifold::model::DEFAULT_MODEL_DIR)).unwrap();
+    let cycles = manifold::rig::load(&root.join(manifold::rig::SAMPLE_DATA)).unwrap();
+    let cycle = cycles.iter().find(|c| c.conditions.valve == 73).unwrap();
+    let (components, contributions) = model.score_explained(&cycle.window());
+    let start = Utc::now() - TimeDelta::hours(1);
+    let window = manifold::domain::ScoredWindow {
+        system_id: "driven-rig".into(),
+        window_start: start,
+        window_end: start + TimeDelta::seconds(60),
+        revision: 0,
+        model_version: model.manifest().version.clone(),
+        computed_at: Utc::now(),
+        components,
+        contributions,
+    };
+    // An older window scored without drivers (as before they were kept, or by a service).
+    let plain = manifold::domain::ScoredWindow { window_start: start - TimeDelta::minutes(1), contributions: Default::default(), ..window.clone() };
+    app.state.store.upsert_scores(&[&window, &plain]).await.unwrap();
+
+    let latest = app.get_json("/anomalies/systems/driven-rig/latest", &key).await;
+    let valve = latest["components"].as_array().unwrap().iter().find(|c| c["component_id"] == "valve").unwrap();
+    let named: Vec<&str> = valve["drivers"].as_array().unwrap().iter().map(|d| d["sensor_id"].as_str().unwrap()).collect();
+    assert!(named.iter().any(|s| *s == "PS2" || *s == "PS3") && named.len() <= 3, "{valve}");
+    let expected: Vec<&str> = window.contributions["valve"].iter().map(|d| d.sensor_id.as_str()).collect();
+    assert_eq!(named, expected, "as stored, strongest first");
+    assert!(valve["drivers"][0]["effect"].as_f64().unwrap() > 0.0);
+
+    let history = app.get_json("/anomalies/systems/driven-rig", &key).await;
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["components"], latest["components"], "the history shows the same drivers");
+    assert!(items[1]["components"].as_array().unwrap().iter().all(|c| c["drivers"].is_null()), "no drivers stored: null");
+}

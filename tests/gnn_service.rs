@@ -35,6 +35,10 @@ async fn serve() -> (String, Arc<AtomicUsize>) {
             calls.fetch_add(1, Ordering::SeqCst);
             StatusCode::INTERNAL_SERVER_ERROR
         }))
+        .route("/explained", post(|| async {
+            let valve = json!([{"sensor_id": "TS1", "effect": 0.01}, {"sensor_id": "PS2", "effect": 0.4}, {"sensor_id": "PS3", "effect": -0.2}, {"sensor_id": "FS1", "effect": 0.1}]);
+            Json(json!({"anomaly_scores": {"pump": 0.05, "valve": 0.87}, "drivers": {"valve": valve, "pump": []}}))
+        }))
         .route("/invalid", post(|| async { Json(json!({"anomaly_scores": {"pump": 7.0}})) }))
         .with_state(calls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -60,6 +64,17 @@ async fn the_service_scores_a_window() {
     let scores = scorer.score(&request()).await.unwrap();
     assert_eq!(scores.get("valve"), Some(&0.87));
     assert_eq!(scores.get("pump"), Some(&0.05));
+}
+
+#[tokio::test]
+async fn the_drivers_a_service_names_are_kept_strongest_three_up_first_and_a_service_without_them_names_none() {
+    let (base, _) = serve().await;
+    let explained = HttpScorer::new(&format!("{base}/explained"), Duration::from_secs(2), 1).unwrap().answer(&request()).await.unwrap();
+    let valve: Vec<(&str, f64)> = explained.drivers["valve"].iter().map(|d| (d.sensor_id.as_str(), d.effect)).collect();
+    assert_eq!(valve, [("PS2", 0.4), ("FS1", 0.1), ("TS1", 0.01)], "largest first; PS3 held the score down");
+    assert!(!explained.drivers.contains_key("pump"), "an empty list names nothing");
+    let plain = HttpScorer::new(&format!("{base}/ok"), Duration::from_secs(2), 1).unwrap().answer(&request()).await.unwrap();
+    assert!(plain.drivers.is_empty());
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use manifold::codec::{AnomalyScores, RecordEncoder, WindowReady, schemas};
-use manifold::domain::{ComponentScore, Severity};
+use manifold::domain::{ComponentScore, Driver, Severity};
 use manifold::model::{Network, RigModel};
 use sha2::{Digest, Sha256};
 
@@ -153,9 +153,14 @@ async fn anomaly_scores_avro_bytes_are_unchanged() {
             ComponentScore { component_id: "valve".into(), score: 0.0, condition: Some("73".into()), condition_name: Some("close to total failure".into()), severity: Some(Severity::Failure), probabilities: one("73", 1.0), features: Some(one("PS1.mean", 2.5)) },
             ComponentScore { component_id: "pump".into(), score: 1.0 / 3.0, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None },
         ],
+        // The valve with two drivers, the others with none (null).
+        drivers: BTreeMap::from([(
+            "valve".to_owned(),
+            vec![Driver { sensor_id: "PS2".into(), effect: 0.5 }, Driver { sensor_id: "PS3".into(), effect: -0.25 }],
+        )]),
         computed_at: 1_767_225_661_234_567,
     };
-    let baseline = AnomalyScores { model_version: "baseline-robust-z".into(), components: vec![], ..model.clone() };
+    let baseline = AnomalyScores { model_version: "baseline-robust-z".into(), components: vec![], drivers: BTreeMap::new(), ..model.clone() };
     let mut lines = String::new();
     for (label, message) in [("model", model), ("empty", baseline)] {
         lines.push_str(&format!("{label} {}\n", hex(&avro_body("scores", schemas::ANOMALY_SCORES, message.to_avro()).await)));

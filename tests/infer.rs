@@ -106,6 +106,9 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
         }
         let (faulty, _) = &cases[((m.window_start - t0) / MIN) as usize];
         assert_ne!(twin["conditions"][faulty][2], "ok", "the faulty {faulty} is not in an ok condition: {twin}");
+        // The rig model names what drove each score: the faulty component's, at least one sensor.
+        let drivers = twin["drivers"][faulty].as_array().unwrap_or_else(|| panic!("drivers of {faulty}: {twin}"));
+        assert!((1..=3).contains(&drivers.len()) && drivers.iter().all(|d| d["sensor_id"].is_string() && d["effect"].as_f64() > Some(0.0)), "{twin}");
         // A consumer still on the schema before the names reads the same message, without them.
         assert_eq!(twin["old_fields"], serde_json::json!(["component_id", "condition", "probabilities", "score"]), "{twin}");
     }

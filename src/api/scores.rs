@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{ComponentScore, ScoredWindow, Severity};
+use crate::domain::{ComponentScore, Driver, ScoredWindow, Severity};
 use crate::model::ConditionCatalogue;
 
 // The schema names are the API's (`ScoredWindow`, `ComponentScore`); doc comments on these two
@@ -40,11 +40,25 @@ pub struct ComponentScoreBody {
     /// The window features the model saw for this component.
     #[schema(value_type = Option<Object>)]
     pub features: Option<serde_json::Value>,
+    /// Up to three sensors that drove the score up, strongest first (empty: none did); null when
+    /// the scorer does not say (the external service may not; scores stored before drivers).
+    pub drivers: Option<Vec<SensorDriver>>,
     pub computed_at: DateTime<Utc>,
 }
 
+/// A sensor that drove a component's score.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SensorDriver {
+    #[schema(example = "PS2")]
+    pub sensor_id: String,
+    /// Larger is stronger. The rig model: how much the log-odds of the score,
+    /// ln(score / (1 − score)), fall when this sensor is left out. The baseline: the sensor's
+    /// robust z-score against its own history.
+    pub effect: f64,
+}
+
 impl ComponentScoreBody {
-    fn new(score: &ComponentScore, computed_at: DateTime<Utc>) -> Self {
+    fn new(score: &ComponentScore, drivers: Option<&Vec<Driver>>, computed_at: DateTime<Utc>) -> Self {
         Self {
             component_id: score.component_id.clone(),
             // Stored as `real`: the f32 it was is what the API shows.
@@ -54,6 +68,7 @@ impl ComponentScoreBody {
             severity: score.severity,
             class_probs: serde_json::to_value(&score.probabilities).ok(),
             features: score.features.as_ref().and_then(|f| serde_json::to_value(f).ok()),
+            drivers: drivers.map(|d| d.iter().map(|d| SensorDriver { sensor_id: d.sensor_id.clone(), effect: d.effect }).collect()),
             computed_at,
         }
     }
@@ -69,7 +84,7 @@ pub fn bodies(parts: Vec<ScoredWindow>, conditions: &ConditionCatalogue) -> Vec<
         for component in &mut part.components {
             conditions.describe(&part.model_version, component);
         }
-        let components = part.components.iter().map(|c| ComponentScoreBody::new(c, part.computed_at));
+        let components = part.components.iter().map(|c| ComponentScoreBody::new(c, part.contributions.get(&c.component_id), part.computed_at));
         match windows.last_mut() {
             Some(w) if w.window_start == part.window_start => {
                 w.revision = w.revision.max(part.revision);
@@ -131,6 +146,7 @@ mod tests {
     fn a_component_shows_as_it_was_stored() {
         let mut window = part(0, 0, 0, &[("pump", f64::from(0.1f32))]);
         window.components[0].features = Some(BTreeMap::from([("PS1.mean".to_owned(), 150.5)]));
+        window.contributions.insert("pump".into(), vec![Driver { sensor_id: "PS1".into(), effect: 0.25 }]);
         window.components.push(ComponentScore { component_id: "valve".into(), score: 0.0, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None });
         let text = serde_json::to_string(&bodies(vec![window], &ConditionCatalogue::default())[0].components).unwrap();
         assert!(text.contains(r#""score":0.1,"#), "the stored f32, not its f64 widening: {text}");
@@ -138,5 +154,7 @@ mod tests {
         assert_eq!(json[0]["features"], serde_json::json!({"PS1.mean": 150.5}));
         assert_eq!(json[1]["class_probs"], serde_json::json!({}));
         assert_eq!(json[1]["features"], serde_json::Value::Null);
+        assert_eq!(json[0]["drivers"], serde_json::json!([{"sensor_id": "PS1", "effect": 0.25}]));
+        assert_eq!(json[1]["drivers"], serde_json::Value::Null, "the valve is not explained");
     }
 }

@@ -1,9 +1,11 @@
 //! `anomaly_scores.avsc`: per-component scores of one window revision. The components are the
-//! domain's; the schema carries neither their features nor contributions.
+//! domain's; the schema carries their drivers (the window's `contributions`), not their features.
+
+use std::collections::BTreeMap;
 
 use apache_avro::types::Value;
 
-use crate::domain::{ComponentScore, ScoredWindow};
+use crate::domain::{ComponentScore, Driver, ScoredWindow};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalyScores {
@@ -14,6 +16,9 @@ pub struct AnomalyScores {
     pub model_version: String,
     pub overall_score: f64,
     pub components: Vec<ComponentScore>,
+    /// Per component id, the sensors that drove its score; a component without an entry is
+    /// published with `drivers` null.
+    pub drivers: BTreeMap<String, Vec<Driver>>,
     pub computed_at: i64,
 }
 
@@ -27,6 +32,7 @@ impl From<&ScoredWindow> for AnomalyScores {
             model_version: window.model_version.clone(),
             overall_score: window.overall_score(),
             components: window.components.clone(),
+            drivers: window.contributions.clone(),
             computed_at: window.computed_at.timestamp_micros(),
         }
     }
@@ -36,6 +42,20 @@ impl From<&ScoredWindow> for AnomalyScores {
 fn optional(text: Option<&str>) -> Value {
     match text {
         Some(text) => Value::Union(1, Box::new(Value::String(text.to_owned()))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+/// A `["null", array of SensorDriver]` union.
+fn drivers(drivers: Option<&Vec<Driver>>) -> Value {
+    match drivers {
+        Some(drivers) => {
+            let items = drivers
+                .iter()
+                .map(|d| Value::Record(vec![("sensor_id".into(), Value::String(d.sensor_id.clone())), ("effect".into(), Value::Double(d.effect))]))
+                .collect();
+            Value::Union(1, Box::new(Value::Array(items)))
+        }
         None => Value::Union(0, Box::new(Value::Null)),
     }
 }
@@ -55,6 +75,7 @@ impl AnomalyScores {
                     ("probabilities".into(), Value::Map(probabilities)),
                     ("condition_name".into(), optional(c.condition_name.as_deref())),
                     ("severity".into(), optional(c.severity.map(|s| s.as_str()))),
+                    ("drivers".into(), drivers(self.drivers.get(&c.component_id))),
                 ])
             })
             .collect();
@@ -83,14 +104,14 @@ mod tests {
     use crate::codec::schemas::ANOMALY_SCORES;
     use crate::domain::Severity;
 
-    /// The schema before classes had names: today's without the two optional fields.
+    /// The schema before classes had names: today's without the three optional fields.
     fn schema_without_names() -> Schema {
         let mut json: serde_json::Value = serde_json::from_str(ANOMALY_SCORES).unwrap();
         let components = json["fields"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == "components").unwrap();
         let fields = components["type"]["items"]["fields"].as_array_mut().unwrap();
         let before = fields.len();
-        fields.retain(|f| f["name"] != "condition_name" && f["name"] != "severity");
-        assert_eq!(fields.len(), before - 2);
+        fields.retain(|f| f["name"] != "condition_name" && f["name"] != "severity" && f["name"] != "drivers");
+        assert_eq!(fields.len(), before - 3);
         Schema::parse(&json).unwrap()
     }
 
@@ -131,6 +152,7 @@ mod tests {
             model_version: "uci-rig-v1".into(),
             overall_score: 0.9,
             components: vec![score],
+            drivers: BTreeMap::from([("cooler".to_owned(), vec![Driver { sensor_id: "CE".into(), effect: 0.5 }])]),
             computed_at: 61_000_000,
         };
         let bytes = write(&new, message.to_avro());
@@ -139,15 +161,19 @@ mod tests {
         let field = |fields: &[(String, Value)], name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         assert_eq!(field(&read_new, "condition_name"), Some(Value::Union(1, Box::new(Value::String("reduced efficiency".into())))));
         assert_eq!(field(&read_new, "severity"), Some(Value::Union(1, Box::new(Value::String("degraded".into())))));
+        let ce = Value::Record(vec![("sensor_id".into(), Value::String("CE".into())), ("effect".into(), Value::Double(0.5))]);
+        assert_eq!(field(&read_new, "drivers"), Some(Value::Union(1, Box::new(Value::Array(vec![ce])))));
 
         let read_old = component(&read(&new, &old, &bytes));
         assert_eq!(field(&read_old, "condition"), Some(Value::Union(1, Box::new(Value::String("20".into())))));
         assert_eq!(field(&read_old, "condition_name"), None, "an old reader does not see the new field");
+        assert_eq!(field(&read_old, "drivers"), None, "nor the drivers");
 
         // A message written before the names (old writer) reads as null with the new schema.
         let old_bytes = write(&old, read(&new, &old, &bytes));
         let upgraded = component(&read(&old, &new, &old_bytes));
         assert_eq!(field(&upgraded, "condition_name"), Some(Value::Union(0, Box::new(Value::Null))));
         assert_eq!(field(&upgraded, "severity"), Some(Value::Union(0, Box::new(Value::Null))));
+        assert_eq!(field(&upgraded, "drivers"), Some(Value::Union(0, Box::new(Value::Null))));
     }
 }

@@ -21,7 +21,7 @@ pub use equipment::{SeriesMeta, SystemMeta};
 pub use error::{DomainError, RejectKind};
 pub use ids::{ComponentId, SensorId, SystemId};
 pub use topic_role::TopicRole;
-pub use score::{ComponentScore, ScoredWindow};
+pub use score::{ComponentScore, Driver, MAX_DRIVERS, ScoredWindow};
 pub use severity::{AlertLevel, Severity};
 pub use topology::{Component, Connection, Sensor, Topology};
 pub use validate::{BadReadingsPolicy, Validator, Verdict};

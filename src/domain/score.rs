@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Severity;
 
@@ -39,15 +39,58 @@ pub struct ScoredWindow {
     pub model_version: String,
     pub computed_at: DateTime<Utc>,
     pub components: Vec<ComponentScore>,
-    /// Per component, what each of its sensors contributed to its score (sensor id → share).
-    /// No scorer explains itself yet, so this is empty and no edge stores or publishes it; it
-    /// is the place for the explanations the scores issue adds.
-    pub contributions: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Per component id, the sensors that drove its score, strongest first (at most
+    /// [`MAX_DRIVERS`]). A component the scorer does not explain has no entry; stored with the
+    /// score, published in the score message and shown by the API.
+    pub contributions: BTreeMap<String, Vec<Driver>>,
+}
+
+/// How many sensors a scorer names per component.
+pub const MAX_DRIVERS: usize = 3;
+
+/// A sensor that drove a component's score up, and how much. What `effect` measures is the
+/// scorer's: the rig model's is how much the log-odds of the score, ln(score / (1 − score)),
+/// fall when the sensor is left out (`model/occlusion.rs`); the baseline's is the sensor's
+/// robust z-score. Either way larger is stronger, and only a positive
+/// effect drives: a sensor whose absence would raise the score held it down instead (for a
+/// healthy valve the valve's own pressures do that, and naming them would explain nothing).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Driver {
+    pub sensor_id: String,
+    pub effect: f64,
+}
+
+impl Driver {
+    /// The strongest `MAX_DRIVERS` of `candidates` with an effect of at least `min` (and above
+    /// zero), largest first (ties by sensor id, so the answer does not depend on the order they
+    /// come in); non-finite effects are left out.
+    pub fn strongest(candidates: impl IntoIterator<Item = Driver>, min: f64) -> Vec<Driver> {
+        let mut all: Vec<Driver> = candidates.into_iter().filter(|d| d.effect.is_finite() && d.effect > 0.0 && d.effect >= min).collect();
+        all.sort_by(|a, b| b.effect.total_cmp(&a.effect).then_with(|| a.sensor_id.cmp(&b.sensor_id)));
+        all.truncate(MAX_DRIVERS);
+        all
+    }
 }
 
 impl ScoredWindow {
     /// The window's overall score: its most anomalous component's (0 with no components).
     pub fn overall_score(&self) -> f64 {
         self.components.iter().map(|c| c.score).fold(0.0, f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strongest_drivers_are_the_three_largest_positive_effects_above_the_floor() {
+        let d = |id: &str, effect: f64| Driver { sensor_id: id.into(), effect };
+        let picked = Driver::strongest([d("PS1", 0.1), d("PS2", -0.5), d("PS3", 0.0), d("TS1", f64::NAN), d("FS1", 0.3), d("CE", 0.2), d("CP", 0.2)], 0.0);
+        let ids: Vec<&str> = picked.iter().map(|d| d.sensor_id.as_str()).collect();
+        assert_eq!(ids, ["FS1", "CE", "CP"], "largest first, ties by id, the one that held the score down left out: {picked:?}");
+        assert!(Driver::strongest([d("PS3", 0.0)], 0.0).is_empty());
+        let floored = Driver::strongest([d("PS1", 0.1), d("FS1", 0.005)], 0.01);
+        assert_eq!(floored, [d("PS1", 0.1)], "below the floor drives nothing");
     }
 }

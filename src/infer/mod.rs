@@ -19,7 +19,7 @@ pub use health::InferHealth;
 pub use metrics::InferMetrics;
 pub use poison::FailReason;
 pub use scorer::{
-    BASELINE_VERSION, BaselineScorer, HttpScorer, HttpScorerError, RigScorer, SERVICE_VERSION, ScoreRequest, Scored, ScorerChain, ServiceScorer, WindowScorer,
+    BASELINE_VERSION, BaselineScorer, HttpScorer, HttpScorerError, RigScorer, SERVICE_VERSION, ScoreRequest, Scored, ScorerChain, ServiceAnswer, ServiceScorer, WindowScorer,
     WindowToScore, robust_z,
 };
 pub use error::InferError;

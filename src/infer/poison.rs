@@ -131,7 +131,8 @@ pub fn window_event(value: Value) -> Result<WindowReady, (Option<Box<WindowReady
 
 /// Checks a scorer's answer before anything stores or publishes it: scores and probabilities
 /// finite and in [0, 1], each component once and (when the topology is known) one of the
-/// system's, and every text storable.
+/// system's, drivers finite and (when the topology is known) the system's sensors, and every
+/// text storable.
 pub fn check_answer(window: &ScoredWindow, info: Option<&SystemInfo>) -> Result<(), (FailReason, String)> {
     let known: Option<HashSet<&str>> = info.and_then(|i| i.topology.as_ref()).map(|t| t.components.iter().map(|c| c.id.as_str()).collect());
     let unit = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
@@ -155,6 +156,13 @@ pub fn check_answer(window: &ScoredWindow, info: Option<&SystemInfo>) -> Result<
         }
         if let Some((class, p)) = c.probabilities.iter().find(|(k, p)| !unit(**p) || !text::is_clean(k, 64)) {
             return Err((FailReason::InvalidScore, format!("component {} class {} has probability {p}", text::echo(id), text::echo(class))));
+        }
+    }
+    let sensors: Option<HashSet<&str>> = info.and_then(|i| i.topology.as_ref()).map(|t| t.sensors.iter().map(|s| s.id.as_str()).collect());
+    for (component, drivers) in &window.contributions {
+        let bad = drivers.iter().find(|d| !d.effect.is_finite() || !text::is_clean(&d.sensor_id, 64) || sensors.as_ref().is_some_and(|k| !k.contains(d.sensor_id.as_str())));
+        if let Some(d) = bad {
+            return Err((FailReason::InvalidScore, format!("component {} names driver {} (effect {}), not a sensor of the system", text::echo(component), text::echo(&d.sensor_id), d.effect)));
         }
     }
     Ok(())
@@ -193,6 +201,21 @@ mod tests {
             assert!(message.contains("pump"), "{message}");
         }
         assert_eq!(check_answer(&window(&[("pump", 0.1), ("pump", 0.2)]), None).unwrap_err().0, FailReason::InvalidScore);
+    }
+
+    #[test]
+    fn drivers_must_be_the_systems_sensors_with_finite_effects() {
+        let info = SystemInfo { owner_id: uuid::Uuid::nil(), topology_hash: String::new(), topology: Some(crate::rig::rig_topology()) };
+        let driver = |id: &str, effect: f64| crate::domain::Driver { sensor_id: id.into(), effect };
+        let mut answer = window(&[("valve", 0.9)]);
+        answer.contributions.insert("valve".into(), vec![driver("PS2", 0.4)]);
+        assert!(check_answer(&answer, Some(&info)).is_ok());
+        for bad in [driver("XX9", 0.4), driver("PS\u{0}2", 0.4), driver("PS3", f64::INFINITY)] {
+            answer.contributions.insert("valve".into(), vec![driver("PS2", 0.4), bad.clone()]);
+            let (reason, message) = check_answer(&answer, Some(&info)).unwrap_err();
+            assert_eq!(reason, FailReason::InvalidScore, "{bad:?}");
+            assert!(message.contains("valve") && !message.contains('\u{0}'), "{message}");
+        }
     }
 
     #[test]

@@ -63,14 +63,17 @@ impl Head {
         Ok(Head { hidden: Dense::load(weights, &format!("{name}.hidden"), inputs, hidden)?, out: Dense::load(weights, &format!("{name}.out"), hidden, classes)? })
     }
 
-    /// Class probabilities (softmax of the logits).
-    fn probabilities(&self, x: &[f32]) -> Vec<f32> {
-        let logits = self.out.forward(&self.hidden.forward(x, true), false);
-        let max = logits.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-        let exp: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
-        let sum: f32 = exp.iter().sum();
-        exp.iter().map(|e| e / sum).collect()
+    fn logits(&self, x: &[f32]) -> Vec<f32> {
+        self.out.forward(&self.hidden.forward(x, true), false)
     }
+}
+
+/// Class probabilities from logits.
+fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    let exp: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|e| e / sum).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +128,12 @@ impl FastGnn {
 
     /// Class probabilities per target; `x` is `[sensor][feature]` flattened.
     pub fn probabilities(&self, x: &[f32]) -> Vec<Vec<f32>> {
+        self.logits(x).iter().map(|l| softmax(l)).collect()
+    }
+
+    /// Class logits per target (before the softmax): occlusion compares them where the
+    /// probabilities have saturated.
+    pub fn logits(&self, x: &[f32]) -> Vec<Vec<f32>> {
         let (s, h, f) = (self.sensors, self.hidden, self.features);
         let n = s + self.embedding.len() / h;
         let mut nodes = vec![0f32; n * h];
@@ -171,7 +180,7 @@ impl FastGnn {
             .zip(&self.heads)
             .map(|(node, head)| {
                 input[..h].copy_from_slice(&nodes[node * h..(node + 1) * h]);
-                head.probabilities(&input)
+                head.logits(&input)
             })
             .collect()
     }
@@ -197,7 +206,11 @@ impl FastMlp {
     }
 
     pub fn probabilities(&self, x: &[f32]) -> Vec<Vec<f32>> {
+        self.logits(x).iter().map(|l| softmax(l)).collect()
+    }
+
+    pub fn logits(&self, x: &[f32]) -> Vec<Vec<f32>> {
         let hidden = self.l2.forward(&self.l1.forward(x, true), true);
-        self.heads.iter().map(|head| head.probabilities(&hidden)).collect()
+        self.heads.iter().map(|head| head.logits(&hidden)).collect()
     }
 }

@@ -20,6 +20,7 @@ mod fast;
 mod features;
 mod graph;
 mod manifest;
+mod occlusion;
 mod sampling;
 mod weights;
 
@@ -31,6 +32,7 @@ pub use conditions::ConditionCatalogue;
 pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
+pub use occlusion::Drivers;
 pub use sampling::{Aggregate, InputSampling, MIN_COVERAGE, Refusal, Resampled};
 pub use weights::{Weight, Weights};
 
@@ -128,15 +130,19 @@ impl RigModel {
 
     /// [`RigModel::score_window`] with the chosen network.
     pub fn score_window_with(&self, window: &HashMap<String, Vec<f64>>, seconds: f64, network: Network) -> Vec<ComponentScore> {
-        let Resampled { values, refused } = self.at_trained_sampling(window, seconds);
-        let mut scores = self.score_with(&values, network);
-        for score in &mut scores {
-            let features = score.features.get_or_insert_with(BTreeMap::new);
-            for (sensor, why) in &refused {
-                features.insert(why.feature_key(sensor), why.value());
-            }
-        }
+        let resampled = self.at_trained_sampling(window, seconds);
+        let mut scores = self.score_with(&resampled.values, network);
+        resampled.note_refusals(&mut scores);
         scores
+    }
+
+    /// [`RigModel::score_window`] with the sensors that drove each score, found by occlusion on
+    /// the window at the trained sampling ([`RigModel::score_explained`]).
+    pub fn score_window_explained(&self, window: &HashMap<String, Vec<f64>>, seconds: f64) -> (Vec<ComponentScore>, Drivers) {
+        let resampled = self.at_trained_sampling(window, seconds);
+        let (mut scores, drivers) = self.score_explained(&resampled.values);
+        resampled.note_refusals(&mut scores);
+        (scores, drivers)
     }
 
     /// The window brought to the trained sampling (input sensors only), and the sensors refused.
@@ -191,17 +197,34 @@ impl RigModel {
     /// Class probabilities per target for one window (targets in manifest order), computed on
     /// the calling thread (see `fast.rs` for why without candle).
     pub fn probabilities(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, ModelError> {
-        let x = self.inputs(window);
-        Ok(match network {
-            Network::Gnn => self.gnn.probabilities(&x),
-            Network::Mlp => self.mlp.probabilities(&x),
-        })
+        Ok(self.forward(&self.inputs(window), network))
+    }
+
+    /// Class probabilities per target from node inputs as [`RigModel::inputs`] makes them.
+    fn forward(&self, x: &[f32], network: Network) -> Vec<Vec<f32>> {
+        match network {
+            Network::Gnn => self.gnn.probabilities(x),
+            Network::Mlp => self.mlp.probabilities(x),
+        }
+    }
+
+    /// Class logits per target (before the softmax), from node inputs.
+    fn logits(&self, x: &[f32], network: Network) -> Vec<Vec<f32>> {
+        match network {
+            Network::Gnn => self.gnn.logits(x),
+            Network::Mlp => self.mlp.logits(x),
+        }
     }
 
     fn try_score(&self, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<ComponentScore>, ModelError> {
         let probs = self.probabilities(window, network)?;
+        Ok(self.components(window, probs))
+    }
+
+    /// Each target's verdict from its class probabilities (targets in manifest order).
+    fn components(&self, window: &HashMap<String, Vec<f64>>, probs: Vec<Vec<f32>>) -> Vec<ComponentScore> {
         let spec = &self.manifest.graph;
-        Ok(self
+        self
             .manifest
             .targets
             .iter()
@@ -232,6 +255,6 @@ impl RigModel {
                     features: Some(context),
                 }
             })
-            .collect())
+            .collect()
     }
 }

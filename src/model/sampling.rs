@@ -12,7 +12,7 @@
 //! A window's readings come as values in time order, without their times; they are taken as
 //! evenly spread over the window, which is what a device sampling at a fixed rate sends.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +67,19 @@ pub struct Resampled {
     pub values: HashMap<String, Vec<f64>>,
     /// The sensors that could not be brought to it, and why.
     pub refused: Vec<(String, Refusal)>,
+}
+
+impl Resampled {
+    /// Puts each refused sensor's reason into every component's features: every head sees every
+    /// sensor, so a refusal concerns each score.
+    pub fn note_refusals(&self, scores: &mut [ComponentScore]) {
+        for score in scores {
+            let features = score.features.get_or_insert_with(BTreeMap::new);
+            for (sensor, why) in &self.refused {
+                features.insert(why.feature_key(sensor), why.value());
+            }
+        }
+    }
 }
 
 /// Checks a manifest's sampling against its sensors: empty (a manifest made before sampling was

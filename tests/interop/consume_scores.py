@@ -4,9 +4,9 @@ Usage: consume_scores.py BROKERS REGISTRY_URL TOPIC COUNT TIMEOUT_S [SCHEMA]
 Prints one JSON line per score message: system_id, window_start, revision, model_version and
 the component scores, as the deserializer decoded them. With SCHEMA (anomaly_scores.avsc), each
 message is also read by a consumer still on the schema before classes had names (SCHEMA without
-its optional condition_name and severity fields, as reader schema): "conditions" has each
-component's class, name and severity as the current reader sees them, "old_fields" the fields
-the old reader got.
+its optional condition_name, severity and drivers fields, as reader schema): "conditions" has
+each component's class, name and severity as the current reader sees them, "drivers" each
+component's drivers, "old_fields" the fields the old reader got.
 """
 import json
 import sys
@@ -28,7 +28,7 @@ if len(sys.argv) > 6:
     for field in schema["fields"]:
         if field["name"] == "components":
             items = field["type"]["items"]
-            items["fields"] = [f for f in items["fields"] if f["name"] not in ("condition_name", "severity")]
+            items["fields"] = [f for f in items["fields"] if f["name"] not in ("condition_name", "severity", "drivers")]
     old_deserializer = AvroDeserializer(client, schema_str=json.dumps(schema))
 consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"py-scores-{time.time_ns()}",
                      "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
@@ -45,6 +45,7 @@ while seen < count and time.time() < deadline:
         old = old_deserializer(message.value(), SerializationContext(topic, MessageField.VALUE))
         extra = {
             "conditions": {c["component_id"]: [c["condition"], c["condition_name"], c["severity"]] for c in value["components"]},
+            "drivers": {c["component_id"]: c["drivers"] for c in value["components"]},
             "old_fields": sorted({k for c in old["components"] for k in c}),
         }
     print(json.dumps({

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use futures_util::future::BoxFuture;
 
 use super::{ScoreError, WindowScorer, WindowToScore};
-use crate::domain::{ComponentScore, ScoredWindow, Topology};
+use crate::domain::{ComponentScore, Driver, ScoredWindow, Topology};
 use crate::store::{Store, SystemInfo};
 
 pub const BASELINE_VERSION: &str = "baseline-robust-z-v1";
@@ -38,6 +38,20 @@ pub fn robust_z(value: f64, history: &[f64]) -> Option<f64> {
     // A flat history (MAD 0) must not turn the smallest change into infinity.
     let scale = (1.4826 * mad).max(1e-9 + med.abs() * 1e-3);
     Some((value - med).abs() / scale)
+}
+
+/// Per component, the drivers of its score: its own sensors with the largest robust z-scores
+/// (from the `"<sensor>.z"` features [`score`] gives). A component whose score comes only
+/// from a neighbour names none: the neighbour's entry says which sensors moved it.
+pub fn drivers(scores: &[ComponentScore]) -> BTreeMap<String, Vec<Driver>> {
+    scores
+        .iter()
+        .map(|c| {
+            let z = c.features.iter().flatten().filter_map(|(name, z)| Some(Driver { sensor_id: name.strip_suffix(".z")?.to_owned(), effect: *z }));
+            (c.component_id.clone(), Driver::strongest(z, 0.0))
+        })
+        .filter(|(_, d)| !d.is_empty())
+        .collect()
 }
 
 /// Every component's score; its features are the window mean and robust z-score of each of its
@@ -116,7 +130,10 @@ impl WindowScorer for BaselineScorer {
                 return Ok(window.scored(BASELINE_VERSION, Vec::new()));
             };
             let history = self.store.minute_means(&window.event.system_id, window.start(), self.history_minutes).await?;
-            Ok(window.scored(BASELINE_VERSION, score(topology, window.values, &history)))
+            let components = score(topology, window.values, &history);
+            let mut scored = window.scored(BASELINE_VERSION, components);
+            scored.contributions = drivers(&scored.components);
+            Ok(scored)
         })
     }
 }
@@ -137,6 +154,19 @@ mod tests {
         assert!(scores["cooler"] < 0.1, "{scores:?}");
         assert!((scores["valve"] - scores["pump"] * NEIGHBOUR_WEIGHT).abs() < 1e-9, "the valve is next to the pump: {scores:?}");
         assert!(scores.values().all(|s| (0.0..=1.0).contains(s)));
+    }
+
+    #[test]
+    fn the_baseline_names_the_own_sensors_with_the_largest_z_scores() {
+        let topology = rig_topology();
+        let calm = vec![150.0, 151.0, 149.0, 150.5, 149.5];
+        let history: BTreeMap<String, Vec<f64>> = ["PS1", "FS1", "SE", "VS1"].iter().map(|s| ((*s).to_owned(), calm.clone())).collect();
+        let window: HashMap<String, Vec<f64>> =
+            [("PS1".to_owned(), vec![180.0; 60]), ("FS1".to_owned(), vec![150.2; 60]), ("SE".to_owned(), vec![160.0; 60]), ("VS1".to_owned(), vec![140.0; 60])].into();
+        let drivers = drivers(&score(&topology, &window, &history));
+        let pump: Vec<&str> = drivers["pump"].iter().map(|d| d.sensor_id.as_str()).collect();
+        assert_eq!(pump, ["PS1", "SE", "VS1"], "largest z first, the calm FS1 left out: {drivers:?}");
+        assert!(!drivers.contains_key("valve"), "the valve only inherits from the pump: {drivers:?}");
     }
 
     #[test]

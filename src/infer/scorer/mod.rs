@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 
 pub use baseline::{BASELINE_VERSION, BaselineScorer, robust_z};
 pub use rig::RigScorer;
-pub use service::{HttpScorer, HttpScorerError, SERVICE_VERSION, ScoreRequest, ServiceScorer};
+pub use service::{HttpScorer, HttpScorerError, SERVICE_VERSION, ScoreRequest, ServiceAnswer, ServiceScorer};
 
 use crate::codec::WindowReady;
 use crate::domain::{ComponentScore, ScoredWindow};

@@ -32,10 +32,13 @@ impl WindowScorer for RigScorer {
     }
 
     fn score<'a>(&'a self, window: &'a WindowToScore<'a>) -> BoxFuture<'a, Result<ScoredWindow, ScoreError>> {
-        // The forward pass is short and runs on the calling thread (see the model's `fast.rs`);
-        // the window is brought to the model's trained sampling first, whatever the device's rate.
+        // The forward passes are short and run on the calling thread (see the model's `fast.rs`):
+        // one for the score, one per present sensor for its drivers (`occlusion.rs`), on the
+        // window brought to the model's trained sampling first, whatever the device's rate.
         let seconds = (window.event.window_end - window.event.window_start) as f64 / 1e6;
-        let components = self.model.score_window(window.values, seconds);
-        Box::pin(std::future::ready(Ok(window.scored(self.version(), components))))
+        let (components, drivers) = self.model.score_window_explained(window.values, seconds);
+        let mut scored = window.scored(self.version(), components);
+        scored.contributions = drivers;
+        Box::pin(std::future::ready(Ok(scored)))
     }
 }

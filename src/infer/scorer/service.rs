@@ -7,7 +7,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::{ScoreError, WindowScorer, WindowToScore};
-use crate::domain::{ComponentScore, ScoredWindow};
+use crate::domain::{ComponentScore, Driver, ScoredWindow};
 use crate::store::SystemInfo;
 
 pub const SERVICE_VERSION: &str = "gnn-service";
@@ -21,9 +21,15 @@ pub struct ScoreRequest<'a> {
     pub revision: i32,
 }
 
-#[derive(Debug, Deserialize)]
-struct ScoreResponse {
-    anomaly_scores: BTreeMap<String, f64>,
+/// The service's answer: a score per component and, optionally, per component the sensors that
+/// drove it (`{"valve": [{"sensor_id": "PS2", "effect": 0.4}]}`; larger effect is stronger,
+/// the three strongest positive ones are kept). A service that does not explain itself leaves
+/// `drivers` out.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServiceAnswer {
+    pub anomaly_scores: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub drivers: BTreeMap<String, Vec<Driver>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +79,12 @@ impl HttpScorer {
 
     /// Scores one window, retrying transient failures with a short doubling back-off.
     pub async fn score(&self, request: &ScoreRequest<'_>) -> Result<BTreeMap<String, f64>, HttpScorerError> {
+        Ok(self.answer(request).await?.anomaly_scores)
+    }
+
+    /// As [`HttpScorer::score`], with the drivers the service names (each component's strongest
+    /// [`crate::domain::MAX_DRIVERS`]).
+    pub async fn answer(&self, request: &ScoreRequest<'_>) -> Result<ServiceAnswer, HttpScorerError> {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
@@ -88,19 +100,22 @@ impl HttpScorer {
         }
     }
 
-    async fn once(&self, request: &ScoreRequest<'_>) -> Result<BTreeMap<String, f64>, HttpScorerError> {
+    async fn once(&self, request: &ScoreRequest<'_>) -> Result<ServiceAnswer, HttpScorerError> {
         let response = self.client.post(&self.url).json(request).send().await.map_err(|e| {
             if e.is_timeout() { HttpScorerError::Timeout } else { HttpScorerError::Unreachable(e.to_string()) }
         })?;
         if !response.status().is_success() {
             return Err(HttpScorerError::Status(response.status().as_u16()));
         }
-        let body: ScoreResponse = response.json().await.map_err(|e| {
+        let mut body: ServiceAnswer = response.json().await.map_err(|e| {
             if e.is_timeout() { HttpScorerError::Timeout } else { HttpScorerError::Invalid(e.to_string()) }
         })?;
         match body.anomaly_scores.iter().find(|(_, s)| !(0.0..=1.0).contains(*s)) {
             Some((component, s)) => Err(HttpScorerError::Invalid(format!("{component} scored {s}, outside [0, 1]"))),
-            None => Ok(body.anomaly_scores),
+            None => {
+                body.drivers = std::mem::take(&mut body.drivers).into_iter().map(|(c, d)| (c, Driver::strongest(d, 0.0))).filter(|(_, d)| !d.is_empty()).collect();
+                Ok(body)
+            }
         }
     }
 }
@@ -138,14 +153,15 @@ impl WindowScorer for ServiceScorer {
                 window_end: window.end().to_rfc3339(),
                 revision: window.event.revision,
             };
-            let components = self
-                .http
-                .score(&request)
-                .await?
+            let answer = self.http.answer(&request).await?;
+            let components = answer
+                .anomaly_scores
                 .into_iter()
                 .map(|(component_id, score)| ComponentScore { component_id, score, condition: None, condition_name: None, severity: None, probabilities: BTreeMap::new(), features: None })
                 .collect();
-            Ok(window.scored(SERVICE_VERSION, components))
+            let mut scored = window.scored(SERVICE_VERSION, components);
+            scored.contributions = answer.drivers;
+            Ok(scored)
         })
     }
 }

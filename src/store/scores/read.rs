@@ -1,11 +1,9 @@
 //! Scores as the API reads them back: the stored rows of a window become the scored windows
 //! they came from.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ComponentScore, ScoredWindow};
+use crate::domain::{ComponentScore, Driver, ScoredWindow};
 use crate::store::{Store, StoreError, q};
 
 const SCORES_WINDOWS: &str = include_str!("../sql/scores_windows.sql");
@@ -33,6 +31,7 @@ fn group(system_id: &str, rows: &[tokio_postgres::Row]) -> Vec<ScoredWindow> {
         let revision: i32 = row.get(2);
         let model_version: String = row.get(3);
         let computed_at: DateTime<Utc> = row.get(9);
+        let drivers: Option<Vec<Driver>> = row.get::<_, Option<serde_json::Value>>(10).and_then(|v| serde_json::from_value(v).ok());
         let component = ComponentScore {
             component_id: row.get(4),
             score: f64::from(row.get::<_, f32>(5)),
@@ -45,9 +44,11 @@ fn group(system_id: &str, rows: &[tokio_postgres::Row]) -> Vec<ScoredWindow> {
             probabilities: row.get::<_, Option<serde_json::Value>>(7).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
             features: row.get::<_, Option<serde_json::Value>>(8).and_then(|v| serde_json::from_value(v).ok()),
         };
+        let drivers = drivers.map(|d| (component.component_id.clone(), d));
         match windows.last_mut() {
             Some(w) if w.window_start == start && w.revision == revision && w.model_version == model_version && w.computed_at == computed_at => {
                 w.components.push(component);
+                w.contributions.extend(drivers);
             }
             _ => windows.push(ScoredWindow {
                 system_id: system_id.to_owned(),
@@ -57,7 +58,7 @@ fn group(system_id: &str, rows: &[tokio_postgres::Row]) -> Vec<ScoredWindow> {
                 model_version,
                 computed_at,
                 components: vec![component],
-                contributions: BTreeMap::new(),
+                contributions: drivers.into_iter().collect(),
             }),
         }
     }

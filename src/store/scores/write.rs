@@ -27,10 +27,13 @@ impl Store {
         // No features is JSON `null`, not SQL NULL.
         let features: Vec<serde_json::Value> = rows.iter().map(|(_, c)| serde_json::to_value(&c.features).unwrap_or_default()).collect();
         let computed: Vec<DateTime<Utc>> = rows.iter().map(|(w, _)| w.computed_at).collect();
+        // Drivers are SQL NULL when the scorer names none for the component.
+        let drivers: Vec<Option<serde_json::Value>> =
+            rows.iter().map(|(w, c)| w.contributions.get(&c.component_id).and_then(|d| serde_json::to_value(d).ok())).collect();
         let client = self.client().await?;
         let statement = client.prepare_cached(SCORES_UPSERT).await.map_err(q("prepare score upsert"))?;
         client
-            .execute(&statement, &[&systems, &components, &starts, &ends, &revisions, &versions, &scores, &classes, &probs, &features, &computed])
+            .execute(&statement, &[&systems, &components, &starts, &ends, &revisions, &versions, &scores, &classes, &probs, &features, &computed, &drivers])
             .await
             .map_err(q("upsert scores"))?;
         Ok(())

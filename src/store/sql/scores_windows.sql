@@ -9,7 +9,7 @@ WITH w AS (
 )
 SELECT DISTINCT ON (a.window_start, a.component_id)
        a.window_start, a.window_end, a.revision, a.model_version, a.component_id, a.score, a.class,
-       a.class_probs, a.features, a.computed_at
+       a.class_probs, a.features, a.computed_at, a.drivers
 FROM anomaly_scores a JOIN w ON w.window_start = a.window_start
 WHERE a.system_id = $1 AND ($6::text IS NULL OR a.component_id = $6)
 ORDER BY a.window_start DESC, a.component_id, a.revision DESC

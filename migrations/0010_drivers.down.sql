@@ -1,0 +1,1 @@
+ALTER TABLE anomaly_scores DROP COLUMN drivers;
