@@ -1,0 +1,3 @@
+DROP TABLE alert_versions;
+DROP TABLE alert_events;
+DROP TABLE alerts;
