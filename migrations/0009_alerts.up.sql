@@ -25,6 +25,8 @@ CREATE INDEX alerts_updated ON alerts (updated_at);
 -- transaction aborted finds its events here when it is retried, and publishes them then.
 CREATE TABLE alert_events (
     event_id       text PRIMARY KEY,
+    -- The order events were made in (several can come from one derivation).
+    seq            bigserial NOT NULL,
     system_id      text NOT NULL,
     alert_id       text NOT NULL,
     kind           text NOT NULL CHECK (kind IN ('opened', 'escalated', 'cleared', 'revised', 'withdrawn')),

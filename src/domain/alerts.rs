@@ -145,7 +145,7 @@ pub fn derive(system_id: &str, component_id: &str, levels: &[WindowLevel], conse
 }
 
 /// The events that take the alerts `before` to the alerts `after` (both of one system), in a
-/// fixed order: by alert id, then kind.
+/// fixed order: by the alert's opening window (then id), then kind in life order.
 pub fn changes(before: &[Alert], after: &[Alert]) -> Vec<AlertEvent> {
     let old: BTreeMap<&str, &Alert> = before.iter().map(|a| (a.alert_id.as_str(), a)).collect();
     let new: BTreeMap<&str, &Alert> = after.iter().map(|a| (a.alert_id.as_str(), a)).collect();
@@ -154,7 +154,9 @@ pub fn changes(before: &[Alert], after: &[Alert]) -> Vec<AlertEvent> {
         let event = |kind| AlertEvent { kind, alert: (*alert).clone() };
         match old.get(id) {
             None => {
-                events.push(event(AlertEventKind::Opened));
+                // Opened and cleared since the last derivation: the opening as it was then.
+                let opened = Alert { cleared_window_start: None, ..(*alert).clone() };
+                events.push(AlertEvent { kind: AlertEventKind::Opened, alert: opened });
                 if !alert.is_open() {
                     events.push(event(AlertEventKind::Cleared));
                 }
@@ -170,7 +172,7 @@ pub fn changes(before: &[Alert], after: &[Alert]) -> Vec<AlertEvent> {
             events.push(AlertEvent { kind: AlertEventKind::Withdrawn, alert: (*alert).clone() });
         }
     }
-    events.sort_by(|a, b| (&a.alert.alert_id, a.kind).cmp(&(&b.alert.alert_id, b.kind)));
+    events.sort_by(|a, b| (a.alert.opened_window_start, &a.alert.alert_id, a.kind).cmp(&(b.alert.opened_window_start, &b.alert.alert_id, b.kind)));
     events
 }
 
