@@ -44,3 +44,13 @@ CREATE TABLE alert_versions (
     system_id text PRIMARY KEY,
     version   bigint NOT NULL
 );
+
+-- The API's live feed: an alert changed (on the scores' channel, so one listener serves both).
+CREATE FUNCTION manifold_notify_alerts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('manifold_scores', json_build_object('alert_id', NEW.alert_id)::text);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER alerts_written AFTER INSERT OR UPDATE ON alerts
+    FOR EACH ROW EXECUTE FUNCTION manifold_notify_alerts();

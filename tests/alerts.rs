@@ -16,10 +16,12 @@ use axum::extract::State;
 use axum::routing::post;
 use common::app::spawn_app_with;
 use common::pipeline::TestPipeline;
+use futures_util::StreamExt;
 use manifold::codec::{RecordEncoder, WindowReady, schemas};
 use manifold::telemetry::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 const MIN: i64 = 60_000_000;
@@ -107,6 +109,9 @@ async fn agreeing_windows_open_one_alert_recovery_clears_it_revisions_revise_or_
     let (stranger, _) = app.register(&format!("{}-b@example.com", p.prefix)).await;
     let system = format!("{}-press", p.prefix);
     app.create_rig(&owner, &system).await;
+    let mut request = format!("{}/ws/systems/{system}/scores", app.base.replace("http://", "ws://")).into_client_request().unwrap();
+    request.headers_mut().insert("x-api-key", owner.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket");
     let metrics = Metrics::new();
     let stop = CancellationToken::new();
     let infer = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, p.config.clone(), metrics.clone(), stop.clone()));
@@ -174,6 +179,18 @@ async fn agreeing_windows_open_one_alert_recovery_clears_it_revisions_revise_or_
     let render = metrics.render();
     let opened = render.lines().find(|l| l.starts_with("manifold_infer_alert_events_total") && l.contains("opened")).unwrap_or_default();
     assert!(opened.ends_with(" 1"), "{opened}");
+
+    // The live feed carried both, each saying its type.
+    let mut types = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while types.len() < 2 {
+        let frame = tokio::time::timeout_at(deadline, socket.next()).await.expect("a score and an alert on the live feed").expect("open").expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            types.insert(message["type"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(types, BTreeSet::from(["alert".to_owned(), "score".to_owned()]));
 
     stop.cancel();
     infer.await.unwrap().unwrap();

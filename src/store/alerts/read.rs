@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::store::{Store, StoreError, q};
 
 const OF_SYSTEM: &str = include_str!("../sql/alerts_of_system.sql");
+const ONE: &str = include_str!("../sql/alert_one.sql");
 const ACK: &str = include_str!("../sql/alert_ack.sql");
 
 /// One stored alert with its acknowledgement.
@@ -48,6 +49,13 @@ impl Store {
         let client = self.client().await?;
         let rows = client.query(OF_SYSTEM, &[&system_id, &limit]).await.map_err(q("read alerts"))?;
         Ok(rows.iter().map(|r| row(system_id.to_owned(), r)).collect())
+    }
+
+    /// One alert by id, whoever's (the live feed sends it to its system's sessions only).
+    pub async fn alert(&self, alert_id: &str) -> Result<Option<AlertRow>, StoreError> {
+        let client = self.client().await?;
+        let found = client.query_opt(ONE, &[&alert_id]).await.map_err(q("read an alert"))?;
+        Ok(found.map(|r| row(r.get(11), &r)))
     }
 
     /// Acknowledges an alert of a system `user` owns; the first ack stands. None when there is
