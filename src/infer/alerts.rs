@@ -19,6 +19,9 @@ use crate::store::{Store, StoredAlertEvent};
 /// How far before a batch's oldest window a late revision may still change alerts.
 const LOOKBACK_HOURS: i64 = 24;
 
+/// A window's start and revision.
+type WindowRevision = (DateTime<Utc>, i32);
+
 pub struct AlertDeriver {
     pub config: AlertsConfig,
     pub conditions: ConditionCatalogue,
@@ -58,7 +61,7 @@ impl AlertDeriver {
     /// the batch's windows (those made now and those made by an earlier, aborted attempt).
     pub async fn events(&self, store: &Store, scored: &[&Scored]) -> Result<Vec<StoredAlertEvent>, InferError> {
         // Per system: its oldest scored window and its newest revision scored (the cause).
-        let mut systems: BTreeMap<&str, (DateTime<Utc>, (DateTime<Utc>, i32))> = BTreeMap::new();
+        let mut systems: BTreeMap<&str, (DateTime<Utc>, WindowRevision)> = BTreeMap::new();
         for s in scored {
             let w = &s.window;
             let entry = systems.entry(w.system_id.as_str()).or_insert((w.window_start, (w.window_start, w.revision)));
