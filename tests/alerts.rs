@@ -153,6 +153,19 @@ async fn agreeing_windows_open_one_alert_recovery_clears_it_revisions_revise_or_
     let acked: Value = acked.json().await.unwrap();
     assert_eq!(acked["acked_by"].as_str(), Some(owner_id.as_str()));
 
+    // The period's summary: 9 scored minutes of the valve, 3 of them (4 to 7) in a critical
+    // alert, one alert, acknowledged.
+    let z = |us: i64| chrono::DateTime::from_timestamp_micros(us).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let summary = app.get_json(&format!("/anomalies/systems/{system}/summary?from={}&to={}", z(at(0)), z(at(9))), &owner).await;
+    let valve_summary = summary["components"].as_array().unwrap().iter().find(|c| c["component_id"] == "valve").unwrap().clone();
+    assert_eq!(valve_summary["scored_seconds"], 540.0, "{summary}");
+    assert_eq!((&valve_summary["states"]["critical"], &valve_summary["states"]["ok"]), (&json!(180.0), &json!(360.0)), "{summary}");
+    assert_eq!(valve_summary["alerts"], 1);
+    assert!(valve_summary["mean_time_to_ack_seconds"].as_f64().is_some_and(|s| s >= 0.0), "{summary}");
+    let bad = app.req(Method::GET, &format!("/anomalies/systems/{system}/summary?from={}&to={}", z(at(9)), z(at(0))), &owner).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(status(app.req(Method::GET, &format!("/anomalies/systems/{system}/summary"), &stranger).send().await.unwrap()), StatusCode::NOT_FOUND);
+
     // A late revision of window 8 (critical) means it never cleared: the same alert, revised,
     // still acknowledged.
     set(8, 0.95);

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, anomalies, health, ingestion, keys, live, metadata, readings, users};
+use super::{alerts, anomalies, summary, health, ingestion, keys, live, metadata, readings, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{alerts, anomalies, health, ingestion, keys, live, metadata, readings
         metadata::create, metadata::list, metadata::get, metadata::patch, metadata::delete,
         ingestion::ingest, ingestion::batch, ingestion::latest,
         readings::readings,
-        anomalies::history, anomalies::latest, live::scores,
+        anomalies::history, anomalies::latest, summary::summary, live::scores,
         alerts::of_system, alerts::ack,
     ),
     modifiers(&Security),

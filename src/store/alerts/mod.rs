@@ -9,8 +9,10 @@
 //! already there) but finds the same events by their causes and publishes them then.
 
 mod read;
+mod summary;
 
 pub use read::AlertRow;
+pub use summary::ComponentSummary;
 
 use std::collections::BTreeMap;
 
