@@ -57,6 +57,15 @@ pub fn to_avro(e: &StoredAlertEvent) -> Value {
 }
 
 impl AlertDeriver {
+    /// A stored score's level: its class's severity when the model's manifest names the class,
+    /// else the score against the thresholds of the component's kind.
+    fn level(&self, kinds: &HashMap<String, String>, version: &str, component: &str, class: Option<&str>, score: f64) -> AlertLevel {
+        match class.and_then(|c| self.conditions.lookup(version, component, c)) {
+            Some(spec) => spec.severity.alert(),
+            None => self.config.level_of_score(kinds.get(component).map(String::as_str), score),
+        }
+    }
+
     /// Derives the alerts of every system the batch scored and returns the events caused by
     /// the batch's windows (those made now and those made by an earlier, aborted attempt).
     pub async fn events(&self, store: &Store, scored: &[&Scored]) -> Result<Vec<StoredAlertEvent>, InferError> {
@@ -76,12 +85,7 @@ impl AlertDeriver {
                 .and_then(|i| i.topology.as_ref())
                 .map(|t| t.components.iter().map(|c| (c.id.as_str().to_owned(), c.kind.clone())).collect())
                 .unwrap_or_default();
-            let level_of = |version: &str, component: &str, class: Option<&str>, score: f64| {
-                match class.and_then(|c| self.conditions.lookup(version, component, c)) {
-                    Some(spec) => spec.severity.alert(),
-                    None => self.config.level_of_score(kinds.get(component).map(String::as_str), score),
-                }
-            };
+            let level_of = |version: &str, component: &str, class: Option<&str>, score: f64| self.level(&kinds, version, component, class, score);
             store
                 .derive_alerts(system, *cause, *oldest, Duration::hours(LOOKBACK_HOURS), self.config.consecutive_windows, &level_of)
                 .await
@@ -89,5 +93,32 @@ impl AlertDeriver {
         }
         let causes: Vec<(String, DateTime<Utc>, i32)> = scored.iter().map(|s| (s.window.system_id.clone(), s.window.window_start, s.window.revision)).collect();
         Ok(store.events_caused_by(&causes).await.map_err(ScoreError::from)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_class_gives_its_severity_and_anything_else_the_thresholds_of_its_kind() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v1"));
+        let manifest = crate::model::read_manifest(dir).unwrap();
+        let config = crate::config::Config::load(&Default::default(), &Default::default()).unwrap();
+        let deriver = AlertDeriver {
+            config: config.alerts.clone(),
+            conditions: ConditionCatalogue::new([&manifest]),
+            encoder: RecordEncoder::new(&config.schema_registry, "t", crate::codec::schemas::ALERT_EVENTS).unwrap(),
+            topic: "t".into(),
+        };
+        let kinds = HashMap::from([("valve".to_owned(), "valve".to_owned())]);
+        let v = manifest.version.as_str();
+        // The class decides, whatever the score: 73 % is close to total failure, 90 % a small lag.
+        assert_eq!(deriver.level(&kinds, v, "valve", Some("73"), 0.0), AlertLevel::Critical);
+        assert_eq!(deriver.level(&kinds, v, "valve", Some("90"), 1.0), AlertLevel::Warning);
+        assert_eq!(deriver.level(&kinds, v, "valve", Some("100"), 1.0), AlertLevel::Ok);
+        // No class, or one the manifest does not name (another model version): the thresholds.
+        assert_eq!(deriver.level(&kinds, v, "valve", None, 0.95), AlertLevel::Critical);
+        assert_eq!(deriver.level(&kinds, "gnn-service", "valve", Some("73"), 0.1), AlertLevel::Ok);
     }
 }
