@@ -17,6 +17,7 @@ fn topic_overrides(prefix: &str) -> Vec<(String, String)> {
         ("MANIFOLD__TOPICS__WINDOWS_READY__NAME".into(), format!("{prefix}.windows")),
         ("MANIFOLD__TOPICS__SCORES__NAME".into(), format!("{prefix}.scores")),
         ("MANIFOLD__TOPICS__SCORES__PARTITIONS".into(), "2".into()),
+        ("MANIFOLD__TOPICS__ALERTS__NAME".into(), format!("{prefix}.alerts")),
         ("MANIFOLD__TOPICS__RELAY_POSITION__NAME".into(), format!("{prefix}.position")),
         ("MANIFOLD__TOPICS__DEAD_LETTERS__RETENTION_HOURS".into(), "48".into()),
     ]
@@ -38,6 +39,7 @@ async fn topics_are_created_with_configured_partitions_and_retention_and_rerun_i
             (format!("{prefix}.dlq"), TopicOutcome::Created { partitions: 3 }),
             (format!("{prefix}.windows"), TopicOutcome::Created { partitions: 3 }),
             (format!("{prefix}.scores"), TopicOutcome::Created { partitions: 2 }),
+            (format!("{prefix}.alerts"), TopicOutcome::Created { partitions: 3 }),
             (format!("{prefix}.position"), TopicOutcome::Created { partitions: 1 }),
         ]
     );

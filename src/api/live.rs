@@ -9,11 +9,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
+use super::alerts::AlertBody;
 use super::auth::AuthUser;
 use super::error::{ApiError, ErrorBody};
 use super::scores::{ScoredWindowBody, bodies};
@@ -27,9 +28,27 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// A client that takes longer than this to accept a message is dropped, so it holds nothing.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the live feed pushes: each message says its `type` ("score": a `ScoredWindow`, its
+/// fields as before; "alert": an `Alert` as `GET /alerts/systems/{system_id}` shows it).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Live {
+    Score(ScoredWindowBody),
+    Alert(AlertBody),
+}
+
+impl Live {
+    fn system_id(&self) -> &str {
+        match self {
+            Live::Score(w) => &w.system_id,
+            Live::Alert(a) => &a.system_id,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct ScoreFeed {
-    sender: broadcast::Sender<Arc<ScoredWindowBody>>,
+    sender: broadcast::Sender<Arc<Live>>,
 }
 
 impl Default for ScoreFeed {
@@ -90,11 +109,13 @@ impl Drop for SessionSlot {
     }
 }
 
+/// The notifications of the channel: a window's scores written, or an alert changed (see
+/// migrations 0005 and 0009).
 #[derive(Deserialize)]
-struct ScoresWritten {
-    system_id: String,
-    window_start: DateTime<Utc>,
-    revision: i32,
+#[serde(untagged)]
+enum Written {
+    Scores { system_id: String, window_start: DateTime<Utc>, revision: i32 },
+    Alert { alert_id: String },
 }
 
 impl ScoreFeed {
@@ -107,13 +128,19 @@ impl ScoreFeed {
                 if feed.sender.receiver_count() == 0 {
                     return Ok(());
                 }
-                let Ok(written) = serde_json::from_str::<ScoresWritten>(&payload) else {
-                    tracing::warn!(payload, "unreadable score notification");
-                    return Ok(());
-                };
-                let parts = store.window_scores(&written.system_id, written.window_start, written.revision).await?;
-                if let Some(window) = bodies(parts, &conditions).into_iter().next() {
-                    let _ = feed.sender.send(Arc::new(window));
+                match serde_json::from_str::<Written>(&payload) {
+                    Ok(Written::Scores { system_id, window_start, revision }) => {
+                        let parts = store.window_scores(&system_id, window_start, revision).await?;
+                        if let Some(window) = bodies(parts, &conditions).into_iter().next() {
+                            let _ = feed.sender.send(Arc::new(Live::Score(window)));
+                        }
+                    }
+                    Ok(Written::Alert { alert_id }) => {
+                        if let Some(alert) = store.alert(&alert_id).await? {
+                            let _ = feed.sender.send(Arc::new(Live::Alert(alert.into())));
+                        }
+                    }
+                    Err(_) => tracing::warn!(payload, "unreadable score notification"),
                 }
                 Ok(())
             }
@@ -123,8 +150,9 @@ impl ScoreFeed {
 }
 
 /// A WebSocket that pushes each newly scored window of the system as a JSON text message (a
-/// `ScoredWindow`); a client too slow to keep up gets `{"lagged": n}` for the n windows it
-/// missed (read them from the history route). Browsers may pass the key as `?api_key=` (on this
+/// `ScoredWindow` with `"type": "score"`) and each change of its alerts (an `Alert` with
+/// `"type": "alert"`); a client too slow to keep up gets `{"type": "lagged", "lagged": n}` for
+/// the n messages it missed (read them from the history routes). Browsers may pass the key as `?api_key=` (on this
 /// route only). A user has at most `api.ws_sessions_per_user` sessions open (429 beyond).
 #[utoipa::path(get, path = "/ws/systems/{system_id}/scores", tag = "anomalies",
     params(("system_id" = String, Path, example = "press-line-3")),
@@ -163,7 +191,7 @@ async fn still_granted(session: &Session) -> bool {
     session.store.key_still_grants(session.key_id, &session.system_id).await.unwrap_or(true)
 }
 
-async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Receiver<Arc<ScoredWindowBody>>) {
+async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Receiver<Arc<Live>>) {
     let system_id = session.system_id.as_str();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut recheck = tokio::time::interval(session.recheck);
@@ -178,10 +206,10 @@ async fn push(mut socket: WebSocket, session: Session, mut scores: broadcast::Re
                 Some(Ok(_)) => None,
             },
             received = scores.recv() => match received {
-                Ok(window) if window.system_id == *system_id => serde_json::to_string(&*window).ok().map(|t| Message::Text(t.into())),
+                Ok(live) if live.system_id() == system_id => serde_json::to_string(&*live).ok().map(|t| Message::Text(t.into())),
                 Ok(_) => None,
                 // A slow client misses windows rather than slowing the others; it is told so.
-                Err(broadcast::error::RecvError::Lagged(missed)) => Some(Message::Text(format!("{{\"lagged\":{missed}}}").into())),
+                Err(broadcast::error::RecvError::Lagged(missed)) => Some(Message::Text(format!("{{\"type\":\"lagged\",\"lagged\":{missed}}}").into())),
                 Err(broadcast::error::RecvError::Closed) => Some(Message::Close(None)),
             },
         };

@@ -1,6 +1,7 @@
 //! `manifold api`: the HTTP sidecar (axum). Users and keys, equipment metadata, HTTP
 //! ingestion, readings, scores (history and live), health, metrics and the OpenAPI document.
 
+mod alerts;
 mod anomalies;
 mod auth;
 mod equipment_cache;
@@ -16,6 +17,7 @@ mod metadata;
 mod openapi;
 mod readings;
 mod scores;
+mod summary;
 mod submitted;
 mod usage;
 mod users;
@@ -165,7 +167,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ingestion/systems/{system_id}/latest", get(ingestion::latest))
         .route("/readings/systems/{system_id}", get(readings::readings))
         .route("/anomalies/systems/{system_id}", get(anomalies::history))
+        .route("/alerts/systems/{system_id}", get(alerts::of_system))
+        .route("/alerts/{alert_id}/ack", post(alerts::ack))
         .route("/anomalies/systems/{system_id}/latest", get(anomalies::latest))
+        .route("/anomalies/systems/{system_id}/summary", get(summary::summary))
         .route("/ws/systems/{system_id}/scores", get(live::scores))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     let document = ApiDoc::openapi().to_json().unwrap_or_default();

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{anomalies, health, ingestion, keys, live, metadata, readings, users};
+use super::{alerts, anomalies, summary, health, ingestion, keys, live, metadata, readings, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,10 +16,11 @@ use super::{anomalies, health, ingestion, keys, live, metadata, readings, users}
         metadata::create, metadata::list, metadata::get, metadata::patch, metadata::delete,
         ingestion::ingest, ingestion::batch, ingestion::latest,
         readings::readings,
-        anomalies::history, anomalies::latest, live::scores,
+        anomalies::history, anomalies::latest, summary::summary, live::scores,
+        alerts::of_system, alerts::ack,
     ),
     modifiers(&Security),
-    tags((name = "health"), (name = "users"), (name = "metadata"), (name = "ingestion"), (name = "readings"), (name = "anomalies")),
+    tags((name = "health"), (name = "users"), (name = "metadata"), (name = "ingestion"), (name = "readings"), (name = "anomalies"), (name = "alerts")),
 )]
 pub struct ApiDoc;
 

@@ -18,6 +18,7 @@ pub fn subjects(topics: &TopicsConfig) -> Vec<(String, &'static str)> {
         (format!("{}-value", topics.batches.name), schemas::SENSOR_BATCH),
         (format!("{}-value", topics.windows_ready.name), schemas::WINDOW_READY),
         (format!("{}-value", topics.scores.name), schemas::ANOMALY_SCORES),
+        (format!("{}-value", topics.alerts.name), schemas::ALERT_EVENTS),
     ]
 }
 

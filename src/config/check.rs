@@ -60,6 +60,7 @@ impl Config {
             }
         }
         self.schema_registry.check()?;
+        self.alerts.check()?;
         if let Some(url) = self.telemetry.otlp_endpoint.as_deref().map(str::trim).filter(|u| !u.is_empty())
             && !reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
         {

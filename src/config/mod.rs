@@ -1,5 +1,6 @@
 //! One typed configuration: `config/default.toml`, an optional file, then environment overrides.
 
+mod alerts;
 mod check;
 mod load;
 pub mod pg_tls;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 use crate::domain::{BadReadingsPolicy, TopicRole};
 
+pub use alerts::{AlertsConfig, ScoreThresholds};
 pub use load::{ConfigError, Sources};
 pub use registry::{RegistryAuth, SchemaRegistryConfig};
 pub use secret::{DatabaseUrl, KafkaClientProperties, Secret};
@@ -38,6 +40,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub gnn: GnnConfig,
     pub telemetry: TelemetryConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -96,12 +99,13 @@ pub struct TopicsConfig {
     pub dead_letters: TopicConfig,
     pub windows_ready: TopicConfig,
     pub scores: TopicConfig,
+    pub alerts: TopicConfig,
     pub relay_position: TopicConfig,
 }
 
 impl TopicsConfig {
     /// The four topics of the design and the relay's position topic, each with its role.
-    pub fn all(&self) -> [(TopicRole, &TopicConfig); 5] {
+    pub fn all(&self) -> [(TopicRole, &TopicConfig); 6] {
         TopicRole::ALL.map(|role| (role, self.of(role)))
     }
 
@@ -112,6 +116,7 @@ impl TopicsConfig {
             TopicRole::DeadLetters => &self.dead_letters,
             TopicRole::WindowsReady => &self.windows_ready,
             TopicRole::Scores => &self.scores,
+            TopicRole::Alerts => &self.alerts,
             TopicRole::RelayPosition => &self.relay_position,
         }
     }

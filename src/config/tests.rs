@@ -193,6 +193,7 @@ fn duration_fields() -> Vec<(&'static str, Field)> {
         ("topics.dead_letters.retention_hours", |c| c.topics.dead_letters.retention_hours),
         ("topics.windows_ready.retention_hours", |c| c.topics.windows_ready.retention_hours),
         ("topics.scores.retention_hours", |c| c.topics.scores.retention_hours),
+        ("topics.alerts.retention_hours", |c| c.topics.alerts.retention_hours),
         ("topics.relay_position.retention_hours", |c| c.topics.relay_position.retention_hours),
         ("ingest.chunk_max_delay_ms", |c| c.ingest.chunk_max_delay_ms),
         ("ingest.session_timeout_ms", |c| c.ingest.session_timeout_ms),
@@ -338,4 +339,23 @@ fn the_shutdown_deadline_is_configurable_and_never_zero() {
     assert_eq!(short.shutdown_deadline_seconds, Duration::from_secs(5));
     let err = load(&[("MANIFOLD__SHUTDOWN_DEADLINE_SECONDS", "0")]).unwrap_err();
     assert!(err.to_string().contains("shutdown_deadline_seconds"), "{err}");
+}
+
+#[test]
+fn alert_settings_are_checked_at_load_naming_the_key() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.alerts.consecutive_windows, 3);
+    assert_eq!(config.alerts.level_of_score(Some("valve"), 0.95), crate::domain::AlertLevel::Critical);
+    assert_eq!(config.alerts.level_of_score(None, 0.75), crate::domain::AlertLevel::Warning);
+    assert_eq!(config.alerts.level_of_score(Some("pump"), 0.1), crate::domain::AlertLevel::Ok);
+    let err = load(&[("MANIFOLD__ALERTS__CONSECUTIVE_WINDOWS", "0")]).unwrap_err();
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "alerts.consecutive_windows"), "{err}");
+    let err = load(&[("MANIFOLD__ALERTS__THRESHOLDS__DEFAULT__WARNING", "0.95")]).unwrap_err();
+    assert!(matches!(&err, ConfigError::Invalid { key, .. } if key == "alerts.thresholds.default"), "{err}");
+    let file = file_with("[alerts.thresholds.valve]\nwarning = 0.5\ncritical = 0.8\n");
+    let config = Config::load(&Sources { file: Some(file.path().to_owned()) }, &env(&[])).unwrap();
+    assert_eq!(config.alerts.level_of_score(Some("valve"), 0.6), crate::domain::AlertLevel::Warning, "a kind's own thresholds");
+    assert_eq!(config.alerts.level_of_score(Some("pump"), 0.6), crate::domain::AlertLevel::Ok, "the default for the others");
+    let file = file_with("[alerts]\nconsecutive_window = 2\n");
+    assert!(Config::load(&Sources { file: Some(file.path().to_owned()) }, &env(&[])).is_err(), "unknown keys are refused");
 }

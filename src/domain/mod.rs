@@ -2,6 +2,7 @@
 //! never sees invalid data.
 
 mod accepted;
+pub mod alerts;
 mod batch;
 mod close_reason;
 mod equipment;
@@ -15,6 +16,7 @@ mod topology;
 mod validate;
 
 pub use accepted::{AcceptedBatch, Row};
+pub use alerts::{Alert, AlertEvent, AlertEventKind, WindowLevel};
 pub use batch::{BatchLimits, RawBatch, RawSeries, Reading, SensorBatch, Series};
 pub use close_reason::CloseReason;
 pub use equipment::{SeriesMeta, SystemMeta};

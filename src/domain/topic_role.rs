@@ -11,14 +11,16 @@ pub enum TopicRole {
     DeadLetters,
     WindowsReady,
     Scores,
+    /// Condition alerts derived from the scores, published by infer with them.
+    Alerts,
     /// The relay's own compacted record of how far it has published.
     RelayPosition,
 }
 
 impl TopicRole {
     /// In the order `manifold topics create` reports them.
-    pub const ALL: [TopicRole; 5] =
-        [TopicRole::Batches, TopicRole::DeadLetters, TopicRole::WindowsReady, TopicRole::Scores, TopicRole::RelayPosition];
+    pub const ALL: [TopicRole; 6] =
+        [TopicRole::Batches, TopicRole::DeadLetters, TopicRole::WindowsReady, TopicRole::Scores, TopicRole::Alerts, TopicRole::RelayPosition];
 
     /// The roles whose events go through the outbox and the relay.
     pub const OUTBOX: [TopicRole; 3] = [TopicRole::DeadLetters, TopicRole::WindowsReady, TopicRole::Scores];
@@ -29,6 +31,7 @@ impl TopicRole {
             TopicRole::DeadLetters => "dead_letters",
             TopicRole::WindowsReady => "windows_ready",
             TopicRole::Scores => "scores",
+            TopicRole::Alerts => "alerts",
             TopicRole::RelayPosition => "relay_position",
         }
     }

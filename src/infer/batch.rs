@@ -23,6 +23,8 @@ use crate::telemetry::traces::{self, TraceSpan};
 pub struct Outcome {
     pub scored: Vec<(Scored, TraceSpan)>,
     pub failed: Vec<WindowFailure>,
+    /// The kinds of the alert events published with the scores (for the metric).
+    pub alert_events: Vec<crate::domain::AlertEventKind>,
 }
 
 /// A decoded event with where it came from.

@@ -5,6 +5,8 @@ use crate::telemetry::{Metrics, histogram, register};
 #[derive(Clone)]
 pub struct InferMetrics {
     pub windows_scored: IntCounterVec,
+    /// Alert events published, by kind (opened, escalated, cleared, revised, withdrawn).
+    pub alert_events: IntCounterVec,
     /// Window-ready records set aside for their content, by reason (a bounded set).
     pub windows_failed: IntCounterVec,
     pub scoring_seconds: HistogramVec,
@@ -20,6 +22,7 @@ impl InferMetrics {
     pub fn new(metrics: &Metrics) -> Self {
         let r = metrics.registry();
         Self {
+            alert_events: register(r, IntCounterVec::new(Opts::new("manifold_infer_alert_events_total", "Condition alert events published, by kind"), &["kind"])),
             windows_scored: register(r, IntCounterVec::new(Opts::new("manifold_infer_windows_scored_total", "Window revisions scored and published, by scorer"), &["scorer"])),
             windows_failed: register(
                 r,

@@ -1,5 +1,6 @@
 //! `manifold infer`: window-ready events in, per-component anomaly scores out, exactly once.
 
+mod alerts;
 mod batch;
 mod consumer;
 mod error;
@@ -25,6 +26,7 @@ pub use scorer::{
 pub use error::InferError;
 pub use worker::InferWorker;
 
+use alerts::AlertDeriver;
 use crate::codec::{RecordEncoder, schemas};
 use crate::config::Config;
 use crate::failure::FailureKind;
@@ -51,6 +53,13 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
         None => None,
     };
     let registry = crate::codec::registry_settings(&config.schema_registry)?;
+    let conditions = model.as_ref().map(|m| model::ConditionCatalogue::new([m.manifest()])).unwrap_or_default();
+    let alerts = AlertDeriver {
+        config: config.alerts.clone(),
+        conditions,
+        encoder: RecordEncoder::new(&config.schema_registry, &config.topics.alerts.name, schemas::ALERT_EVENTS)?,
+        topic: config.topics.alerts.name.clone(),
+    };
     Ok(InferWorker {
         store: store.clone(),
         scorer: ScorerChain::new(service, model, BaselineScorer::new(store, config.infer.baseline_history_minutes)),
@@ -63,6 +72,7 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
         kafka: config.kafka.clone(),
         input_topic: config.topics.windows_ready.name.clone(),
         output_topic: config.topics.scores.name.clone(),
+        alerts,
     })
 }
 

@@ -20,14 +20,16 @@ use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
+use super::alerts::{self, AlertDeriver};
 use super::batch::{Outcome, to_message};
 use super::consumer::{InferConsumer, InferContext};
 use super::error::InferError;
 use super::health::{InferHealth, RebalanceSignal};
 use super::metrics::InferMetrics;
-use super::scorer::{ScoreError, ScorerChain};
+use super::scorer::{ScoreError, Scored, ScorerChain};
 use crate::codec::{CodecError, RecordEncoder};
 use crate::config::{InferConfig, KafkaConfig};
+use crate::domain::AlertEventKind;
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
 use crate::kafka::transactional::TxProducer;
@@ -50,6 +52,7 @@ pub struct InferWorker {
     pub kafka: KafkaConfig,
     pub input_topic: String,
     pub output_topic: String,
+    pub alerts: AlertDeriver,
 }
 
 fn kafka(context: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> InferError {
@@ -210,13 +213,16 @@ impl InferWorker {
         signal: &RebalanceSignal,
     ) -> Result<Outcome, InferError> {
         let generations: Vec<u64> = batch.iter().map(|m| signal.generation(m.topic(), m.partition())).collect();
-        let outcome = self.prepare(batch).await?;
+        let mut outcome = self.prepare(batch).await?;
         let published = self.publish(consumer, producer, batch, &outcome, &generations, signal).await;
         if let Err(err) = &published {
             // The batch is retried: these spans stand for an attempt that did not commit.
             outcome.scored.iter().for_each(|(_, trace)| trace.failed(&err.to_string()));
         }
-        published.map(|()| outcome)
+        published.map(|kinds| {
+            outcome.alert_events = kinds;
+            outcome
+        })
     }
 
     /// The batch's score messages and consumed offsets, in one Kafka transaction.
@@ -228,7 +234,7 @@ impl InferWorker {
         outcome: &Outcome,
         generations: &[u64],
         signal: &RebalanceSignal,
-    ) -> Result<(), InferError> {
+    ) -> Result<Vec<AlertEventKind>, InferError> {
         // Encoded before the transaction: registry trouble then costs no abort.
         let mut payloads = Vec::with_capacity(outcome.scored.len());
         for (window, trace) in &outcome.scored {
@@ -243,6 +249,18 @@ impl InferWorker {
         // finds its failures already there.
         let failures: Vec<_> = outcome.failed.iter().map(|f| f.row(&self.input_topic)).collect();
         self.store.record_scoring_failures(&failures).await.map_err(ScoreError::from)?;
+        // Alerts after the scores they come from are stored, before the transaction: their
+        // events are kept by cause, so an abort below loses none (the retry publishes them).
+        let scored: Vec<&Scored> = outcome.scored.iter().map(|(s, _)| s).collect();
+        let events = self.alerts.events(&self.store, &scored).await?;
+        let mut alert_payloads = Vec::with_capacity(events.len());
+        for event in &events {
+            let payload = self.alerts.encoder.encode(alerts::to_avro(event)).await.map_err(|e| match e {
+                CodecError::Unavailable(message) => InferError::Registry { kind: FailureKind::Transient, message },
+                other => InferError::Registry { kind: FailureKind::Systemic, message: other.to_string() },
+            })?;
+            alert_payloads.push((event.alert.system_id.clone(), payload));
+        }
 
         producer.begin()?;
         for (key, payload, traceparent) in &payloads {
@@ -253,6 +271,10 @@ impl InferWorker {
             }
             producer.producer().send_result(record).map_err(|(e, _)| e).map_err(kafka("enqueue a score"))?;
         }
+        for (key, payload) in &alert_payloads {
+            let record = FutureRecord::to(&self.alerts.topic).key(key.as_str()).payload(payload);
+            producer.producer().send_result(record).map_err(|(e, _)| e).map_err(kafka("enqueue an alert event"))?;
+        }
         let offsets = next_offsets(batch);
         let group = consumer.group_metadata().ok_or_else(|| InferError::Internal("no consumer group metadata".into()))?;
         let still_assigned = batch.iter().zip(generations).all(|(m, g)| signal.generation(m.topic(), m.partition()) == *g);
@@ -260,7 +282,7 @@ impl InferWorker {
             return Err(InferError::Revoked);
         }
         producer.commit_with_offsets(offsets, group).await?;
-        Ok(())
+        Ok(events.iter().map(|e| e.kind).collect())
     }
 
     /// The counters and log lines of a committed batch, from one place.
@@ -269,6 +291,9 @@ impl InferWorker {
         for (scored, _) in &outcome.scored {
             self.metrics.windows_scored.with_label_values(&[scored.scorer]).inc();
             self.metrics.end_to_end_seconds.observe(((now - scored.window.window_end.timestamp_micros()) as f64 / 1e6).max(0.0));
+        }
+        for kind in &outcome.alert_events {
+            self.metrics.alert_events.with_label_values(&[kind.as_str()]).inc();
         }
         for failure in &outcome.failed {
             self.metrics.windows_failed.with_label_values(&[failure.reason.as_str()]).inc();

@@ -4,6 +4,7 @@ mod dead_letters;
 mod equipment;
 pub mod grants;
 mod users;
+mod alerts;
 mod batches;
 mod connect;
 mod keys;
@@ -24,6 +25,7 @@ pub mod windows;
 pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, ReplayFilter, StoredLetter};
 pub use equipment::{Equipment, EquipmentCatalogue, EquipmentChange, Updated};
 pub use users::{User, UserChange};
+pub use alerts::{AlertLevelOf, AlertRow, ComponentSummary, StoredAlertEvent};
 pub use batches::{BatchState, BatchStatus, DeadLetterReason};
 pub use keys::KeyInfo;
 pub use readings::{BucketReading, LatestReading, RawReading, ReadingsQuery, copy_rows};
@@ -58,6 +60,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("timed out waiting for a lock: {0}")]
     LockTimeout(String),
+    /// A compare-and-set found the row moved by someone else (another worker took over): the
+    /// work is redone from what is there now.
+    #[error("superseded: {0}")]
+    Superseded(String),
     /// The database refused a value (SQLSTATE class 22: out of range, NUL in text, …).
     #[error("{context}: value refused ({code}): {message}")]
     BadValue { context: &'static str, code: String, message: String },
@@ -95,7 +101,7 @@ impl StoreError {
     /// What kind of failure this is (see [`crate::failure`], where the decision is made).
     pub fn failure(&self) -> FailureKind {
         match self {
-            StoreError::Unavailable(_) | StoreError::LockTimeout(_) => FailureKind::Transient,
+            StoreError::Unavailable(_) | StoreError::LockTimeout(_) | StoreError::Superseded(_) => FailureKind::Transient,
             StoreError::Conflict(_) => crate::failure::classify_sqlstate("23505", ""),
             StoreError::BadValue { code, message, .. } => crate::failure::classify_sqlstate(code, message),
             StoreError::Url(_) | StoreError::Tls(_) | StoreError::Migration { .. } => FailureKind::Systemic,

@@ -30,6 +30,7 @@ impl TestPipeline {
             ("MANIFOLD__TOPICS__DEAD_LETTERS__NAME".into(), format!("{prefix}.dlq")),
             ("MANIFOLD__TOPICS__WINDOWS_READY__NAME".into(), format!("{prefix}.windows")),
             ("MANIFOLD__TOPICS__SCORES__NAME".into(), format!("{prefix}.scores")),
+            ("MANIFOLD__TOPICS__ALERTS__NAME".into(), format!("{prefix}.alerts")),
             ("MANIFOLD__TOPICS__RELAY_POSITION__NAME".into(), format!("{prefix}.position")),
             ("MANIFOLD__INGEST__GROUP_ID".into(), format!("{prefix}-ingest")),
             ("MANIFOLD__INGEST__LISTEN".into(), "127.0.0.1:0".into()),

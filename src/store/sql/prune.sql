@@ -9,6 +9,9 @@ WITH
   events  AS (DELETE FROM outbox WHERE published_at < $1 OR seq IN (SELECT seq FROM failed) RETURNING 1),
   wins    AS (DELETE FROM windows WHERE window_end < $1 RETURNING 1),
   scores  AS (DELETE FROM anomaly_scores WHERE computed_at < $1 RETURNING 1),
+  alerts  AS (DELETE FROM alerts WHERE updated_at < $1 RETURNING 1),
+  alert_events AS (DELETE FROM alert_events WHERE created_at < $1 RETURNING 1),
   usage   AS (DELETE FROM usage_daily WHERE day < $1::date RETURNING 1)
 SELECT (SELECT count(*) FROM batches) + (SELECT count(*) FROM submitted) + (SELECT count(*) FROM letters) + (SELECT count(*) FROM events)
      + (SELECT count(*) FROM failed) + (SELECT count(*) FROM wins) + (SELECT count(*) FROM scores) + (SELECT count(*) FROM usage)
+     + (SELECT count(*) FROM alerts) + (SELECT count(*) FROM alert_events)

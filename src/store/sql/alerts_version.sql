@@ -1,0 +1,1 @@
+SELECT coalesce((SELECT version FROM alert_versions WHERE system_id = $1), 0)
