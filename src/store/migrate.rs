@@ -55,6 +55,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, name: "failures", sql: up_down!("0006_failures"), timescale: None, apache: None },
     Migration { version: 7, name: "grafana", sql: up_down!("0007_grafana"), timescale: None, apache: None },
     Migration { version: 8, name: "traces", sql: up_down!("0008_traces"), timescale: None, apache: None },
+    Migration { version: 11, name: "complete", sql: up_down!("0011_complete"), timescale: None, apache: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.
