@@ -223,7 +223,7 @@ async fn with_export_off_no_span_link_or_trace_header_is_made() {
 #[tokio::test]
 async fn a_window_keeps_only_its_newest_chunk_links() {
     use manifold::telemetry::traces::MAX_LINKS;
-    use manifold::window::{WindowAccumulator, WindowSpec};
+    use manifold::window::{SlotAccumulator, WindowAccumulator, WindowSpec};
     let (url, client) = common::migrated_database().await;
     let config = common::config_with(&[("DATABASE_URL", &url)]);
     let store = manifold::store::Store::new(&config.database).unwrap();
@@ -237,7 +237,7 @@ async fn a_window_keeps_only_its_newest_chunk_links() {
         let tx = db.transaction().await.unwrap();
         // A chunk written while export was off adds no link and keeps the ones there.
         let trace = (i != 3).then(|| link(i));
-        manifold::store::windows::apply(&tx, &spec, &acc, trace.as_deref()).await.unwrap();
+        manifold::store::windows::apply(&tx, &spec, &acc, &SlotAccumulator::default(), trace.as_deref()).await.unwrap();
         tx.commit().await.unwrap();
     }
     let links: Vec<String> = client.query_one("SELECT trace_links FROM windows", &[]).await.unwrap().get(0);

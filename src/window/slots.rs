@@ -80,10 +80,10 @@ impl SlotAccumulator {
                 let Some(shape) = SlotShape::of(rate, spec.length_us) else { continue };
                 run = Some((series_id, start, rate, shape, vec![false; shape.len]));
             }
-            if let Some((_, w, rate, shape, bits)) = &mut run {
-                if let Some(i) = shape.slot(*rate, time_us - *w) {
-                    bits[i] = true;
-                }
+            if let Some((_, w, rate, shape, bits)) = &mut run
+                && let Some(i) = shape.slot(*rate, time_us - *w)
+            {
+                bits[i] = true;
             }
         }
         if let Some((s, w, _, _, bits)) = run {
