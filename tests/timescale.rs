@@ -356,7 +356,9 @@ async fn apache_variant_keeps_its_own_aggregate_and_drops_expired_chunks() {
     migrate_up().await;
     {
         let mut client = connect().await;
-        migrate::down(&mut client, (migrate::latest_version() - 2) as usize).await.expect("down to version 2");
+        // Version numbers may have gaps (handed out per change): count the steps above 2.
+        let above_two = migrate::versions().into_iter().filter(|v| *v > 2).count();
+        migrate::down(&mut client, above_two).await.expect("down to version 2");
         let tx = client.transaction().await.unwrap();
         tx.batch_execute(include_str!("../migrations/0003_readings.hypertable.up.sql")).await.expect("apache variant applies");
         tx.execute("INSERT INTO manifold_migrations (version, name, variant) VALUES (3, 'readings', 'timescale-apache')", &[])
@@ -364,7 +366,7 @@ async fn apache_variant_keeps_its_own_aggregate_and_drops_expired_chunks() {
             .unwrap();
         tx.commit().await.unwrap();
         let rest = migrate::up(&mut client).await.expect("later migrations");
-        assert_eq!(rest.changed, (4..=migrate::latest_version()).collect::<Vec<_>>());
+        assert_eq!(rest.changed, migrate::versions().into_iter().filter(|v| *v >= 4).collect::<Vec<_>>());
         assert_eq!(rest.engine, None, "the engine comes from the ledger, not a new probe");
         assert_eq!(migrate::storage_engine(&client).await.unwrap(), Some(StorageEngine::TimescaleApache));
     }
