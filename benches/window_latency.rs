@@ -102,8 +102,11 @@ async fn measure(length_s: i64, count: usize) -> Vec<f64> {
     stop_ingest.cancel();
     let _ = infer.await;
     let _ = ingest.await;
-    let complete = p.query_i64("SELECT count(*) FROM windows WHERE ready_revision IS NOT NULL").await;
-    eprintln!("{length_s} s windows: {} of {count} scored, {complete} announced", received.lock().unwrap().len());
+    let announced = p.query_i64("SELECT count(*) FROM windows WHERE ready_revision IS NOT NULL").await;
+    let complete = p
+        .query_i64("SELECT count(*) FROM outbox WHERE topic_role = 'windows_ready' AND convert_from(payload, 'UTF8')::jsonb ->> 'closed_by' = 'COMPLETE'")
+        .await;
+    eprintln!("{length_s} s windows: {} of {count} scored, {announced} announced, {complete} of them COMPLETE", received.lock().unwrap().len());
     let mut latencies: Vec<f64> = received.lock().unwrap().values().copied().collect();
     latencies.sort_by(f64::total_cmp);
     latencies
