@@ -1,4 +1,5 @@
-//! Per-reading cost of the ingest hot path: decode (Avro and JSON), validate, and COPY-encode.
+//! Per-reading cost of the ingest hot path: decode (Avro and JSON), validate, COPY-encode, and
+//! the chunk's window bookkeeping (counts, and the slot bitmaps of complete windows).
 //! Throughput is in readings, so criterion reports readings/s for each step. `trace_export_off`
 //! measures what traces cost with export off: one batch decoded and validated, without and with
 //! the trace calls its chunk, window, relay and infer steps make (export is off in a bench).
@@ -82,6 +83,25 @@ fn bench(c: &mut Criterion) {
                 }
             }
             black_box(buf.len())
+        })
+    });
+    // The chunk's window bookkeeping: per-window counts and sensors, and the per-sensor slot
+    // bitmaps that tell a complete window (one upsert row per window and sensor follows).
+    let spec = manifold::window::WindowSpec { length_us: 60_000_000, origin_us: 0, lateness_us: 10_000_000, idle_timeout_us: 120_000_000 };
+    let rates: HashMap<i32, f64> = (1..=RIG_SENSORS.len() as i32).map(|id| (id, 1.0)).collect();
+    let names: HashMap<i32, &str> = RIG_SENSORS.iter().enumerate().map(|(i, s)| (i as i32 + 1, s.id)).collect();
+    group.bench_function("window_counts", |b| {
+        b.iter(|| {
+            let mut acc = manifold::window::WindowAccumulator::default();
+            acc.add_batch(&spec, "rig-0", rows.iter().map(|r| (names[&r.series_id], r.time_us)));
+            black_box(acc.is_empty())
+        })
+    });
+    group.bench_function("window_slots", |b| {
+        b.iter(|| {
+            let mut slots = manifold::window::SlotAccumulator::default();
+            slots.add_batch(&spec, "rig-0", &rates, rows.iter().map(|r| (r.series_id, r.time_us)));
+            black_box(slots.deltas().len())
         })
     });
     group.finish();

@@ -116,16 +116,15 @@ async fn a_windows_spans_form_one_chain_linked_to_its_chunks_and_the_score_messa
     let ingest = Process::start(&p, "ingest", &export);
     let infer = Process::start(&p, "infer", &export);
 
-    // Window A in two chunks, then B (its watermark announces A), then C (announces B).
+    // Window A in two chunks (the second completes it and announces it), then B (complete).
     let all = cycles();
     let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
     let [a1, a2] = halves(&sim::cycle_batch(&system, &all[0], t0));
     let b = sim::cycle_batch(&system, &all[1], t0 + MIN);
-    let c = sim::cycle_batch(&system, &all[2], t0 + 2 * MIN);
-    produce_one_chunk_each(&p, &system, &[a1, a2, b, c]).await;
+    produce_one_chunk_each(&p, &system, &[a1, a2, b]).await;
 
     let spans = received
-        .wait_until(Duration::from_secs(30), "two windows scored", |spans| named(spans, "infer.score").len() >= 2 && named(spans, "ingest.chunk").len() >= 4)
+        .wait_until(Duration::from_secs(30), "two windows scored", |spans| named(spans, "infer.score").len() >= 2 && named(spans, "ingest.chunk").len() >= 3)
         .await;
     assert!(received.refused().is_empty(), "every export was OTLP/JSON: {:?}", received.refused());
     let announced = named(&spans, "window.announce");
@@ -143,7 +142,7 @@ async fn a_windows_spans_form_one_chain_linked_to_its_chunks_and_the_score_messa
     for announce in [a, b] {
         assert!(announce.parent_span_id.is_empty(), "a window's trace starts at its announce span: {announce:#?}");
         assert_eq!(announce.attributes.get("manifold.system_id"), Some(&system));
-        assert_eq!(announce.attributes.get("manifold.closed_by").map(String::as_str), Some("WATERMARK"));
+        assert_eq!(announce.attributes.get("manifold.closed_by").map(String::as_str), Some("COMPLETE"));
         let relay = only(&spans, "relay.publish", announce);
         let score = only(&spans, "infer.score", relay);
         assert_eq!(announce.service, "manifold");
@@ -156,7 +155,7 @@ async fn a_windows_spans_form_one_chain_linked_to_its_chunks_and_the_score_messa
     // A's readings came in two chunks, B's in one; B's chunk wrote none of A's readings.
     assert_eq!(a.links.len(), 2, "A links both chunks that wrote it: {a:#?}");
     assert_eq!(b.links.len(), 1, "B links its one chunk: {b:#?}");
-    assert!(!a.links.contains(&b.links[0]), "the chunk that announced A (B's) wrote none of A's readings");
+    assert!(!a.links.contains(&b.links[0]), "B's chunk wrote none of A's readings");
     let readings = |link: &(String, String)| chunk_of(link).and_then(|c| c.attributes.get("manifold.readings")).and_then(|n| n.parse::<usize>().ok());
     let a_readings: usize = a.links.iter().map(|l| readings(l).unwrap()).sum();
     assert_eq!(a_readings, all[0].readings().map(|(_, v)| v.len()).sum::<usize>(), "A's two chunks hold exactly its readings");
@@ -207,14 +206,17 @@ async fn with_export_off_no_span_link_or_trace_header_is_made() {
     let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 30) * MIN;
     let batches = [sim::cycle_batch(&system, &all[0], t0), sim::cycle_batch(&system, &all[1], t0 + MIN)];
     produce_one_chunk_each(&p, &system, &batches).await;
-    p.wait_for("SELECT count(*) FROM outbox WHERE topic_role = 'windows_ready'", 1, Duration::from_secs(20)).await;
+    // Both windows are complete: each is announced by its own chunk.
+    p.wait_for("SELECT count(*) FROM outbox WHERE topic_role = 'windows_ready'", 2, Duration::from_secs(20)).await;
 
     assert_eq!(p.query_i64("SELECT count(*) FROM windows WHERE trace_links <> '{}'").await, 0, "no chunk links stored");
     assert_eq!(p.query_i64("SELECT count(*) FROM outbox WHERE headers ? 'traceparent'").await, 0, "no trace context in the outbox");
-    let events = common::topic::read_committed(&p.config, &p.config.topics.windows_ready.name, 1, Duration::from_secs(20));
-    assert_eq!(events.len(), 1);
-    let keys: Vec<&str> = events[0].headers().map(|h| h.iter().map(|h| h.key).collect()).unwrap_or_default();
-    assert!(!keys.contains(&"traceparent"), "no trace header on the window-ready event: {keys:?}");
+    let events = common::topic::read_committed(&p.config, &p.config.topics.windows_ready.name, 2, Duration::from_secs(20));
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        let keys: Vec<&str> = event.headers().map(|h| h.iter().map(|h| h.key).collect()).unwrap_or_default();
+        assert!(!keys.contains(&"traceparent"), "no trace header on the window-ready event: {keys:?}");
+    }
     assert!(!ingest.log_text().contains("exporting traces"), "no exporter was built");
 }
 
@@ -223,7 +225,7 @@ async fn with_export_off_no_span_link_or_trace_header_is_made() {
 #[tokio::test]
 async fn a_window_keeps_only_its_newest_chunk_links() {
     use manifold::telemetry::traces::MAX_LINKS;
-    use manifold::window::{WindowAccumulator, WindowSpec};
+    use manifold::window::{SlotAccumulator, WindowAccumulator, WindowSpec};
     let (url, client) = common::migrated_database().await;
     let config = common::config_with(&[("DATABASE_URL", &url)]);
     let store = manifold::store::Store::new(&config.database).unwrap();
@@ -237,7 +239,7 @@ async fn a_window_keeps_only_its_newest_chunk_links() {
         let tx = db.transaction().await.unwrap();
         // A chunk written while export was off adds no link and keeps the ones there.
         let trace = (i != 3).then(|| link(i));
-        manifold::store::windows::apply(&tx, &spec, &acc, trace.as_deref()).await.unwrap();
+        manifold::store::windows::apply(&tx, &spec, &acc, &SlotAccumulator::default(), trace.as_deref()).await.unwrap();
         tx.commit().await.unwrap();
     }
     let links: Vec<String> = client.query_one("SELECT trace_links FROM windows", &[]).await.unwrap().get(0);

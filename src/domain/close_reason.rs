@@ -16,10 +16,15 @@ pub enum CloseReason {
     LateData,
     /// A new revision requested by `manifold rescore` (a new model, a failed window).
     Rescore,
+    /// Every sensor of the topology filled its sample slots: ready without waiting for the
+    /// watermark. Added after the others: readers with an older schema decode the enum's
+    /// default (`WATERMARK`) instead.
+    Complete,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 4] = [CloseReason::Watermark, CloseReason::Idle, CloseReason::LateData, CloseReason::Rescore];
+    pub const ALL: [CloseReason; 5] =
+        [CloseReason::Watermark, CloseReason::Idle, CloseReason::LateData, CloseReason::Rescore, CloseReason::Complete];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +32,7 @@ impl CloseReason {
             CloseReason::Idle => "IDLE",
             CloseReason::LateData => "LATE_DATA",
             CloseReason::Rescore => "RESCORE",
+            CloseReason::Complete => "COMPLETE",
         }
     }
 
@@ -76,5 +82,7 @@ mod tests {
         assert_eq!(CloseReason::Idle.for_revision(2), CloseReason::LateData);
         assert_eq!(CloseReason::Rescore.for_revision(0), CloseReason::Rescore);
         assert_eq!(CloseReason::Rescore.for_revision(3), CloseReason::Rescore);
+        assert_eq!(CloseReason::Complete.for_revision(0), CloseReason::Complete);
+        assert_eq!(CloseReason::Complete.for_revision(1), CloseReason::LateData);
     }
 }

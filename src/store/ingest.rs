@@ -14,7 +14,7 @@ use super::windows;
 use super::{batches, outbox, readings, StorageEngine, StoreError};
 use crate::domain::{AcceptedBatch, CloseReason, Row};
 use crate::telemetry::traces::ChunkTrace;
-use crate::window::{WindowAccumulator, WindowSpec};
+use crate::window::{SlotAccumulator, WindowAccumulator, WindowSpec};
 
 /// What one ingest transaction writes. It borrows the batches and dead letters, so narrowing a
 /// refused chunk down to its culprit costs no copies of the rows.
@@ -81,7 +81,15 @@ pub async fn write_chunk(
         let readings = batch.rows.iter().map(|r| (batch.sensors.get(&r.series_id).map_or("", String::as_str), r.time_us));
         acc.add_batch(spec, &batch.system_id, readings);
     }
-    let ready = windows::apply(tx, spec, &acc, trace.traceparent().as_deref()).await?;
+    let mut series: Vec<i32> = batches.iter().flat_map(|b| b.sensors.keys().copied()).collect();
+    series.sort_unstable();
+    series.dedup();
+    let rates = windows::rates(tx, &series).await?;
+    let mut slots = SlotAccumulator::default();
+    for batch in &batches {
+        slots.add_batch(spec, &batch.system_id, &rates, batch.rows.iter().map(|r| (r.series_id, r.time_us)));
+    }
+    let ready = windows::apply(tx, spec, &acc, &slots, trace.traceparent().as_deref()).await?;
     outcome.windows_ready = ready.len();
 
     // Outbox rows must commit in sequence order: hold the lock from the first insert to commit.
@@ -91,7 +99,8 @@ pub async fn write_chunk(
     if !chunk.dead_letters.is_empty() {
         outcome.dead_letters = dead_letters::insert(tx, &chunk.dead_letters).await?;
     }
-    trace.announced(windows::announce(tx, &ready, CloseReason::Watermark).await?);
+    trace.announced(windows::announce(tx, &ready.complete, CloseReason::Complete).await?);
+    trace.announced(windows::announce(tx, &ready.watermark, CloseReason::Watermark).await?);
     for advance in &chunk.offsets {
         if !offsets::advance(tx, group, advance).await? {
             return Err(WriteError::Fenced { topic: advance.topic.clone(), partition: advance.partition });

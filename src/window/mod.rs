@@ -3,11 +3,15 @@
 //!
 //! This module is pure: the ingest transaction applies what it computes (see `store::windows`),
 //! so window state survives crashes and counts once. When a window is ready is decided there,
-//! in SQL with the database's clock, once for every announcing path (README, "Windows").
+//! in SQL with the database's clock, once for every announcing path (README, "Windows"); the
+//! per-sensor slot coverage it needs to tell a complete window is built here (`slots`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::WindowsConfig;
+
+mod slots;
+pub use slots::{SlotAccumulator, SlotDelta, SlotShape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
@@ -31,7 +35,6 @@ impl WindowSpec {
     pub fn start_of(&self, t: i64) -> i64 {
         self.origin_us + (t - self.origin_us).div_euclid(self.length_us) * self.length_us
     }
-
 }
 
 /// What one chunk adds to one window of one system.

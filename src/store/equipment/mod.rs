@@ -55,7 +55,9 @@ pub enum Updated {
     VersionMismatch,
 }
 
-/// Makes the system's series match its topology (new series ids for new sensors).
+/// Makes the system's series match its topology (new series ids for new sensors), and recounts
+/// the slot coverage of its open windows at the new sampling rates: a topology change mid-window
+/// recomputes completeness (a window complete now is announced in this transaction).
 async fn sync_series(tx: &Transaction<'_>, system_id: &str, topology: &Topology) -> Result<(), StoreError> {
     let s = &topology.sensors;
     let ids: Vec<&str> = s.iter().map(|x| x.id.as_str()).collect();
@@ -68,6 +70,10 @@ async fn sync_series(tx: &Transaction<'_>, system_id: &str, topology: &Topology)
     tx.execute(SERIES_SYNC, &[&system_id, &ids, &kinds, &units, &components, &rates, &mins, &maxs])
         .await
         .map_err(q("sync series"))?;
+    let complete = super::windows::recount(tx, system_id).await?;
+    if !complete.is_empty() {
+        tracing::info!(system_id, windows = complete.len(), "windows complete after a topology change");
+    }
     Ok(())
 }
 
