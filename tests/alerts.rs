@@ -152,6 +152,12 @@ async fn agreeing_windows_open_one_alert_recovery_clears_it_revisions_revise_or_
     assert_eq!(acked.status(), StatusCode::OK);
     let acked: Value = acked.json().await.unwrap();
     assert_eq!(acked["acked_by"].as_str(), Some(owner_id.as_str()));
+    // A repeated ack answers the same ack, without writing the alert again.
+    // xmin is the transaction that last wrote the row: any UPDATE, even to the same values, moves it.
+    let written = p.query_i64(&format!("SELECT xmin::text::int8 FROM alerts WHERE alert_id = '{first}'")).await;
+    let again: Value = app.req(Method::POST, &format!("/alerts/{first}/ack"), &owner).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&again["acked_at"], &again["acked_by"]), (&acked["acked_at"], &acked["acked_by"]), "the first ack stands");
+    assert_eq!(p.query_i64(&format!("SELECT xmin::text::int8 FROM alerts WHERE alert_id = '{first}'")).await, written, "a repeated ack wrote the alert again");
 
     // The period's summary: 9 scored minutes of the valve, 3 of them (4 to 7) in a critical
     // alert, one alert, acknowledged.
@@ -204,6 +210,17 @@ async fn agreeing_windows_open_one_alert_recovery_clears_it_revisions_revise_or_
         }
     }
     assert_eq!(types, BTreeSet::from(["alert".to_owned(), "score".to_owned()]));
+
+    // Deleting the system deletes its alerts: whoever registers the id next starts without
+    // them (and cannot see or acknowledge the last owner's).
+    let gone = app.req(Method::DELETE, &format!("/metadata/{system}"), &owner).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    for table in ["alerts", "alert_events", "alert_versions"] {
+        assert_eq!(p.query_i64(&format!("SELECT count(*) FROM {table} WHERE system_id = '{system}'")).await, 0, "{table} kept the deleted system's rows");
+    }
+    app.create_rig(&stranger, &system).await;
+    assert!(app.get_json(&format!("/alerts/systems/{system}"), &stranger).await["items"].as_array().unwrap().is_empty());
+    assert_eq!(status(app.req(Method::POST, &format!("/alerts/{first}/ack"), &stranger).send().await.unwrap()), StatusCode::NOT_FOUND);
 
     stop.cancel();
     infer.await.unwrap().unwrap();

@@ -68,7 +68,9 @@ pub async fn summary(
         return Err(ApiError::invalid("from", "must be before `to`"));
     }
     if to - from > TimeDelta::days(366) {
-        return Err(ApiError::invalid("to", "the period is at most 366 days"));
+        // Name the bound the client chose: `to` defaults to now, so a lone `from` is the culprit.
+        let field = if params.to.is_none() { "from" } else { "to" };
+        return Err(ApiError::invalid(field, "the period is at most 366 days"));
     }
     let components = state
         .store

@@ -56,9 +56,10 @@ pub fn grants_sql(role: &RoleName) -> String {
     GRANTS_SQL.replace("{role}", role.as_str())
 }
 
-/// A SQL string literal (standard_conforming_strings, on by default since PostgreSQL 9.1).
+/// A SQL string literal that means the same whatever `standard_conforming_strings` says: an
+/// escape string with both backslashes and quotes doubled, so no password can end it early.
 fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Runs one part on `client`, in a transaction, so a failing statement leaves nothing half done.
@@ -92,7 +93,9 @@ mod tests {
         assert_eq!(granted, ["GRANT SELECT ON grafana_series, grafana_sensor_1m, grafana_readings, grafana_scores, grafana_dead_letters TO \"grafana_ro\";"]);
         let printed = role_sql(&role, true, None);
         assert!(printed.contains("NOLOGIN") && printed.contains("WITH LOGIN PASSWORD :'grafana_password';"), "{printed}");
-        assert!(role_sql(&role, true, Some("it's")).contains("PASSWORD 'it''s';"));
+        assert!(role_sql(&role, true, Some("it's")).contains("PASSWORD E'it''s';"));
+        // A backslash cannot escape the closing quote, whatever standard_conforming_strings says.
+        assert!(role_sql(&role, true, Some(r"x\'; DROP ROLE x; --")).contains(r"PASSWORD E'x\\''; DROP ROLE x; --';"));
         assert!(!role_sql(&role, false, None).contains("LOGIN PASSWORD"));
     }
 }

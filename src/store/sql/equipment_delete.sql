@@ -10,5 +10,9 @@ wins AS (DELETE FROM windows WHERE system_id IN (SELECT system_id FROM gone)),
 marks AS (DELETE FROM system_watermarks WHERE system_id IN (SELECT system_id FROM gone)),
 stored AS (DELETE FROM ingested_batches WHERE system_id IN (SELECT system_id FROM gone)),
 submitted AS (DELETE FROM submitted_batches WHERE system_id IN (SELECT system_id FROM gone)),
-letters AS (DELETE FROM dead_letters WHERE system_id IN (SELECT system_id FROM gone))
+letters AS (DELETE FROM dead_letters WHERE system_id IN (SELECT system_id FROM gone)),
+-- Alerts carry who acknowledged them: the next owner of the id must not see or ack them.
+alerts AS (DELETE FROM alerts WHERE system_id IN (SELECT system_id FROM gone)),
+alert_events AS (DELETE FROM alert_events WHERE system_id IN (SELECT system_id FROM gone)),
+alert_versions AS (DELETE FROM alert_versions WHERE system_id IN (SELECT system_id FROM gone))
 SELECT count(*) FROM gone

@@ -9,7 +9,8 @@ WITH
   events  AS (DELETE FROM outbox WHERE published_at < $1 OR seq IN (SELECT seq FROM failed) RETURNING 1),
   wins    AS (DELETE FROM windows WHERE window_end < $1 RETURNING 1),
   scores  AS (DELETE FROM anomaly_scores WHERE computed_at < $1 RETURNING 1),
-  alerts  AS (DELETE FROM alerts WHERE updated_at < $1 RETURNING 1),
+  -- An alert still open stays, however old: pruning it would withdraw it and lose its ack.
+  alerts  AS (DELETE FROM alerts WHERE updated_at < $1 AND status <> 'open' RETURNING 1),
   alert_events AS (DELETE FROM alert_events WHERE created_at < $1 RETURNING 1),
   usage   AS (DELETE FROM usage_daily WHERE day < $1::date RETURNING 1)
 SELECT (SELECT count(*) FROM batches) + (SELECT count(*) FROM submitted) + (SELECT count(*) FROM letters) + (SELECT count(*) FROM events)
