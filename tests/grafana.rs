@@ -298,8 +298,11 @@ async fn every_sql_panel_answers_the_read_only_role_with_a_frame_and_no_sequenti
         .collect();
     assert!(readings.len() > 1, "readings has partitions: {readings:?}");
 
-    // The variables, as Grafana resolves them (as the role).
-    let now = Utc::now();
+    // The variables, as Grafana resolves them (as the role). Grafana's time macros have whole
+    // seconds (its documentation: `BETWEEN '2017-04-21T05:01:17Z' AND …`), so a range ending at
+    // this instant would miss what the stream wrote in the current second: the dashboard is
+    // looked at one second later.
+    let now = Utc::now() + chrono::Duration::seconds(1);
     let vars_ctx = context(now - chrono::Duration::hours(24), now, &[("system", Variable::single(&system))]);
     let equipment = &dashboards::dashboards()["equipment.json"];
     let mut resolved: BTreeMap<String, Vec<String>> = BTreeMap::new();
