@@ -22,6 +22,10 @@ use rdkafka::Message;
 use rdkafka::message::Headers;
 use receiver::Span;
 
+/// The tests that start `manifold ingest` and `infer` processes take turns: four processes and
+/// the test beside them on two cores already starve the spans' export (see the first test).
+static PROCESSES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const MIN: i64 = 60_000_000;
 
 /// A `manifold` process of the pipeline, its log in a file (printed when a test fails).
@@ -109,6 +113,7 @@ fn only<'s>(spans: &'s [Span], name: &str, parent: &Span) -> &'s Span {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_windows_spans_form_one_chain_linked_to_its_chunks_and_the_score_message_carries_it() {
+    let _turn = PROCESSES.lock().await;
     let (endpoint, received) = receiver::start().await;
     let p = pipeline().await;
     let system = format!("{}-0", p.rigs(1).await);
@@ -199,6 +204,7 @@ async fn a_windows_spans_form_one_chain_linked_to_its_chunks_and_the_score_messa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_export_off_no_span_link_or_trace_header_is_made() {
+    let _turn = PROCESSES.lock().await;
     let p = pipeline().await;
     let system = format!("{}-0", p.rigs(1).await);
     let ingest = Process::start(&p, "ingest", &[]);

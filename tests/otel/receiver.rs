@@ -59,12 +59,22 @@ impl Received {
 }
 
 /// Serves on a free port of 127.0.0.1; returns the base URL (for `OTEL_EXPORTER_OTLP_ENDPOINT`).
+///
+/// It runs on a thread and runtime of its own: the exporters drop a batch whose request times
+/// out, so the receiver must answer even while the test's own workers are busy or blocked.
 pub async fn start() -> (String, Received) {
     let received = Received::default();
     let app = Router::new().route("/v1/traces", post(export)).with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+    listener.set_nonblocking(true).expect("non-blocking listener");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver runs") });
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("the receiver's runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            axum::serve(listener, app).await.expect("receiver runs")
+        })
+    });
     (base, received)
 }
 
