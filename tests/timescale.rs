@@ -236,7 +236,11 @@ async fn late_readings_reach_readings_1m_through_the_hours_ingest_recorded() {
     // Recent readings, refreshed: the aggregate's watermark moves up to the current minute.
     ingest(&config, StorageEngine::Timescale, rows(1, recent, &[(0, 1.0), (10, 2.0), (20, 6.0), (65, 4.0)])).await;
     let first = maintain(&config, now).await;
-    assert_eq!(first.timescale.refreshed, vec![(hour_of(recent), now.duration_trunc(Duration::minutes(1)).unwrap())]);
+    // The window ends at the current minute, or at the end of the newest hour touched when the
+    // clock has since crossed into an hour no reading reached (a run at 17:01 refreshes 16:00–17:00).
+    let newest_hour_end = hour_of(recent + Duration::seconds(65)) + Duration::hours(1);
+    let refresh_end = newest_hour_end.min(now.duration_trunc(Duration::minutes(1)).unwrap());
+    assert_eq!(first.timescale.refreshed, vec![(hour_of(recent), refresh_end)]);
 
     // Readings three days late (two hours of two series), and one older than the retention.
     let late = now.duration_trunc(Duration::hours(1)).unwrap() - Duration::days(3) + Duration::minutes(50);
