@@ -137,4 +137,14 @@ kafka_start() {
   echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT $KAFKA_SASL_PORT" >"$STATE/kafka.ports"
 }
 
+# The broker stopped (a controlled shutdown, up to a minute before it is killed) and started
+# again with the same configuration and data.
+kafka_restart() {
+  [[ -n "$(kafka_pid)" ]] || die "Kafka is not running; use: scripts/stack up"
+  ensure_java
+  stop_java kafka
+  kafka_start
+  wait_until kafka kafka_answers
+}
+
 kafka_pid() { owned_pid kafka || true; }

@@ -191,6 +191,20 @@ postgres_down() {
   rm -f "$STATE/postgres.datadir" "$STATE/postgres.fingerprint" "$STATE/postgres.ports"
 }
 
+# A fast restart of the running cluster: sessions are ended, not waited for. Like `up`, the
+# server is detached from this shell and writes to the stack's log.
+postgres_restart() {
+  local data
+  data=$(cat "$STATE/postgres.datadir" 2>/dev/null) || die "PostgreSQL was not started by this stack"
+  PG_BIN=$(pg_bindir) || die "no PostgreSQL server binaries"
+  pg_running "$data" || die "PostgreSQL is not running; use: scripts/stack up"
+  log "restarting PostgreSQL (fast shutdown: every session ends)"
+  (cd / && exec setsid runuser -u postgres -- "$PG_BIN/pg_ctl" restart -D "$data" -m fast -w -t 120 -s) \
+    >>"$LOGS/postgres.log" 2>&1 </dev/null 9>&- \
+    || { tail -n 30 "$LOGS/postgres.log" >&2; die "PostgreSQL did not restart (log: $LOGS/postgres.log)"; }
+  wait_until postgres pg_answers
+}
+
 database_url() { echo "postgres://manifold:manifold@127.0.0.1:$PG_PORT/manifold"; }
 # A role that may create roles (the application role may not), for `manifold grants … --execute`.
 database_admin_url() { echo "postgres://manifold_admin:manifold_admin@127.0.0.1:$PG_PORT/manifold"; }
