@@ -86,7 +86,14 @@ async fn topics_create(config: &Config) -> anyhow::Result<i32> {
 async fn check(config: &Config, format: Format) -> anyhow::Result<i32> {
     let reports = crate::check::run(config).await;
     match format {
-        Format::Text => print!("{}", crate::check::render_text(&reports)),
+        Format::Text => {
+            print!("{}", crate::check::render_text(&reports));
+            // What the configured timeouts promise once a fault clears (README, "Failures").
+            println!("\nrecovery after a fault clears, from the configured timeouts:");
+            for bound in crate::config::recovery::recovery_bounds(config) {
+                println!("  {bound}");
+            }
+        }
         Format::Json => println!("{}", serde_json::to_string(&reports)?),
     }
     Ok(if reports.iter().any(|r| r.is_failure()) { 1 } else { 0 })

@@ -2,6 +2,10 @@
 
 use super::*;
 
+const SECOND: Duration = Duration::from_secs(1);
+const BROKER_MAX_TRANSACTION: Duration = Duration::from_secs(900);
+const BROKER_MAX_SESSION: Duration = Duration::from_secs(1800);
+
 impl Config {
     /// Cross-field rules that a type alone cannot express.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
@@ -90,6 +94,50 @@ impl Config {
         }
         if self.infer.retry_ms.is_zero() || self.infer.systemic_retry_ms.is_zero() || self.infer.batch_size == 0 {
             return invalid("infer.retry_ms", "infer.retry_ms, systemic_retry_ms and batch_size must be at least 1".into());
+        }
+        self.check_timeouts()
+    }
+
+    /// Timeouts bound how long a fault can hold progress (see [`super::recovery`]): each must
+    /// be set, and those that work together must fit each other.
+    fn check_timeouts(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, why: String| Err(ConfigError::Invalid { key: key.to_owned(), why });
+        let db = &self.database;
+        if db.connect_timeout_ms.is_zero() {
+            return invalid("database.connect_timeout_ms", "must be at least 1: an unanswered connect would wait forever".into());
+        }
+        if db.statement_timeout_ms <= self.storage.lock_timeout_ms {
+            return invalid(
+                "database.statement_timeout_ms",
+                format!("must be longer than storage.lock_timeout_ms ({} ms), so waiting for a lock gives up first", self.storage.lock_timeout_ms.as_millis()),
+            );
+        }
+        // The server's tcp_keepalives_* settings are whole seconds.
+        if db.keepalives_idle_ms < SECOND || db.keepalives_interval_ms < SECOND || db.keepalives_retries == 0 {
+            return invalid("database.keepalives_idle_ms", "keepalives_idle_ms and keepalives_interval_ms must be at least 1000, keepalives_retries at least 1".into());
+        }
+        let probing = db.keepalives_idle_ms + db.keepalives_interval_ms * db.keepalives_retries;
+        if db.tcp_user_timeout_ms < probing {
+            return invalid(
+                "database.tcp_user_timeout_ms",
+                format!("must be at least keepalives_idle_ms + keepalives_interval_ms × keepalives_retries ({} ms), or it cuts the probes short", probing.as_millis()),
+            );
+        }
+        let kafka = &self.kafka;
+        if kafka.request_timeout_ms.is_zero() || kafka.transaction_timeout_ms <= kafka.request_timeout_ms {
+            return invalid("kafka.transaction_timeout_ms", "needs 0 < request_timeout_ms < transaction_timeout_ms: a transaction must outlive one request".into());
+        }
+        if kafka.transaction_timeout_ms > BROKER_MAX_TRANSACTION {
+            return invalid("kafka.transaction_timeout_ms", "must be at most 900000 (the broker's default transaction.max.timeout.ms)".into());
+        }
+        for (key, timeout) in [("ingest.session_timeout_ms", self.ingest.session_timeout_ms), ("infer.session_timeout_ms", self.infer.session_timeout_ms)] {
+            if !(SECOND..=BROKER_MAX_SESSION).contains(&timeout) {
+                return invalid(key, "must be between 1000 and 1800000 (the broker's default group.max.session.timeout.ms)".into());
+            }
+        }
+        let relay = &self.relay;
+        if relay.lock_check_ms < Duration::from_millis(100) || relay.lock_release_ms < relay.lock_check_ms * 2 {
+            return invalid("relay.lock_release_ms", "needs lock_check_ms >= 100 and lock_release_ms >= 2 × lock_check_ms: a live holder is never silent longer than one check and its answer".into());
         }
         Ok(())
     }

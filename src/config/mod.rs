@@ -4,6 +4,7 @@ mod alerts;
 mod check;
 mod load;
 pub mod pg_tls;
+pub mod recovery;
 mod registry;
 mod secret;
 mod units;
@@ -59,6 +60,19 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     #[serde(deserialize_with = "units::millis")]
     pub connect_timeout_ms: Duration,
+    /// The server ends a statement of a worker's pool (ingest, infer) that runs longer.
+    #[serde(deserialize_with = "units::millis")]
+    pub statement_timeout_ms: Duration,
+    /// Dead-peer detection, set on both ends of every connection: the client's socket and,
+    /// through the session's settings, the server's.
+    #[serde(deserialize_with = "units::millis")]
+    pub keepalives_idle_ms: Duration,
+    #[serde(deserialize_with = "units::millis")]
+    pub keepalives_interval_ms: Duration,
+    pub keepalives_retries: u32,
+    /// Data sent and not acknowledged for this long closes the connection (TCP_USER_TIMEOUT).
+    #[serde(deserialize_with = "units::millis")]
+    pub tcp_user_timeout_ms: Duration,
     /// From the URL's `ssl*` parameters, filled in by [`Config::load`].
     #[serde(skip)]
     pub tls: pg_tls::PgTls,
@@ -86,6 +100,10 @@ pub struct KafkaConfig {
     pub brokers: String,
     #[serde(deserialize_with = "units::millis")]
     pub request_timeout_ms: Duration,
+    /// A transactional producer's open transaction is aborted by the broker after this long,
+    /// so a producer that vanished blocks read_committed readers at most this long.
+    #[serde(deserialize_with = "units::millis")]
+    pub transaction_timeout_ms: Duration,
     #[serde(default)]
     pub client: KafkaClientProperties,
 }
@@ -230,6 +248,14 @@ pub struct RelayConfig {
     /// The pause between attempts while a systemic failure (the deployment) stops the relay.
     #[serde(deserialize_with = "units::millis")]
     pub systemic_retry_ms: Duration,
+    /// How often the lock holder proves its lock session alive (and gives up the lead when the
+    /// answer takes longer than this), and how often a standby tries to take the lock.
+    #[serde(deserialize_with = "units::millis")]
+    pub lock_check_ms: Duration,
+    /// The server ends a lock session that sent nothing for this long (idle_session_timeout),
+    /// releasing the lock of a holder that hangs or lost its network.
+    #[serde(deserialize_with = "units::millis")]
+    pub lock_release_ms: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,8 +14,8 @@ use super::{KafkaError, build_producer};
 use crate::config::KafkaConfig;
 
 /// Settings every transactional producer shares: a short linger (a transaction's records go
-/// out together at commit anyway) and the broker's default transaction timeout.
-const TRANSACTIONAL: [(&str, &str); 2] = [("linger.ms", "5"), ("transaction.timeout.ms", "60000")];
+/// out together at commit anyway); the transaction timeout is `kafka.transaction_timeout_ms`.
+const TRANSACTIONAL: [(&str, &str); 1] = [("linger.ms", "5")];
 
 #[derive(Clone)]
 pub struct TxProducer {
@@ -41,7 +41,8 @@ impl TxProducer {
     }
 
     fn with(config: &KafkaConfig, transactional_id: &str, extra: &[(&str, &str)], timeout: Duration) -> Result<Self, KafkaError> {
-        let mut settings = vec![("transactional.id", transactional_id)];
+        let transaction_timeout = config.transaction_timeout_ms.as_millis().to_string();
+        let mut settings = vec![("transactional.id", transactional_id), ("transaction.timeout.ms", transaction_timeout.as_str())];
         settings.extend(TRANSACTIONAL);
         settings.extend_from_slice(extra);
         Ok(Self { producer: build_producer(config, &settings)?, timeout })

@@ -15,6 +15,7 @@
 
 mod error;
 mod limits;
+mod lock;
 mod metrics;
 mod position;
 mod publish;
@@ -32,14 +33,12 @@ use crate::config::{Config, DatabaseConfig, KafkaConfig, RelayConfig, TopicsConf
 use crate::domain::TopicRole;
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::transactional::TxProducer;
-use crate::store::{OutboxEvent, Store, StoreError};
+use crate::store::{OutboxEvent, Store};
 use crate::telemetry::traces;
 use limits::{Fit, Record};
 use publish::{Outcome, Outgoing, PositionRecord};
 use topic_limits::TopicLimits;
 
-/// Any constant unique to manifold's relay.
-const RELAY_LOCK: i64 = 0x6d66_7265_6c61_7931;
 /// This many restarts in a row, or failing for this long, and a transient failure is systemic.
 const BREAKER_THRESHOLD: u32 = 20;
 const BREAKER_WINDOW: Duration = Duration::from_secs(300);
@@ -118,21 +117,22 @@ impl Relay {
     }
 
     async fn lead(&self, shutdown: &CancellationToken, retry: &mut Retry) -> Result<(), RelayError> {
-        let lock = Store::dedicated(&self.database).await?;
-        loop {
-            let got: bool = lock
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
-                .await
-                .map_err(|e| StoreError::query("take the relay lock", e))?
-                .get(0);
-            if got {
-                break;
-            }
+        let lock = lock::LockSession::open(&self.database, &self.config).await?;
+        while !lock.try_take().await? {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::time::sleep(lock.check_every()) => {}
             }
         }
+        // Whatever the relay is waiting on, a lock session that stops answering ends the lead:
+        // the lock may be released (and taken by another replica) while it waits.
+        tokio::select! {
+            led = self.relay(shutdown, retry) => led,
+            lost = lock.watch() => Err(lost.into()),
+        }
+    }
+
+    async fn relay(&self, shutdown: &CancellationToken, retry: &mut Retry) -> Result<(), RelayError> {
         let targets: Vec<&str> =
             TopicRole::OUTBOX.iter().chain([&TopicRole::RelayPosition]).map(|role| self.topics.of(*role).name.as_str()).collect();
         let mut limits = TopicLimits::read(&self.kafka, &targets).await;
@@ -149,9 +149,6 @@ impl Relay {
         let mut heads = self.store.outbox_heads().await?;
         let mut heads_at = Instant::now();
         while !shutdown.is_cancelled() {
-            if lock.is_closed() {
-                return Err(StoreError::Unavailable("lost the relay lock's connection".into()).into());
-            }
             if heads_at.elapsed() >= HEADS_EVERY {
                 heads = self.store.outbox_heads().await?;
                 heads_at = Instant::now();

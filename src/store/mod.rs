@@ -176,6 +176,7 @@ pub struct Store {
 
 impl Store {
     /// Builds the pool; connections are opened lazily, so this succeeds while the database is down.
+    /// The server ends any of its statements that runs longer than `database.statement_timeout_ms`.
     pub fn new(config: &DatabaseConfig) -> Result<Self, StoreError> {
         Self::build(config, None)
     }
@@ -188,9 +189,8 @@ impl Store {
 
     fn build(config: &DatabaseConfig, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
         let mut pg = pg_config(config)?;
-        if let Some(limit) = statement_timeout {
-            pg.options(format!("-c statement_timeout={}", limit.as_millis()));
-        }
+        let limit = statement_timeout.unwrap_or(config.statement_timeout_ms);
+        session_settings(&mut pg, &[("statement_timeout", limit.as_millis().to_string())]);
         let connector = connect::Connector::new(&config.tls)?;
         let manager = Manager::from_connect(
             pg,
@@ -227,11 +227,16 @@ impl Store {
     }
 }
 
-/// Opens one connection with the configured TLS settings; the caller drives it.
+/// Opens one connection with the configured TLS settings; the caller drives it. The driver's
+/// `connect_timeout` covers only the TCP handshake, so the whole of it (TLS, authentication)
+/// is bounded here: a server that accepts and then says nothing must not hold the caller.
 pub(crate) async fn open(config: &DatabaseConfig, context: &'static str) -> Result<(tokio_postgres::Client, connect::PgConnection), StoreError> {
     let pg = pg_config(config)?;
     let connector = connect::Connector::new(&config.tls)?;
-    connector.connect(&pg).await.map_err(|err| connector.explain(context, err))
+    match tokio::time::timeout(config.connect_timeout_ms, connector.connect(&pg)).await {
+        Ok(connected) => connected.map_err(|err| connector.explain(context, err)),
+        Err(_) => Err(StoreError::Unavailable(format!("{context}: no answer within {} ms", config.connect_timeout_ms.as_millis()))),
+    }
 }
 
 fn pg_config(config: &DatabaseConfig) -> Result<tokio_postgres::Config, StoreError> {
@@ -241,5 +246,34 @@ fn pg_config(config: &DatabaseConfig) -> Result<tokio_postgres::Config, StoreErr
     if pg.get_application_name().is_none() {
         pg.application_name("manifold");
     }
+    // Both ends watch for a dead peer: the client's socket here, the server's through the
+    // session's settings (a backend whose client vanished would otherwise keep its locks and
+    // transaction for the kernel's ~2 h).
+    pg.keepalives(true)
+        .keepalives_idle(config.keepalives_idle_ms)
+        .keepalives_interval(config.keepalives_interval_ms)
+        .keepalives_retries(config.keepalives_retries)
+        .tcp_user_timeout(config.tcp_user_timeout_ms);
+    session_settings(
+        &mut pg,
+        &[
+            ("tcp_keepalives_idle", config.keepalives_idle_ms.as_secs().to_string()),
+            ("tcp_keepalives_interval", config.keepalives_interval_ms.as_secs().to_string()),
+            ("tcp_keepalives_count", config.keepalives_retries.to_string()),
+            ("tcp_user_timeout", config.tcp_user_timeout_ms.as_millis().to_string()),
+        ],
+    );
     Ok(pg)
+}
+
+/// Adds server settings to the session's startup options, after any the URL's `options` has.
+fn session_settings(pg: &mut tokio_postgres::Config, settings: &[(&str, String)]) {
+    let mut options = pg.get_options().unwrap_or_default().to_owned();
+    for (name, value) in settings {
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str(&format!("-c {name}={value}"));
+    }
+    pg.options(options);
 }
