@@ -176,7 +176,8 @@ pub struct Store {
 
 impl Store {
     /// Builds the pool; connections are opened lazily, so this succeeds while the database is down.
-    /// The server ends any of its statements that runs longer than `database.statement_timeout_ms`.
+    /// The server ends any of its statements that runs longer than `database.statement_timeout_ms`,
+    /// and any of its transactions left idle that long.
     pub fn new(config: &DatabaseConfig) -> Result<Self, StoreError> {
         Self::build(config, None)
     }
@@ -189,8 +190,10 @@ impl Store {
 
     fn build(config: &DatabaseConfig, statement_timeout: Option<Duration>) -> Result<Self, StoreError> {
         let mut pg = pg_config(config)?;
-        let limit = statement_timeout.unwrap_or(config.statement_timeout_ms);
-        session_settings(&mut pg, &[("statement_timeout", limit.as_millis().to_string())]);
+        // A transaction whose client went silent (hung, or behind a path that still
+        // acknowledges) is ended too: it may hold the outbox lock every writer needs.
+        let limit = statement_timeout.unwrap_or(config.statement_timeout_ms).as_millis().to_string();
+        session_settings(&mut pg, &[("statement_timeout", limit.clone()), ("idle_in_transaction_session_timeout", limit)]);
         let connector = connect::Connector::new(&config.tls)?;
         let manager = Manager::from_connect(
             pg,
