@@ -214,6 +214,10 @@ pub struct SimulateArgs {
     /// them (each 1 s value of the data set repeated), instead of everything at 1 Hz.
     #[arg(long)]
     pub native_rates: bool,
+    /// Also print, per series, the good readings sent and their checksum (as `series` in the
+    /// JSON summary), for checking what was stored; see `src/sim/checksum.rs`.
+    #[arg(long)]
+    pub checksums: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! `manifold simulate`: virtual devices replaying the UCI hydraulic rig, one system each.
 
+pub mod checksum;
 pub mod plan;
 
 use std::io::IsTerminal;
@@ -10,6 +11,7 @@ use anyhow::Context;
 use rdkafka::producer::FutureRecord;
 use serde::Serialize;
 
+pub use checksum::{Checksums, SeriesChecksum};
 pub use plan::TimePlan;
 
 use crate::codec::RecordEncoder;
@@ -44,11 +46,16 @@ pub struct SimulateOptions {
     pub native_rates: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct SimulateReport {
     pub batches: u64,
+    /// Readings in the good batches (the bad messages' are not counted anywhere).
     pub readings: u64,
     pub bad: u64,
+    /// Per series, the good readings sent and their checksum (see [`checksum`]): what a
+    /// checker compares with `readings` to prove each was stored exactly once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SeriesChecksum>,
 }
 
 pub fn system_id(prefix: &str, index: usize) -> String {
@@ -128,6 +135,7 @@ pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<S
     let total = (options.cycles * options.systems) as u64;
     let bar = if std::io::stderr().is_terminal() { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
     let mut report = SimulateReport::default();
+    let mut sums = Checksums::default();
     let mut deliveries = Vec::new();
     for c in 0..options.cycles {
         let start_us = plan.start_us(c);
@@ -151,6 +159,7 @@ pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<S
                     let batch = if options.native_rates { native_cycle_batch(&system, cycle, start_us) } else { cycle_batch(&system, cycle, start_us) };
                     report.batches += 1;
                     report.readings += batch.series.iter().map(|s| s.values.len() as u64).sum::<u64>();
+                    sums.add_batch(&batch);
                     encode(&batch, &encoder, options.format).await?
                 }
             };
@@ -170,5 +179,6 @@ pub async fn run(config: &Config, options: &SimulateOptions) -> anyhow::Result<S
         delivery.await?.map_err(|(e, _)| e)?;
     }
     bar.finish_and_clear();
+    report.series = sums.series();
     Ok(report)
 }

@@ -70,6 +70,7 @@ pub const UNREACHABLE: &str = "127.0.0.1:1";
 pub mod adversarial;
 pub mod app;
 pub mod batch;
+pub mod chaos;
 pub mod certs;
 pub mod pipeline;
 pub mod promql;
