@@ -45,3 +45,13 @@ shellcheck:
 .PHONY: fuzz
 fuzz: stack-up
 	$(WITH_STACK) FUZZ_CASES="$${FUZZ_CASES:-5000}" cargo test --test fuzz_pipeline -- --nocapture
+
+# The long form of the fault-injection suite (make test runs each scenario short: 3 faults in a
+# ~32k-reading stream): CHAOS_READINGS readings paced over CHAOS_STREAM_SECONDS, CHAOS_KILLS
+# faults per scenario, CHAOS_SEED to repeat the kill moments a run printed, CHAOS_ONLY to run
+# one scenario (a test-name filter, e.g. ingest_kill).
+.PHONY: chaos
+chaos: stack-up
+	$(WITH_STACK) CHAOS_READINGS="$${CHAOS_READINGS:-1000000}" CHAOS_KILLS="$${CHAOS_KILLS:-20}" \
+	  CHAOS_STREAM_SECONDS="$${CHAOS_STREAM_SECONDS:-300}" CHAOS_SYSTEMS="$${CHAOS_SYSTEMS:-10}" \
+	  cargo test --test chaos -- --nocapture $${CHAOS_ONLY:-}

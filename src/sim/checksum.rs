@@ -45,10 +45,7 @@ pub struct Checksums {
 
 impl Checksums {
     pub fn add(&mut self, system_id: &str, sensor_id: &str, time_us: i64, value: f64) {
-        let entry = self
-            .series
-            .entry((system_id.to_owned(), sensor_id.to_owned()))
-            .or_default();
+        let entry = self.series.entry((system_id.to_owned(), sensor_id.to_owned())).or_default();
         entry.0 += 1;
         entry.1 = entry.1.wrapping_add(reading_hash(time_us, value));
     }
@@ -58,11 +55,7 @@ impl Checksums {
     pub fn add_batch(&mut self, batch: &RawBatch) {
         for series in &batch.series {
             for (i, value) in series.values.iter().enumerate() {
-                let time_us = series
-                    .times_us
-                    .get(i)
-                    .copied()
-                    .unwrap_or(series.start + i as i64 * series.interval_us);
+                let time_us = series.times_us.get(i).copied().unwrap_or(series.start + i as i64 * series.interval_us);
                 self.add(&batch.system_id, &series.sensor_id, time_us, *value);
             }
         }
@@ -87,24 +80,15 @@ impl Checksums {
 }
 
 /// The same figures over every reading stored in the database `client` is connected to.
-pub async fn stored(
-    client: &tokio_postgres::Client,
-) -> Result<Vec<SeriesChecksum>, tokio_postgres::Error> {
-    let rows = client
-        .query(include_str!("stored_checksums.sql"), &[])
-        .await?;
+pub async fn stored(client: &tokio_postgres::Client) -> Result<Vec<SeriesChecksum>, tokio_postgres::Error> {
+    let rows = client.query(include_str!("stored_checksums.sql"), &[]).await?;
     let mut series: Vec<SeriesChecksum> = rows
         .iter()
         .map(|r| {
             let sum: String = r.get(3);
             // The SQL reduces the sum to [0, 2^64): a value outside would be a bug there.
             let sum: u64 = sum.parse().unwrap_or(u64::MAX);
-            SeriesChecksum {
-                system_id: r.get(0),
-                sensor_id: r.get(1),
-                readings: r.get::<_, i64>(2) as u64,
-                checksum: format!("{sum:016x}"),
-            }
+            SeriesChecksum { system_id: r.get(0), sensor_id: r.get(1), readings: r.get::<_, i64>(2) as u64, checksum: format!("{sum:016x}") }
         })
         .collect();
     // Sorted here, not in SQL, where the database's collation may order ids differently.
@@ -127,53 +111,20 @@ mod tests {
         };
         let reference = sum(&readings);
         assert_eq!(sum(&[readings[2], readings[0], readings[1]]), reference);
-        assert_ne!(
-            sum(&[readings[0], readings[1], readings[2], readings[1]])[0].checksum,
-            reference[0].checksum
-        );
+        assert_ne!(sum(&[readings[0], readings[1], readings[2], readings[1]])[0].checksum, reference[0].checksum);
         assert_ne!(sum(&readings[..2])[0].checksum, reference[0].checksum);
-        assert_ne!(
-            sum(&[readings[0], readings[1], (3_000_000, 0.0)])[0].checksum,
-            reference[0].checksum
-        );
-        assert_ne!(
-            sum(&[readings[0], readings[1], (3_000_001, -0.0)])[0].checksum,
-            reference[0].checksum
-        );
+        assert_ne!(sum(&[readings[0], readings[1], (3_000_000, 0.0)])[0].checksum, reference[0].checksum);
+        assert_ne!(sum(&[readings[0], readings[1], (3_000_001, -0.0)])[0].checksum, reference[0].checksum);
     }
 
     #[test]
     fn a_batch_counts_at_the_times_ingest_stores() {
-        let regular = RawSeries {
-            sensor_id: "PS1".into(),
-            start: 10,
-            interval_us: 5,
-            times_us: vec![],
-            values: vec![1.0, 2.0],
-        };
-        let listed = RawSeries {
-            sensor_id: "TS1".into(),
-            start: 0,
-            interval_us: 0,
-            times_us: vec![7, 3],
-            values: vec![4.0, 5.0],
-        };
+        let regular = RawSeries { sensor_id: "PS1".into(), start: 10, interval_us: 5, times_us: vec![], values: vec![1.0, 2.0] };
+        let listed = RawSeries { sensor_id: "TS1".into(), start: 0, interval_us: 0, times_us: vec![7, 3], values: vec![4.0, 5.0] };
         let mut from_batch = Checksums::default();
-        from_batch.add_batch(&RawBatch {
-            batch_id: None,
-            system_id: "s".into(),
-            produced_at: None,
-            series: vec![regular, listed],
-        });
+        from_batch.add_batch(&RawBatch { batch_id: None, system_id: "s".into(), produced_at: None, series: vec![regular, listed] });
         let mut by_hand = Checksums::default();
-        [
-            ("PS1", 10, 1.0),
-            ("PS1", 15, 2.0),
-            ("TS1", 7, 4.0),
-            ("TS1", 3, 5.0),
-        ]
-        .into_iter()
-        .for_each(|(s, t, v)| by_hand.add("s", s, t, v));
+        [("PS1", 10, 1.0), ("PS1", 15, 2.0), ("TS1", 7, 4.0), ("TS1", 3, 5.0)].into_iter().for_each(|(s, t, v)| by_hand.add("s", s, t, v));
         assert_eq!(from_batch, by_hand);
         assert_eq!(from_batch.readings(), 4);
     }
@@ -182,9 +133,6 @@ mod tests {
     #[test]
     fn a_known_reading_hashes_as_postgresql_computes_it() {
         // SELECT ('x' || encode(substring(sha256(int8send(1700000000000000) || float8send(1.5::float8)) FROM 1 FOR 8), 'hex'))::bit(64)::int8
-        assert_eq!(
-            reading_hash(1_700_000_000_000_000, 1.5) as i64,
-            2_531_645_996_134_223_526
-        );
+        assert_eq!(reading_hash(1_700_000_000_000_000, 1.5) as i64, 2_531_645_996_134_223_526);
     }
 }

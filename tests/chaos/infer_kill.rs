@@ -15,10 +15,7 @@ async fn sigkill_of_infer_while_it_scores_publishes_every_window_once() {
     for k in 0..kills {
         infer.working(SCORED, FIRST_WORK).await;
         sleep_until(due(&mut chaos, stream.started, k, kills)).await;
-        assert!(
-            stream.running(),
-            "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer"
-        );
+        assert!(stream.running(), "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         chaos.sigkill(infer);
         infer = chaos.start(Role::Infer, 0);

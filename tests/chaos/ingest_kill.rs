@@ -16,10 +16,7 @@ async fn sigkill_of_ingest_while_it_writes_stores_every_reading_once() {
     for k in 0..kills {
         ingest.working(WRITTEN, FIRST_WORK).await;
         sleep_until(due(&mut chaos, stream.started, k, kills)).await;
-        assert!(
-            stream.running(),
-            "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer"
-        );
+        assert!(stream.running(), "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         chaos.sigkill(ingest);
         ingest = chaos.start(Role::Ingest, 0);

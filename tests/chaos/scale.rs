@@ -21,18 +21,12 @@ async fn replicas_joining_and_leaving_midway_lose_and_repeat_nothing() {
         let since = chaos.progress().await;
         let mut joined = Vec::new();
         for ordinal in [1, 2] {
-            joined.push((
-                chaos.start(Role::Ingest, ordinal),
-                chaos.start(Role::Infer, ordinal),
-            ));
+            joined.push((chaos.start(Role::Ingest, ordinal), chaos.start(Role::Infer, ordinal)));
         }
         chaos.recovered(&since).await;
 
         sleep_until(at(1)).await;
-        assert!(
-            stream.running(),
-            "the stream ended in round {round}: set CHAOS_STREAM_SECONDS longer"
-        );
+        assert!(stream.running(), "the stream ended in round {round}: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         let (ingest, infer) = joined.remove(0);
         chaos.sigterm(ingest).await;
@@ -40,10 +34,7 @@ async fn replicas_joining_and_leaving_midway_lose_and_repeat_nothing() {
         chaos.recovered(&since).await;
 
         sleep_until(at(2)).await;
-        assert!(
-            stream.running(),
-            "the stream ended in round {round}: set CHAOS_STREAM_SECONDS longer"
-        );
+        assert!(stream.running(), "the stream ended in round {round}: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         let (ingest, infer) = joined.remove(0);
         chaos.sigkill(ingest);
