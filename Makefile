@@ -50,8 +50,14 @@ fuzz: stack-up
 # ~32k-reading stream): CHAOS_READINGS readings paced over CHAOS_STREAM_SECONDS, CHAOS_KILLS
 # faults per scenario, CHAOS_SEED to repeat the kill moments a run printed, CHAOS_ONLY to run
 # one scenario (a test-name filter, e.g. ingest_kill).
+# Part B (tests/chaos_faults.rs) restarts the stack's PostgreSQL and Kafka and cuts or stalls
+# the database connections: CHAOS_FAULTS faults per scenario. It restarts this checkout's stack,
+# so run it where no one else's tests share that stack.
 .PHONY: chaos
 chaos: stack-up
 	$(WITH_STACK) CHAOS_READINGS="$${CHAOS_READINGS:-1000000}" CHAOS_KILLS="$${CHAOS_KILLS:-20}" \
 	  CHAOS_STREAM_SECONDS="$${CHAOS_STREAM_SECONDS:-300}" CHAOS_SYSTEMS="$${CHAOS_SYSTEMS:-10}" \
 	  cargo test --test chaos -- --nocapture $${CHAOS_ONLY:-}
+	$(WITH_STACK) CHAOS_READINGS="$${CHAOS_READINGS:-1000000}" CHAOS_FAULTS="$${CHAOS_FAULTS:-5}" \
+	  CHAOS_STREAM_SECONDS="$${CHAOS_STREAM_SECONDS:-300}" CHAOS_SYSTEMS="$${CHAOS_SYSTEMS:-10}" \
+	  cargo test --test chaos_faults -- --nocapture $${CHAOS_ONLY:-}

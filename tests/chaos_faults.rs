@@ -61,20 +61,18 @@ fn faults() -> usize {
     std::env::var("CHAOS_FAULTS").ok().and_then(|n| n.parse().ok()).unwrap_or(1).max(1)
 }
 
-/// A scenario's pipeline with the short timeouts, and the harness's catch-up bound set from
-/// the derived one.
-async fn scenario(name: &'static str, fault: FaultClass, extra: &[(&str, &str)]) -> Chaos {
+/// A scenario's pipeline with the short timeouts, a stream long enough for every fault
+/// (`per_fault` each: the fault, its clearing and the progress after it), and the harness's
+/// recovery bound set from the derived one: progress resumes within the derived bound, then the
+/// harness also waits for the stream's next cycle and for the backlog to be worked off.
+async fn scenario(name: &'static str, fault: FaultClass, per_fault: impl Fn(&Config) -> Duration, extra: &[(&str, &str)]) -> Chaos {
     let mut env = FAULT_ENV.to_vec();
     env.extend_from_slice(extra);
     let mut chaos = Chaos::new(name, &env).await;
-    chaos.bound = recovery_bound(&chaos.p.config, fault).total() + CATCH_UP;
-    chaos
-}
-
-/// A stream long enough for every fault, its clearing and the progress after it.
-fn stream_for(chaos: &mut Chaos, per_fault: Duration) {
-    let needed = per_fault * faults() as u32 + Duration::from_secs(10);
+    let needed = per_fault(&chaos.p.config) * faults() as u32 + Duration::from_secs(10);
     chaos.sizes.stream = chaos.sizes.stream.max(needed);
+    chaos.bound = recovery_bound(&chaos.p.config, fault).total() + chaos.sizes.cycle_interval() + CATCH_UP;
+    chaos
 }
 
 /// Longer than every timeout a database fault could trip (statement, idle transaction, TCP,

@@ -7,15 +7,14 @@ use manifold::config::recovery::{FaultClass, recovery_bound};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::common::chaos::{Chaos, Role};
-use super::{FIRST_WORK, SERIAL, WRITTEN, due, faults, restart, resumed, scenario, sleep_until, stream_for};
+use super::{FIRST_WORK, SERIAL, WRITTEN, due, faults, restart, resumed, scenario, sleep_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_and_repeats_nothing_and_recovers_within_the_derived_bound() {
     let _turn = SERIAL.lock().await;
     let fault = FaultClass::BrokerRestart;
-    let mut chaos = scenario("kafka_restart", fault, &[]).await;
-    // A restart takes about 10-20 s here (a controlled shutdown, then a JVM start).
-    stream_for(&mut chaos, Duration::from_secs(40));
+    // A restart takes 10-40 s here (a controlled shutdown, then a JVM start).
+    let mut chaos = scenario("kafka_restart", fault, |_| Duration::from_secs(60), &[]).await;
     let run = chaos.started(Role::Run, 0).await;
     let mut stream = chaos.stream();
     let (n, mut outages, mut resumes) = (faults(), Vec::new(), Vec::new());

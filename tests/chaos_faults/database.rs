@@ -6,7 +6,7 @@ use manifold::config::recovery::{FaultClass, recovery_bound};
 
 use super::common::chaos::{Chaos, Proc, Role};
 use super::common::proxy::Proxy;
-use super::{FIRST_WORK, SERIAL, WRITTEN, due, faults, longer_than_every_timeout, restart, resumed, scenario, sleep_until, stream_for};
+use super::{FIRST_WORK, SERIAL, WRITTEN, due, faults, longer_than_every_timeout, restart, resumed, scenario, sleep_until};
 
 /// A proxy in front of the pipeline's PostgreSQL; the processes started while `through` is
 /// in effect connect through it (the test's own queries never do).
@@ -34,8 +34,7 @@ fn seconds(all: &[Duration]) -> String {
 async fn a_database_restart_mid_stream_loses_and_repeats_nothing_and_recovers_within_the_derived_bound() {
     let _turn = SERIAL.lock().await;
     let fault = FaultClass::DatabaseRestart;
-    let mut chaos = scenario("pg_restart", fault, &[]).await;
-    stream_for(&mut chaos, Duration::from_secs(20));
+    let mut chaos = scenario("pg_restart", fault, |_| Duration::from_secs(20), &[]).await;
     let run = chaos.started(Role::Run, 0).await;
     let mut stream = chaos.stream();
     let (n, mut outages, mut resumes) = (faults(), Vec::new(), Vec::new());
@@ -67,8 +66,7 @@ async fn a_database_restart_mid_stream_loses_and_repeats_nothing_and_recovers_wi
 async fn connections_cut_mid_stream_lose_and_repeat_nothing_and_recover_within_the_derived_bound() {
     let _turn = SERIAL.lock().await;
     let fault = FaultClass::ConnectionCut;
-    let mut chaos = scenario("pg_cut", fault, &[]).await;
-    stream_for(&mut chaos, Duration::from_secs(20));
+    let mut chaos = scenario("pg_cut", fault, |_| Duration::from_secs(20), &[]).await;
     let (proxy, url) = proxy_for(&chaos).await;
     let run = started_through(&mut chaos, Role::Run, 0, &url).await;
     let mut stream = chaos.stream();
@@ -107,9 +105,8 @@ async fn connections_cut_mid_stream_lose_and_repeat_nothing_and_recover_within_t
 async fn a_stall_longer_than_every_timeout_moves_the_relay_lock_and_loses_and_repeats_nothing() {
     let _turn = SERIAL.lock().await;
     let fault = FaultClass::ConnectionStall;
-    let mut chaos = scenario("pg_stall", fault, &[]).await;
+    let mut chaos = scenario("pg_stall", fault, |c| longer_than_every_timeout(c) + Duration::from_secs(20), &[]).await;
     let stall = longer_than_every_timeout(&chaos.p.config);
-    stream_for(&mut chaos, stall + Duration::from_secs(20));
     let (proxy, url) = proxy_for(&chaos).await;
     let holder = started_through(&mut chaos, Role::Run, 0, &url).await;
     wait_for_log(&holder, "relay leading", FIRST_WORK).await;
