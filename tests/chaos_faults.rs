@@ -24,6 +24,7 @@ mod database;
 use std::time::{Duration, Instant};
 
 use common::chaos::Chaos;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use manifold::config::Config;
 use manifold::config::recovery::{FaultClass, recovery_bound};
 
@@ -55,6 +56,9 @@ const FIRST_WORK: Duration = Duration::from_secs(60);
 /// Catching up with what piled up during a fault, after progress resumed: the short form's
 /// backlog is seconds of stream, worked off by debug builds on a loaded 2-core box.
 const CATCH_UP: Duration = Duration::from_secs(30);
+/// How long the simulator may take to send again after a fault cleared: a cycle interval of
+/// the long form, or its producer reconnecting after a broker restart.
+const INPUT_AGAIN: Duration = Duration::from_secs(90);
 
 /// Faults per scenario (`CHAOS_FAULTS`, default 1).
 fn faults() -> usize {
@@ -105,24 +109,60 @@ async fn counts(chaos: &Chaos) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
-/// Waits, from the moment the fault cleared, until a reading is stored and a window scored
-/// that were not before; fails past the derived bound of `fault`. Returns how long it took.
+/// Waits until a reading is stored and a window scored that were not before; fails past the
+/// derived bound of `fault`, counted from the fault clearing or, when nothing was waiting to be
+/// stored then, from the moment new input arrived (the stream sends one cycle per system every
+/// `cycle_interval`: nothing can be stored or scored before it). Returns how long it took.
 async fn resumed(chaos: &Chaos, fault: FaultClass, cleared: Instant) -> Duration {
     let bound = recovery_bound(&chaos.p.config, fault);
     let (readings, scores) = counts(chaos).await;
+    let input = input_end(chaos).await;
+    let stored: i64 = common::whole_path::stored_offsets(&chaos.p).await.values().sum();
+    let start = if stored < input { cleared } else { input_flows(chaos, cleared).await };
     loop {
         let (now_readings, now_scores) = counts(chaos).await;
-        let took = cleared.elapsed();
+        let took = start.elapsed();
         if now_readings > readings && now_scores > scores {
             return took;
         }
         assert!(
             took <= bound.total(),
-            "{}: no progress {took:.1?} after the fault cleared (readings {readings} → {now_readings}, scores {scores} → {now_scores}); derived bound {bound}",
+            "{}: no progress {took:.1?} after the fault cleared and input was there (readings {readings} → {now_readings}, scores {scores} → {now_scores}); derived bound {bound}",
             chaos.scenario
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The input topic's end summed over partitions, once its partitions have a leader.
+async fn input_end(chaos: &Chaos) -> i64 {
+    let client: BaseConsumer = manifold::kafka::client_config(&chaos.p.config.kafka).create().expect("client");
+    let topic = chaos.p.config.topics.batches.name.clone();
+    let partitions = chaos.p.config.topics.partitions_of(&chaos.p.config.topics.batches);
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        loop {
+            let end: Option<i64> = (0..partitions).map(|p| client.fetch_watermarks(&topic, p, Duration::from_secs(2)).ok().map(|(_, high)| high)).sum();
+            if let Some(end) = end {
+                return end;
+            }
+            // A restarted broker answers metadata before it leads its partitions again.
+            assert!(started.elapsed() < INPUT_AGAIN, "no leader for every partition of {topic} after {INPUT_AGAIN:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// The moment the input topic grows past its end now; `since` bounds the wait.
+async fn input_flows(chaos: &Chaos, since: Instant) -> Instant {
+    let before = input_end(chaos).await;
+    while input_end(chaos).await <= before {
+        assert!(since.elapsed() < INPUT_AGAIN, "the simulator sent nothing within {INPUT_AGAIN:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Instant::now()
 }
 
 /// `scripts/stack restart <service>` of this checkout's stack, which must be the one the

@@ -143,6 +143,15 @@ kafka_restart() {
   [[ -n "$(kafka_pid)" ]] || die "Kafka is not running; use: scripts/stack up"
   ensure_java
   stop_java kafka
+  # A JVM killed after the stop timeout may hold its sockets a moment longer: starting on top of
+  # them fails one listener (address in use) and leaves a broker that never answers.
+  local port i
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
+    for ((i = 0; i < 300; i++)); do
+      port_open "$port" || break
+      sleep 0.1
+    done
+  done
   kafka_start
   wait_until kafka kafka_answers
 }
