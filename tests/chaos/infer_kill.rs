@@ -10,12 +10,12 @@ async fn sigkill_of_infer_while_it_scores_publishes_every_window_once() {
     let mut chaos = Chaos::new("infer_sigkill", &[]).await;
     let _ingest = chaos.started(Role::Ingest, 0).await;
     let mut infer = chaos.started(Role::Infer, 0).await;
-    let mut stream = chaos.stream();
+    let stream = chaos.stream();
     let kills = chaos.sizes.kills;
     for k in 0..kills {
         infer.working(SCORED, FIRST_WORK).await;
         sleep_until(due(&mut chaos, stream.started, k, kills)).await;
-        assert!(stream.running(), "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer");
+        assert!(stream.more_to_come(), "kill {k} would come after the last cycle of the stream: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         chaos.sigkill(infer);
         infer = chaos.start(Role::Infer, 0);

@@ -11,12 +11,12 @@ async fn sigkill_of_ingest_while_it_writes_stores_every_reading_once() {
     let _api = chaos.started(Role::Api, 0).await;
     let _infer = chaos.started(Role::Infer, 0).await;
     let mut ingest = chaos.started(Role::Ingest, 0).await;
-    let mut stream = chaos.stream();
+    let stream = chaos.stream();
     let kills = chaos.sizes.kills;
     for k in 0..kills {
         ingest.working(WRITTEN, FIRST_WORK).await;
         sleep_until(due(&mut chaos, stream.started, k, kills)).await;
-        assert!(stream.running(), "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer");
+        assert!(stream.more_to_come(), "kill {k} would come after the last cycle of the stream: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         chaos.sigkill(ingest);
         ingest = chaos.start(Role::Ingest, 0);

@@ -10,13 +10,13 @@ async fn sigkill_of_the_relay_holder_hands_the_relay_over_and_publishes_every_ev
     let mut chaos = Chaos::new("relay_sigkill", &[]).await;
     let mut ingests = vec![chaos.started(Role::Ingest, 0).await, chaos.started(Role::Ingest, 1).await];
     let _infer = chaos.started(Role::Infer, 0).await;
-    let mut stream = chaos.stream();
+    let stream = chaos.stream();
     let kills = chaos.sizes.kills;
     for k in 0..kills {
         let holder = chaos.relay_holder(&ingests).await;
         ingests[holder].working(PUBLISHED, FIRST_WORK).await;
         sleep_until(due(&mut chaos, stream.started, k, kills)).await;
-        assert!(stream.running(), "the stream ended before kill {k}: set CHAOS_STREAM_SECONDS longer");
+        assert!(stream.more_to_come(), "kill {k} would come after the last cycle of the stream: set CHAOS_STREAM_SECONDS longer");
         let since = chaos.progress().await;
         let leader = ingests.remove(holder);
         let ordinal = leader.ordinal;

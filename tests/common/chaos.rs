@@ -134,13 +134,17 @@ impl Sizes {
         let kills = env_or("CHAOS_KILLS", 3usize);
         let readings = env_or("CHAOS_READINGS", 32_000u64);
         // Long enough for each fault to be injected while data flows and recovered from.
-        let stream = Duration::from_secs(env_or("CHAOS_STREAM_SECONDS", 6 * kills as u64 + 4));
+        let stream = Duration::from_secs(env_or("CHAOS_STREAM_SECONDS", 8 * kills as u64 + 4));
         let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
         Sizes { readings, kills, stream, systems: env_or("CHAOS_SYSTEMS", 4), bad_every: env_or("CHAOS_BAD_EVERY", 10), seed: env_or("CHAOS_SEED", clock) }
     }
 
+    /// Cycles per system so that `readings` good readings are sent (every `bad_every`-th
+    /// message takes a good one's place).
     pub fn cycles(&self) -> usize {
-        self.readings.div_ceil(READINGS_PER_CYCLE * self.systems as u64).max(1) as usize
+        let good_share = if self.bad_every > 1 { (self.bad_every - 1) as f64 / self.bad_every as f64 } else { 1.0 };
+        let per_cycle = (READINGS_PER_CYCLE * self.systems.max(1) as u64) as f64 * good_share;
+        (self.readings as f64 / per_cycle).ceil().max(1.0) as usize
     }
 
     /// `simulate --speed`: the cycles spread over `stream`.
@@ -224,6 +228,12 @@ impl Chaos {
     /// Starts `manifold <role>` as replica `ordinal` (its ingest `instance_id` and infer
     /// `instance`), logging JSON to a file of its own, its RSS sampled until it ends.
     pub fn start(&self, role: Role, ordinal: u32) -> Proc {
+        self.start_with(role, ordinal, &[])
+    }
+
+    /// `start` with more environment for this process only (a database URL through a proxy,
+    /// say), over the pipeline's.
+    pub fn start_with(&self, role: Role, ordinal: u32, env: &[(&str, &str)]) -> Proc {
         let n = self.starts.fetch_add(1, Ordering::SeqCst);
         let log = self.logs.join(format!("{n:02}-{}-{ordinal}.log", role.command()));
         let mut command = self.p.manifold(&[role.command()]);
@@ -234,15 +244,21 @@ impl Chaos {
         if matches!(role, Role::Run | Role::Infer) {
             command.env("MANIFOLD__INFER__INSTANCE", ordinal.to_string());
         }
+        command.envs(env.iter().copied());
         let child = command.spawn().unwrap_or_else(|e| panic!("start manifold {}: {e}", role.command()));
         let sampler = Sampler::start(child.id(), role, self.peaks.clone());
-        Proc { role, ordinal, child, log, sampler }
+        Proc { role, ordinal, child, log, sampler, listening: Default::default() }
     }
 
     /// `start`, then waits until the process's listener is up (it has connected and built
     /// everything it runs).
     pub async fn started(&self, role: Role, ordinal: u32) -> Proc {
-        let mut proc = self.start(role, ordinal);
+        self.started_with(role, ordinal, &[]).await
+    }
+
+    /// `started` with more environment for this process only (see `start_with`).
+    pub async fn started_with(&self, role: Role, ordinal: u32, env: &[(&str, &str)]) -> Proc {
+        let mut proc = self.start_with(role, ordinal, env);
         let deadline = Instant::now() + PROCESS_START * 2;
         while proc.listen().is_none() {
             if let Ok(Some(status)) = proc.child.try_wait() {
@@ -317,7 +333,8 @@ impl Chaos {
             let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
             text
         });
-        Stream { child, out: Some(out), log, started: Instant::now() }
+        let started = Instant::now();
+        Stream { child, out: Some(out), log, started, last_cycle: started + self.sizes.stream }
     }
 
     /// The end of every scenario, after the stream: waits to catch up, asserts a), b) and d)

@@ -15,6 +15,8 @@ pub struct Proc {
     pub(super) child: Child,
     pub(super) log: PathBuf,
     pub(super) sampler: Sampler,
+    /// The listener's address, once the log said it.
+    pub(super) listening: std::sync::OnceLock<String>,
 }
 
 impl Proc {
@@ -34,11 +36,15 @@ impl Proc {
 
     /// The address of the listener serving its metrics (`/metrics`), from its start-up log.
     pub fn listen(&self) -> Option<String> {
+        if let Some(known) = self.listening.get() {
+            return Some(known.clone());
+        }
         let wanted = self.role.listener_line();
-        self.log_text().lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).find_map(|v| {
+        let found = self.log_text().lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).find_map(|v| {
             let fields = if v.get("fields").is_some() { &v["fields"] } else { &v };
             (fields["message"] == wanted).then(|| fields["listen"].as_str().map(str::to_owned)).flatten()
-        })
+        })?;
+        Some(self.listening.get_or_init(|| found).clone())
     }
 
     /// The sum of a metric's series on the process's listener (None until it answers).

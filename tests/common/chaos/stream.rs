@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use manifold::sim::SimulateReport;
 
@@ -15,9 +15,16 @@ pub struct Stream {
     pub(super) out: Option<std::thread::JoinHandle<String>>,
     pub(super) log: PathBuf,
     pub started: Instant,
+    /// When it sends its last cycle.
+    pub(super) last_cycle: Instant,
 }
 
 impl Stream {
+    /// Whether a cycle is still to be sent: a fault injected now is followed by data.
+    pub fn more_to_come(&self) -> bool {
+        Instant::now() + Duration::from_millis(500) < self.last_cycle
+    }
+
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
