@@ -8,8 +8,8 @@ use super::common::chaos::{Chaos, Proc, Role};
 use super::common::proxy::Proxy;
 use super::{FIRST_WORK, SERIAL, WRITTEN, due, faults, longer_than_every_timeout, restart, resumed, scenario, sleep_until};
 
-/// A proxy in front of the pipeline's PostgreSQL; the processes started while `through` is
-/// in effect connect through it (the test's own queries never do).
+/// A proxy in front of the pipeline's PostgreSQL, and the URL that goes through it (the
+/// test's own queries never do).
 async fn proxy_for(chaos: &Chaos) -> (Proxy, String) {
     let url = reqwest::Url::parse(&chaos.p.db_url).expect("database URL");
     let proxy = Proxy::start(format!("{}:{}", url.host_str().expect("host"), url.port().expect("port"))).await;
@@ -19,11 +19,8 @@ async fn proxy_for(chaos: &Chaos) -> (Proxy, String) {
 }
 
 /// Starts `role` with its database connections going to `url`.
-async fn started_through(chaos: &mut Chaos, role: Role, ordinal: u32, url: &str) -> Proc {
-    chaos.p.env.push(("DATABASE_URL".into(), url.to_owned()));
-    let proc = chaos.started(role, ordinal).await;
-    chaos.p.env.pop();
-    proc
+async fn started_through(chaos: &Chaos, role: Role, ordinal: u32, url: &str) -> Proc {
+    chaos.started_with(role, ordinal, &[("DATABASE_URL", url)]).await
 }
 
 fn seconds(all: &[Duration]) -> String {
@@ -68,7 +65,7 @@ async fn connections_cut_mid_stream_lose_and_repeat_nothing_and_recover_within_t
     let fault = FaultClass::ConnectionCut;
     let mut chaos = scenario("pg_cut", fault, |_| Duration::from_secs(20), &[]).await;
     let (proxy, url) = proxy_for(&chaos).await;
-    let run = started_through(&mut chaos, Role::Run, 0, &url).await;
+    let run = started_through(&chaos, Role::Run, 0, &url).await;
     let mut stream = chaos.stream();
     let (n, outage, mut resumes) = (faults(), Duration::from_secs(3), Vec::new());
     for k in 0..n {
@@ -108,7 +105,7 @@ async fn a_stall_longer_than_every_timeout_moves_the_relay_lock_and_loses_and_re
     let mut chaos = scenario("pg_stall", fault, |c| longer_than_every_timeout(c) + Duration::from_secs(20), &[]).await;
     let stall = longer_than_every_timeout(&chaos.p.config);
     let (proxy, url) = proxy_for(&chaos).await;
-    let holder = started_through(&mut chaos, Role::Run, 0, &url).await;
+    let holder = started_through(&chaos, Role::Run, 0, &url).await;
     wait_for_log(&holder, "relay leading", FIRST_WORK).await;
     let standby = chaos.started(Role::Ingest, 1).await;
     let mut stream = chaos.stream();
