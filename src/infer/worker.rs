@@ -90,7 +90,16 @@ impl InferWorker {
         // Offsets are committed in the producer's transaction, which the consumer never hears
         // of: its lag is measured from the offsets librdkafka stores as messages are handed over
         // (auto store, the default; see kafka::lag).
-        let mut settings = vec![("session.timeout.ms", session_timeout.as_str()), crate::kafka::lag::STATISTICS_INTERVAL_MS];
+        let mut settings = vec![
+            ("session.timeout.ms", session_timeout.as_str()),
+            crate::kafka::lag::STATISTICS_INTERVAL_MS,
+            // librdkafka prefetches up to 100,000 messages per partition and 64 MB by default:
+            // with a backlog of small window-ready events that is tens of MB for nothing, as
+            // infer takes them a batch at a time. A few thousand ahead keep it busy.
+            ("queued.min.messages", "2000"),
+            ("queued.max.messages.kbytes", "2048"),
+            ("fetch.max.bytes", "1048576"),
+        ];
         let instance = self.config.group_instance_id();
         if let Some(instance) = instance.as_deref() {
             settings.push(("group.instance.id", instance));

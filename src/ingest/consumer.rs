@@ -61,11 +61,15 @@ pub fn create(
     events: UnboundedSender<RebalanceEvent>,
 ) -> Result<IngestConsumer, KafkaError> {
     let (queued, session_timeout) = (ingest.queued_max_kbytes.to_string(), ingest.session_timeout_ms.as_millis().to_string());
+    // A fetch response stays in memory until its last message is handed over, beside the
+    // queue: one no larger than the queue keeps the peak near the bound (librdkafka refuses
+    // less than one partition's fetch, 1 MB).
+    let fetch = (ingest.queued_max_kbytes.max(1024) * 1024).to_string();
     let mut settings = vec![
         // Positions live in PostgreSQL with the data; Kafka's copy is only for lag tools.
         ("enable.auto.offset.store", "false"),
         ("queued.max.messages.kbytes", queued.as_str()),
-        ("fetch.max.bytes", "8388608"),
+        ("fetch.max.bytes", fetch.as_str()),
         crate::kafka::lag::STATISTICS_INTERVAL_MS,
         ("session.timeout.ms", session_timeout.as_str()),
     ];

@@ -263,7 +263,21 @@ async fn transaction(target: &Target, chunk: &Chunk<'_>, finish: Finish, trace: 
     let tx = client.transaction().await.map_err(|e| StoreError::query("begin the ingest transaction", e))?;
     let outcome = write_chunk(&tx, &target.group, target.engine, &target.windows, chunk, trace).await?;
     match finish {
-        Finish::Commit => tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?,
+        Finish::Commit => {
+            let committing = Instant::now();
+            tx.commit().await.map_err(|e| StoreError::query("commit the ingest transaction", e))?;
+            let (s, ms) = (&outcome.steps, |d: Duration| d.as_secs_f64() * 1000.0);
+            tracing::debug!(
+                readings = outcome.readings_written,
+                claim_ms = ms(s.claim),
+                copy_ms = ms(s.copy),
+                derived_ms = ms(s.derived),
+                windows_ms = ms(s.windows),
+                outbox_ms = ms(s.outbox),
+                commit_ms = ms(committing.elapsed()),
+                "chunk committed"
+            );
+        }
         Finish::Rollback => tx.rollback().await.map_err(|e| StoreError::query("roll back the canary", e))?,
     }
     Ok(outcome)

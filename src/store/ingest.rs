@@ -5,6 +5,8 @@
 //! outbox events, and advance each partition's offset as a compare-and-set. A crash anywhere
 //! leaves either all of it or none of it, and the consumer resumes from the stored offsets.
 
+use std::time::{Duration, Instant};
+
 use deadpool_postgres::Transaction;
 use tracing::instrument;
 
@@ -33,6 +35,22 @@ pub struct ChunkOutcome {
     pub duplicates: Vec<(String, String)>,
     pub dead_letters: usize,
     pub windows_ready: usize,
+    pub steps: ChunkSteps,
+}
+
+/// Where a chunk's transaction spent its time (logged at debug level after the commit): what a
+/// profile of the ingest throughput needs to tell the COPY from the bookkeeping around it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkSteps {
+    /// Claiming the batch ids.
+    pub claim: Duration,
+    pub copy: Duration,
+    /// The last values, the 1-minute aggregate and the sampling rates.
+    pub derived: Duration,
+    /// Window counts, slots, watermarks and readiness.
+    pub windows: Duration,
+    /// The outbox lock, dead letters, window-ready events and the offsets.
+    pub outbox: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,14 +85,18 @@ pub async fn write_chunk(
     trace: &mut ChunkTrace,
 ) -> Result<ChunkOutcome, WriteError> {
     let mut outcome = ChunkOutcome::default();
+    let mut lap = Instant::now();
+    let mut split = || std::mem::replace(&mut lap, Instant::now()).elapsed();
     let (batches, duplicates) = batches::claim(tx, &chunk.batches).await?;
     outcome.duplicates = duplicates;
+    outcome.steps.claim = split();
 
     let rows: Vec<&Row> = batches.iter().flat_map(|b| b.rows.iter()).collect();
     if !rows.is_empty() {
-        outcome.readings_written = readings::write(tx, engine, &rows).await?;
+        outcome.readings_written = readings::write(tx, &rows).await?;
     }
     outcome.batches_stored = batches.len();
+    outcome.steps.copy = split();
 
     let mut acc = WindowAccumulator::default();
     for batch in &batches {
@@ -84,27 +106,42 @@ pub async fn write_chunk(
     let mut series: Vec<i32> = batches.iter().flat_map(|b| b.sensors.keys().copied()).collect();
     series.sort_unstable();
     series.dedup();
-    let rates = windows::rates(tx, &series).await?;
+    // Independent statements go out together (one round trip, not one each): while the
+    // database waits for the next statement it does nothing for this chunk.
+    let summary = async { if rows.is_empty() { Ok(()) } else { readings::summarise(tx, engine, &rows).await } };
+    let ((), rates) = futures_util::future::try_join(summary, windows::rates(tx, &series)).await?;
+    outcome.steps.derived = split();
     let mut slots = SlotAccumulator::default();
     for batch in &batches {
         slots.add_batch(spec, &batch.system_id, &rates, batch.rows.iter().map(|r| (r.series_id, r.time_us)));
     }
     let ready = windows::apply(tx, spec, &acc, &slots, trace.traceparent().as_deref()).await?;
     outcome.windows_ready = ready.len();
+    outcome.steps.windows = split();
 
     // Outbox rows must commit in sequence order: hold the lock from the first insert to commit.
+    // It is taken on its own: a statement sent with it could otherwise run before it.
     if !chunk.dead_letters.is_empty() || !ready.is_empty() {
         outbox::lock(tx).await?;
     }
-    if !chunk.dead_letters.is_empty() {
-        outcome.dead_letters = dead_letters::insert(tx, &chunk.dead_letters).await?;
-    }
-    trace.announced(windows::announce(tx, &ready.complete, CloseReason::Complete).await?);
-    trace.announced(windows::announce(tx, &ready.watermark, CloseReason::Watermark).await?);
-    for advance in &chunk.offsets {
-        if !offsets::advance(tx, group, advance).await? {
-            return Err(WriteError::Fenced { topic: advance.topic.clone(), partition: advance.partition });
-        }
+    // The inserts and the offsets go out together. Both announces use one statement, so they
+    // are sent in this order whatever the statement cache holds: complete windows keep their
+    // sequence numbers before the watermark's.
+    let letters = async { if chunk.dead_letters.is_empty() { Ok(0) } else { dead_letters::insert(tx, &chunk.dead_letters).await } };
+    let advances = futures_util::future::try_join_all(chunk.offsets.iter().map(|advance| offsets::advance(tx, group, advance)));
+    let (dead, complete, watermark, moved) = futures_util::future::try_join4(
+        letters,
+        windows::announce(tx, &ready.complete, CloseReason::Complete),
+        windows::announce(tx, &ready.watermark, CloseReason::Watermark),
+        advances,
+    )
+    .await?;
+    outcome.dead_letters = dead;
+    trace.announced(complete);
+    trace.announced(watermark);
+    outcome.steps.outbox = split();
+    if let Some((advance, _)) = chunk.offsets.iter().zip(&moved).find(|(_, moved)| !**moved) {
+        return Err(WriteError::Fenced { topic: advance.topic.clone(), partition: advance.partition });
     }
     Ok(outcome)
 }

@@ -113,16 +113,21 @@ impl Store {
     }
 }
 
-/// Stores accepted rows in the caller's transaction; returns how many were copied.
-pub(super) async fn write(tx: &Transaction<'_>, engine: StorageEngine, rows: &[&Row]) -> Result<u64, StoreError> {
-    let written = copy_rows(tx, rows).await?;
-    upsert_latest(tx, rows).await?;
-    if engine.keeps_aggregate() {
-        upsert_minutes(tx, rows).await?;
-    } else {
-        record_refresh(tx, rows).await?;
-    }
-    Ok(written)
+/// Binary COPY of accepted rows in the caller's transaction; returns how many were copied.
+/// [`summarise`] keeps the tables derived from them.
+pub(super) async fn write(tx: &Transaction<'_>, rows: &[&Row]) -> Result<u64, StoreError> {
+    copy_rows(tx, rows).await
+}
+
+/// The last-value table and, without a continuous aggregate, the 1-minute aggregate (with one,
+/// the hours to refresh) of rows just copied. The two statements are independent: polled
+/// together they are sent together and cost the transaction one round trip instead of two.
+pub(super) async fn summarise(tx: &Transaction<'_>, engine: StorageEngine, rows: &[&Row]) -> Result<(), StoreError> {
+    let aggregate = async {
+        if engine.keeps_aggregate() { upsert_minutes(tx, rows).await } else { record_refresh(tx, rows).await }
+    };
+    futures_util::future::try_join(upsert_latest(tx, rows), aggregate).await?;
+    Ok(())
 }
 
 /// The hours this chunk wrote into, for the continuous aggregate's refresh (maintenance): one

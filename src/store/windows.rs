@@ -125,19 +125,26 @@ pub async fn apply(
     let slot_starts: Vec<DateTime<Utc>> = slot_deltas.iter().map(|d| micros(d.window_start)).collect();
     let slot_series: Vec<i32> = slot_deltas.iter().map(|d| d.series_id).collect();
     let slot_bits: Vec<&str> = slot_deltas.iter().map(|d| d.bits.as_str()).collect();
-    let statement = tx.prepare_cached(WINDOWS_UPSERT).await.map_err(q("prepare window upsert"))?;
-    tx.execute(&statement, &[&systems, &starts, &ends, &counts, &sensors, &chunk_trace, &slot_systems, &slot_starts, &slot_series, &slot_bits])
-        .await
-        .map_err(q("count readings into windows"))?;
-
     let (ids, newest): (Vec<&str>, Vec<DateTime<Utc>>) = acc.newest().iter().map(|(s, t)| (s.as_str(), micros(*t))).unzip();
-    let statement = tx.prepare_cached(WATERMARKS_UPSERT).await.map_err(q("prepare watermark upsert"))?;
-    tx.execute(&statement, &[&ids, &newest]).await.map_err(q("move watermarks"))?;
-
-    let complete = mark_complete(tx, &systems, &starts).await?;
-    let statement = tx.prepare_cached(WINDOWS_READY).await.map_err(q("prepare ready windows"))?;
-    let rows = tx.query(&statement, &[&ids, &spec.lateness_us]).await.map_err(q("mark ready windows"))?;
-    Ok(Ready { complete, watermark: ready_rows(rows) })
+    let upsert = tx.prepare_cached(WINDOWS_UPSERT).await.map_err(q("prepare window upsert"))?;
+    let watermarks = tx.prepare_cached(WATERMARKS_UPSERT).await.map_err(q("prepare watermark upsert"))?;
+    let complete = tx.prepare_cached(WINDOWS_COMPLETE).await.map_err(q("prepare complete windows"))?;
+    let ready = tx.prepare_cached(WINDOWS_READY).await.map_err(q("prepare ready windows"))?;
+    // Four statements in one round trip: prepared above, each is sent when first polled, so
+    // they go out in this order and the server runs them in it; the last two see the counts and
+    // watermarks of the first two, and complete windows are marked before the watermark's.
+    let (_, _, complete, watermark) = futures_util::future::try_join4(
+        async {
+            tx.execute(&upsert, &[&systems, &starts, &ends, &counts, &sensors, &chunk_trace, &slot_systems, &slot_starts, &slot_series, &slot_bits])
+                .await
+                .map_err(q("count readings into windows"))
+        },
+        async { tx.execute(&watermarks, &[&ids, &newest]).await.map_err(q("move watermarks")) },
+        async { tx.query(&complete, &[&systems, &starts]).await.map_err(q("mark complete windows")) },
+        async { tx.query(&ready, &[&ids, &spec.lateness_us]).await.map_err(q("mark ready windows")) },
+    )
+    .await?;
+    Ok(Ready { complete: ready_rows(complete), watermark: ready_rows(watermark) })
 }
 
 /// Marks those of these windows that are complete (and whose end has passed) ready.
