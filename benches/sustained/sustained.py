@@ -197,8 +197,16 @@ class Phase:
         if os.environ.get("KEEP"):
             log(f"kept database {self.db} and topics {self.prefix}.*")
             return
-        with psycopg.connect(self.admin_url, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        # FORCE cannot end an autovacuum worker this role does not own: retry until it is gone.
+        for attempt in range(30):
+            try:
+                with psycopg.connect(self.admin_url, autocommit=True) as c:
+                    c.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+                break
+            except psycopg.Error as e:
+                if attempt == 29:
+                    log(f"could not drop database {self.db}: {e}")
+                time.sleep(2)
         admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BROKERS"]})
         for future in admin.delete_topics(list(self.topics.values())).values():
             try:
@@ -367,7 +375,10 @@ def sustained(manifold, target, duration, out):
     cycles = max(1, round(duration * speed / 60))
     phase = Phase("paced", manifold)
     try:
+        # Equipment first (the simulator registers what is missing before it sends), so the
+        # clock starts with the first burst.
         phase.cli("simulate", "--systems", "1", "--cycles", "0", "--prefix", "probe")
+        phase.cli("simulate", "--systems", str(systems), "--cycles", "0", "--prefix", "rig")
         phase.start_run()
         log(f"paced: {systems} systems at speed {speed:.1f} ({target:,.0f} readings/s target), {cycles} cycles, {duration} s")
         db_start = phase.conn.execute("SELECT extract(epoch FROM now())::float8").fetchone()[0]
