@@ -164,10 +164,24 @@ async fn a_preloaded_backlog_drains_with_bounded_memory_each_reading_stored_once
     assert!(peak_mb - quarters[1] <= SECOND_HALF_RISE_MB, "ingest's peak RSS still rose over the second half of the backlog: {quarters:?} MB by quarter");
     drop(ingest);
     drop(probe);
-    // The long form leaves gigabytes behind otherwise; a failed run keeps its database to look at.
+    clean_up(&p).await;
+}
+
+/// The long form leaves gigabytes behind otherwise; a failed run keeps its database to look at.
+/// Best effort: FORCE cannot end an autovacuum worker this role does not own, so it is retried
+/// for a while and then left (the test has proven what it proves).
+async fn clean_up(p: &TestPipeline) {
     let admin = common::connect(&common::stack_env()["DATABASE_URL"]).await;
     let name = p.db_url.rsplit_once('/').expect("a database URL").1;
-    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop the test database");
+    for attempt in 1..=15 {
+        match admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await {
+            Ok(()) => break,
+            Err(e) if attempt == 15 => eprintln!("overload: database {name} left behind: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
     let kafka: AdminClient<DefaultClientContext> = manifold::kafka::client_config(&p.config.kafka).create().expect("admin client");
-    kafka.delete_topics(&[p.config.topics.batches.name.as_str()], &AdminOptions::new()).await.expect("delete the backlog's topic");
+    if let Err(e) = kafka.delete_topics(&[p.config.topics.batches.name.as_str()], &AdminOptions::new()).await {
+        eprintln!("overload: backlog topic left behind: {e}");
+    }
 }
