@@ -5,8 +5,9 @@
 //! high-level consumer) and a chunk holds at most `ingest.chunk_max_readings`. The lag must drain
 //! to 0, nothing may be dead-lettered, and every reading must be stored exactly once.
 //!
-//! `cargo test` runs a small backlog. `CHAOS_OVERLOAD_READINGS=N` sets its size; `make chaos`
-//! passes ten times what the box sustains per minute (README, "Sustained run").
+//! `cargo test` runs a small backlog. `CHAOS_OVERLOAD_READINGS=N` sets its size; the long form
+//! is ten times what the box sustains per minute (README, "Sustained run": 87k readings/s held
+//! for ten minutes, so about 52M readings).
 
 mod common;
 
@@ -43,8 +44,9 @@ fn readings_wanted() -> usize {
 }
 
 /// The peak resident memory the configuration allows ingest, whatever the backlog: the process
-/// base, the prefetch queue at its cap, one fetch response compressed and decompressed (lz4 at
-/// about 2:1 on these batches), and two chunks (one being written while the next fills).
+/// base, the prefetch queue at its cap, one fetch response held compressed and decompressed
+/// (counted three times, the decompressed copy taken as twice the compressed), and two chunks
+/// (one being written while the next fills).
 /// Measured (debug build, 5M readings): peak 90 MB, level from the first quarter of the backlog on.
 fn rss_bound_mb(p: &TestPipeline) -> f64 {
     let prefetch_mb = p.config.ingest.queued_max_kbytes as f64 / 1024.0;
