@@ -5,7 +5,7 @@ use crate::domain::{ComponentId, Connection, Sensor, SensorId};
 use crate::rig::rig_topology;
 
 fn shipped() -> RigModel {
-    RigModel::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(super::super::DEFAULT_MODEL_DIR)).unwrap()
+    RigModel::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(crate::model::DEFAULT_MODEL_DIR)).unwrap()
 }
 
 fn window() -> HashMap<String, Vec<f64>> {
