@@ -93,22 +93,25 @@ async fn subsets_of_the_rig_are_scored_by_the_model_with_their_confidence_and_an
         let (expected, _) = model.score_system(Some(&map), &window_of(&cycle, topology), 60.0);
         let rows = client.query("SELECT component_id, class, score, (features->>'confidence')::float8 FROM anomaly_scores WHERE system_id = $1", &[id]).await.unwrap();
         let stored: BTreeMap<String, (Option<String>, f32, f64)> = rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3)))).collect();
-        let components: Vec<&str> = expected.iter().map(|c| c.component_id.as_str()).collect();
-        assert_eq!(stored.keys().map(String::as_str).collect::<Vec<_>>().len(), components.len(), "{name}: {stored:?}");
+        let mut components: Vec<&str> = expected.iter().map(|c| c.component_id.as_str()).collect();
+        components.sort_unstable();
+        assert_eq!(stored.keys().map(String::as_str).collect::<Vec<_>>(), components, "{name}: one score per component of the model the press has");
         for want in &expected {
             let (class, score, confidence) = stored.get(&want.component_id).unwrap_or_else(|| panic!("{name}: {} scored: {stored:?}", want.component_id));
             assert_eq!(class, &want.condition, "{name}: {}", want.component_id);
             assert!((f64::from(*score) - want.score).abs() < 1e-6, "{name}: {}", want.component_id);
             let offline = want.features.as_ref().unwrap()[CONFIDENCE];
-            assert!((confidence - offline).abs() < 1e-12 && *confidence > 0.0 && *confidence < 1.0, "{name}: {} confidence {confidence}", want.component_id);
+            assert!((confidence - offline).abs() < 1e-9 && *confidence > 0.0 && *confidence < 1.0, "{name}: {} confidence {confidence}", want.component_id);
         }
         let has_cooler = topology.components.iter().any(|c| c.id.as_str() == "cooler");
         assert_eq!(stored.contains_key("cooler"), has_cooler, "{name}: a component the press lacks gets no score");
     }
     let ambiguous = messages.iter().find(|m| m.system_id == ids[3]).unwrap();
     assert_eq!(ambiguous.model_version, BASELINE_VERSION, "a sensor the model cannot place leaves the system to the baseline");
+    // Once per attempt at its window (a retried batch asks again).
     let exposition = metrics.render();
-    assert!(exposition.contains("manifold_infer_model_refusals_total{reason=\"ambiguous\"} 1"), "{exposition}");
+    let refused = exposition.lines().find_map(|l| l.strip_prefix("manifold_infer_model_refusals_total{reason=\"ambiguous\"} ")).and_then(|n| n.parse::<u64>().ok());
+    assert!(refused >= Some(1), "{exposition}");
 
     token.cancel();
     infer.await.unwrap().unwrap();
