@@ -19,7 +19,7 @@ const REMEMBERED_TOPOLOGIES: usize = 4096;
 
 pub struct RigScorer {
     model: RigModel,
-    /// Per topology hash, how that topology maps onto the model, or why it does not: decided
+    /// Per topology (hash and units), how it maps onto the model, or why it does not: decided
     /// (and a refusal logged) once per topology, not per window.
     maps: Mutex<HashMap<String, Result<Arc<SubsetMap>, &'static str>>>,
     /// Windows the model did not apply to, by `Unmapped::reason`.
@@ -42,8 +42,10 @@ impl RigScorer {
             return Ok(None);
         }
         let Some(topology) = &system.topology else { return Err(Unmapped::NoTopology.reason()) };
+        // The topology hash leaves units out, and the mapping depends on them.
+        let key = topology.sensors.iter().fold(system.topology_hash.clone(), |key, s| key + "/" + &s.unit);
         let mut maps = self.maps.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(known) = maps.get(&system.topology_hash) {
+        if let Some(known) = maps.get(&key) {
             return known.clone().map(Some);
         }
         let decided = match self.model.map_topology(topology) {
@@ -59,7 +61,7 @@ impl RigScorer {
         if maps.len() >= REMEMBERED_TOPOLOGIES {
             maps.clear();
         }
-        maps.insert(system.topology_hash.clone(), decided.clone());
+        maps.insert(key, decided.clone());
         decided.map(Some)
     }
 }

@@ -128,6 +128,10 @@ async fn a_subset_of_the_rig_is_scored_by_the_model_and_a_topology_that_does_not
     assert!(!scorer.applies(&other), "P-valve could be PS2 or PS3");
     assert!(!scorer.applies(&other));
     assert_eq!(refusals.with_label_values(&["ambiguous"]).get(), 2, "counted per window");
+    // The same ids and kinds in psi: the topology hash is the same, the mapping is not.
+    let mut psi = subset.topology.clone().unwrap();
+    psi.sensors.iter_mut().filter(|s| s.unit == "bar").for_each(|s| s.unit = "psi".into());
+    assert!(!scorer.applies(&SystemInfo { topology: Some(psi), ..subset.clone() }), "a pressure in psi has no counterpart");
     let cycles = crate::rig::load(&root.join(crate::rig::SAMPLE_DATA)).unwrap();
     let event = event();
     let scored = scorer.score(&WindowToScore { event: &event, values: &cycles[0].window(), system: &subset }).await.unwrap();
