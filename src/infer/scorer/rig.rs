@@ -43,7 +43,9 @@ impl RigScorer {
         }
         let Some(topology) = &system.topology else { return Err(Unmapped::NoTopology.reason()) };
         // The topology hash leaves units out, and the mapping depends on them.
-        let key = topology.sensors.iter().fold(system.topology_hash.clone(), |key, s| key + "/" + &s.unit);
+        let mut units: Vec<(&str, &str)> = topology.sensors.iter().map(|s| (s.id.as_str(), s.unit.as_str())).collect();
+        units.sort_unstable();
+        let key = units.iter().fold(system.topology_hash.clone(), |key, (_, unit)| key + "/" + unit);
         let mut maps = self.maps.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(known) = maps.get(&key) {
             return known.clone().map(Some);
