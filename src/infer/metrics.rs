@@ -15,6 +15,9 @@ pub struct InferMetrics {
     pub fenced: IntCounter,
     pub producer_recreated: IntCounter,
     pub model_info: IntGaugeVec,
+    /// Windows the rig model did not apply to (their system's topology does not map onto its
+    /// graph), by reason (a bounded set): the baseline scored them.
+    pub model_refusals: IntCounterVec,
     pub consumer_lag: IntGaugeVec,
 }
 
@@ -53,6 +56,13 @@ impl InferMetrics {
                 IntCounter::new("manifold_infer_producer_recreated_total", "Transactional producers recreated after a fatal librdkafka error"),
             ),
             model_info: register(r, IntGaugeVec::new(Opts::new("manifold_infer_model_info", "The loaded model version (value 1)"), &["version"])),
+            model_refusals: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new("manifold_infer_model_refusals_total", "Windows the rig model did not apply to (left to the baseline), by reason"),
+                    &["reason"],
+                ),
+            ),
             consumer_lag: register(
                 r,
                 IntGaugeVec::new(Opts::new("manifold_infer_consumer_lag_messages", "Window-ready messages behind the last stable offset, per partition"), &["partition"]),

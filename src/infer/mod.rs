@@ -62,7 +62,7 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
     };
     Ok(InferWorker {
         store: store.clone(),
-        scorer: ScorerChain::new(service, model, BaselineScorer::new(store, config.infer.baseline_history_minutes)),
+        scorer: ScorerChain::new(service, model.map(|m| RigScorer::new(m).with_refusals(infer_metrics.model_refusals.clone())), BaselineScorer::new(store, config.infer.baseline_history_minutes)),
         decoder: AvroDecoder::new(registry.clone()),
         registry,
         encoder: RecordEncoder::new(&config.schema_registry, &config.topics.scores.name, schemas::ANOMALY_SCORES)?,

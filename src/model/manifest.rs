@@ -9,6 +9,7 @@ use super::features::Normalisation;
 use super::sampling::InputSampling;
 use crate::domain::Severity;
 use super::graph::{Arch, GraphSpec};
+use super::subset::Kinds;
 
 /// Validation accuracy per target component.
 pub type Accuracies = BTreeMap<String, f64>;
@@ -41,6 +42,12 @@ pub struct Manifest {
     /// only when the system's topology hash is the same.
     pub topology_hash: String,
     pub graph: GraphSpec,
+    /// The kind of each component and the kind and unit of each sensor of `graph`, by which a
+    /// system whose topology is a subset of the rig's is mapped onto the model (`subset.rs`).
+    /// Absent from manifests made before it was recorded: for those, the kinds of the rig
+    /// topology whose hash is `topology_hash`, when it is the UCI rig's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<Kinds>,
     /// Sensor ids in input order (the same as `graph.sensors`, for readers of the JSON).
     pub sensor_order: Vec<String>,
     /// The sampling each input was trained on, in input order; windows are brought to it before

@@ -22,6 +22,7 @@ mod graph;
 mod manifest;
 mod occlusion;
 mod sampling;
+mod subset;
 mod weights;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +35,7 @@ pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
 pub use occlusion::Drivers;
 pub use sampling::{Aggregate, InputSampling, MIN_COVERAGE, Refusal, Resampled};
+pub use subset::{CONFIDENCE, Kinds, SensorKind, SubsetMap, Unmapped};
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
@@ -70,6 +72,10 @@ pub struct RigModel {
     weights: Weights,
     gnn: FastGnn,
     mlp: FastMlp,
+    /// The kinds of the graph's nodes, declared or derived (`subset.rs`).
+    kinds: Option<Kinds>,
+    /// Per target, each sensor's share of its evidence (`subset.rs`).
+    evidence: Vec<Vec<f64>>,
 }
 
 impl RigModel {
@@ -97,7 +103,9 @@ impl RigModel {
         sampling::check(&manifest.sampling, &sensors).map_err(ModelError::Artifact)?;
         let gnn = FastGnn::load(&weights, spec, &manifest.arch, &targets)?;
         let mlp = FastMlp::load(&weights, s, &manifest.arch)?;
-        Ok(RigModel { manifest, weights, gnn, mlp })
+        let kinds = subset::kinds_of(&manifest)?;
+        let evidence = subset::evidence(&manifest)?;
+        Ok(RigModel { manifest, weights, gnn, mlp, kinds, evidence })
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -135,6 +135,7 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
         sampling: data::trained_sampling(),
         component_ids: spec.components.clone(),
         graph: spec.clone(),
+        kinds: Some(crate::model::Kinds::of(&topology)),
         feature_names: feature_names(),
         normalisation: norm,
         targets,

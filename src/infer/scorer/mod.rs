@@ -1,6 +1,6 @@
 //! Which scorer scores a window. Each [`WindowScorer`] says whether it applies to the window's
 //! system; the [`ScorerChain`] asks them in order: the external GNN service when configured,
-//! then the rig model (for systems whose topology hash matches its manifest), then the
+//! then the rig model (for systems built like its rig, or a subset of it), then the
 //! baseline (the system against its own history), which applies to every system.
 
 mod baseline;
@@ -18,7 +18,6 @@ pub use service::{HttpScorer, HttpScorerError, SERVICE_VERSION, ScoreRequest, Se
 
 use crate::codec::WindowReady;
 use crate::domain::{ComponentScore, ScoredWindow};
-use crate::model::RigModel;
 use crate::store::{StoreError, SystemInfo};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +85,9 @@ pub struct ScorerChain {
 impl ScorerChain {
     /// The service when configured (it scores every system), else the rig model where it
     /// applies, else the baseline.
-    pub fn new(service: Option<HttpScorer>, model: Option<RigModel>, baseline: BaselineScorer) -> Self {
+    pub fn new(service: Option<HttpScorer>, model: Option<RigScorer>, baseline: BaselineScorer) -> Self {
         let service = service.map(|s| Box::new(ServiceScorer::new(s)) as Box<dyn WindowScorer>);
-        let model = model.map(|m| Box::new(RigScorer::new(m)) as Box<dyn WindowScorer>);
+        let model = model.map(|m| Box::new(m) as Box<dyn WindowScorer>);
         Self::in_order(service.into_iter().chain(model).collect(), Box::new(baseline))
     }
 

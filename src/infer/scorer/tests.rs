@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
+use crate::model::RigModel;
 
 /// A scorer that applies where it is told to and scores one component; `calls` counts the
 /// windows it was asked to score.
@@ -109,4 +110,31 @@ async fn the_rig_scorer_brings_a_native_rate_window_to_the_trained_sampling() {
             assert!(!b.features.as_ref().unwrap().keys().any(|k| k.contains("refused")), "nothing refused: {b:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_subset_of_the_rig_is_scored_by_the_model_and_a_topology_that_does_not_map_is_left_to_the_baseline() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = RigModel::load(&root.join(crate::model::DEFAULT_MODEL_DIR)).unwrap();
+    let refusals = prometheus::IntCounterVec::new(prometheus::Opts::new("refusals", "test"), &["reason"]).unwrap();
+    let scorer = RigScorer::new(model).with_refusals(refusals.clone());
+    let mut subset = crate::rig::rig_topology();
+    subset.sensors.retain(|s| s.id.as_str() != "PS3");
+    let mut other = subset.clone();
+    other.sensors.iter_mut().find(|s| s.id.as_str() == "PS2").unwrap().id = crate::domain::SensorId::parse("P-valve").unwrap();
+    let system = |t: crate::domain::Topology| SystemInfo { owner_id: uuid::Uuid::nil(), topology_hash: t.hash(), topology: Some(t) };
+    let (subset, other) = (system(subset), system(other));
+    assert!(scorer.applies(&subset));
+    assert!(!scorer.applies(&other), "P-valve could be PS2 or PS3");
+    assert!(!scorer.applies(&other));
+    assert_eq!(refusals.with_label_values(&["ambiguous"]).get(), 2, "counted per window");
+    // The same ids and kinds in psi: the topology hash is the same, the mapping is not.
+    let mut psi = subset.topology.clone().unwrap();
+    psi.sensors.iter_mut().filter(|s| s.unit == "bar").for_each(|s| s.unit = "psi".into());
+    assert!(!scorer.applies(&SystemInfo { topology: Some(psi), ..subset.clone() }), "a pressure in psi has no counterpart");
+    let cycles = crate::rig::load(&root.join(crate::rig::SAMPLE_DATA)).unwrap();
+    let event = event();
+    let scored = scorer.score(&WindowToScore { event: &event, values: &cycles[0].window(), system: &subset }).await.unwrap();
+    assert_eq!(scored.components.len(), 4, "the subset has every labelled component");
+    assert!(scored.components.iter().all(|c| c.condition.is_some() && !c.features.as_ref().unwrap().contains_key("PS3.mean")), "{scored:?}");
 }
