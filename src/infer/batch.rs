@@ -3,7 +3,7 @@
 //! whole batch, which is then retried or, if systemic, reported.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::message::{BorrowedMessage, Message};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
@@ -25,6 +25,25 @@ pub struct Outcome {
     pub failed: Vec<WindowFailure>,
     /// The kinds of the alert events published with the scores (for the metric).
     pub alert_events: Vec<crate::domain::AlertEventKind>,
+    pub steps: BatchSteps,
+}
+
+/// Where a batch's time went, logged at debug with the committed batch: what to look at when
+/// infer falls behind the windows announced.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatchSteps {
+    pub decode: Duration,
+    /// The windows' readings and systems from the database.
+    pub load: Duration,
+    pub score: Duration,
+    /// Upserting the scores.
+    pub store: Duration,
+    /// Encoding the score messages and recording the windows set aside.
+    pub encode: Duration,
+    /// Deriving, storing and encoding the alert events.
+    pub alerts: Duration,
+    /// The Kafka transaction: scores, alert events and offsets.
+    pub commit: Duration,
 }
 
 /// A decoded event with where it came from.
@@ -61,8 +80,11 @@ impl InferWorker {
     /// Decodes, scores, checks and stores the batch's windows.
     pub(super) async fn prepare(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<Outcome, InferError> {
         let mut outcome = Outcome::default();
+        let mut step = Instant::now();
         let events = self.decode(batch, &mut outcome).await?;
+        outcome.steps.decode = lap(&mut step);
         let loaded = self.load(&events, &mut outcome).await?;
+        outcome.steps.load = lap(&mut step);
         let mut scored: Vec<(&Event, Scored)> = Vec::with_capacity(loaded.len());
         for (event, values, info) in loaded {
             let started = Instant::now();
@@ -80,7 +102,9 @@ impl InferWorker {
                 },
             }
         }
+        outcome.steps.score = lap(&mut step);
         self.upsert(scored, &mut outcome).await?;
+        outcome.steps.store = lap(&mut step);
         Ok(outcome)
     }
 
@@ -175,6 +199,14 @@ fn score_failure(err: &ScoreError) -> Option<FailReason> {
         ScoreError::Store(e) if e.failure() == FailureKind::DataPermanent => Some(FailReason::StorageRejected),
         _ => None,
     }
+}
+
+/// The time since `step`, which moves to now.
+pub(super) fn lap(step: &mut Instant) -> Duration {
+    let now = Instant::now();
+    let took = now - *step;
+    *step = now;
+    took
 }
 
 pub(super) fn to_message(scored: &Scored) -> AnomalyScores {

@@ -21,7 +21,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{self, AlertDeriver};
-use super::batch::{Outcome, to_message};
+use super::batch::{Outcome, lap, to_message};
 use super::consumer::{InferConsumer, InferContext};
 use super::error::InferError;
 use super::health::{InferHealth, RebalanceSignal};
@@ -223,7 +223,7 @@ impl InferWorker {
     ) -> Result<Outcome, InferError> {
         let generations: Vec<u64> = batch.iter().map(|m| signal.generation(m.topic(), m.partition())).collect();
         let mut outcome = self.prepare(batch).await?;
-        let published = self.publish(consumer, producer, batch, &outcome, &generations, signal).await;
+        let published = self.publish(consumer, producer, batch, &mut outcome, &generations, signal).await;
         if let Err(err) = &published {
             // The batch is retried: these spans stand for an attempt that did not commit.
             outcome.scored.iter().for_each(|(_, trace)| trace.failed(&err.to_string()));
@@ -240,10 +240,11 @@ impl InferWorker {
         consumer: &InferConsumer,
         producer: &TxProducer,
         batch: &[BorrowedMessage<'_>],
-        outcome: &Outcome,
+        outcome: &mut Outcome,
         generations: &[u64],
         signal: &RebalanceSignal,
     ) -> Result<Vec<AlertEventKind>, InferError> {
+        let mut step = Instant::now();
         // Encoded before the transaction: registry trouble then costs no abort.
         let mut payloads = Vec::with_capacity(outcome.scored.len());
         for (window, trace) in &outcome.scored {
@@ -258,6 +259,7 @@ impl InferWorker {
         // finds its failures already there.
         let failures: Vec<_> = outcome.failed.iter().map(|f| f.row(&self.input_topic)).collect();
         self.store.record_scoring_failures(&failures).await.map_err(ScoreError::from)?;
+        outcome.steps.encode = lap(&mut step);
         // Alerts after the scores they come from are stored, before the transaction: their
         // events are kept by cause, so an abort below loses none (the retry publishes them).
         let scored: Vec<&Scored> = outcome.scored.iter().map(|(s, _)| s).collect();
@@ -270,6 +272,7 @@ impl InferWorker {
             })?;
             alert_payloads.push((event.alert.system_id.clone(), payload));
         }
+        outcome.steps.alerts = lap(&mut step);
 
         producer.begin()?;
         for (key, payload, traceparent) in &payloads {
@@ -291,6 +294,7 @@ impl InferWorker {
             return Err(InferError::Revoked);
         }
         producer.commit_with_offsets(offsets, group).await?;
+        outcome.steps.commit = lap(&mut step);
         Ok(events.iter().map(|e| e.kind).collect())
     }
 
@@ -318,7 +322,21 @@ impl InferWorker {
                 "window set aside; see scoring_failures, retry with `manifold rescore --failed`"
             );
         }
-        tracing::debug!(windows = outcome.scored.len(), failed = outcome.failed.len(), seconds = started.elapsed().as_secs_f64(), "scores committed");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let steps = &outcome.steps;
+        tracing::debug!(
+            windows = outcome.scored.len(),
+            failed = outcome.failed.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            decode_ms = ms(steps.decode),
+            load_ms = ms(steps.load),
+            score_ms = ms(steps.score),
+            store_ms = ms(steps.store),
+            encode_ms = ms(steps.encode),
+            alerts_ms = ms(steps.alerts),
+            commit_ms = ms(steps.commit),
+            "scores committed"
+        );
     }
 
     /// The counter, log line and readiness of a failed batch, from one place.
