@@ -12,13 +12,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::AlertLevel;
 
 /// One component's level in one window (at the window's latest revision).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowLevel {
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
@@ -26,7 +26,7 @@ pub struct WindowLevel {
 }
 
 /// One alert's life as the scores tell it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub alert_id: String,
     pub system_id: String,
@@ -94,28 +94,53 @@ pub fn alert_id(system_id: &str, component_id: &str, opened_window_start: DateTi
     hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where one component's derivation stands after its newest window: all it needs to go on
+/// with later windows exactly as a derivation over the whole history would. Kept between
+/// batches so that scores arriving in window order cost a derivation of the new windows only,
+/// not of the past day again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The newest window derived.
+    pub last_start: DateTime<Utc>,
+    pub last_end: DateTime<Utc>,
+    /// The state the hysteresis settled on.
+    pub state: AlertLevel,
+    /// The current streak: its level, its first window and its length.
+    pub streak: (AlertLevel, WindowLevel, u32),
+    /// The alert not yet cleared, if any.
+    pub open: Option<Alert>,
+}
+
 /// A component's alerts, oldest first, from its levels in window order (one per window start;
 /// unordered input is sorted, a repeated window keeps its last entry).
 pub fn derive(system_id: &str, component_id: &str, levels: &[WindowLevel], consecutive: u32) -> Vec<Alert> {
+    derive_from(None, system_id, component_id, levels, consecutive).0
+}
+
+/// As [`derive`], going on from `cursor` (the state after the windows derived before; `None`
+/// starts fresh): the alerts opened or still open in `levels` (windows at or before the
+/// cursor's newest are ignored), and the cursor after them (`None` when nothing was derived).
+pub fn derive_from(cursor: Option<Cursor>, system_id: &str, component_id: &str, levels: &[WindowLevel], consecutive: u32) -> (Vec<Alert>, Option<Cursor>) {
     let mut by_start: BTreeMap<DateTime<Utc>, WindowLevel> = BTreeMap::new();
     for level in levels {
-        by_start.insert(level.window_start, *level);
+        if cursor.as_ref().is_none_or(|c| level.window_start > c.last_start) {
+            by_start.insert(level.window_start, *level);
+        }
     }
-    let needed = consecutive.max(1) as usize;
+    let needed = consecutive.max(1);
     let mut alerts = Vec::new();
-    let mut open: Option<Alert> = None;
-    let mut state = AlertLevel::Ok;
-    // The current streak: its level, its first window and its length; the end of the last window.
-    let mut streak: Option<(AlertLevel, WindowLevel, usize)> = None;
-    let mut last_end: Option<DateTime<Utc>> = None;
+    let (mut open, mut state, mut streak, mut last) = match cursor {
+        Some(c) => (c.open, c.state, Some(c.streak), Some((c.last_start, c.last_end))),
+        None => (None, AlertLevel::Ok, None, None),
+    };
     for window in by_start.values() {
-        let contiguous = last_end == Some(window.window_start);
-        last_end = Some(window.window_end);
-        streak = match streak {
-            Some((level, first, length)) if contiguous && level == window.level => Some((level, first, length + 1)),
-            _ => Some((window.level, *window, 1)),
+        let contiguous = last.map(|(_, end)| end) == Some(window.window_start);
+        last = Some((window.window_start, window.window_end));
+        let (level, first, length) = match streak {
+            Some((level, first, length)) if contiguous && level == window.level => (level, first, length + 1),
+            _ => (window.level, *window, 1),
         };
-        let Some((level, first, length)) = streak else { continue };
+        streak = Some((level, first, length));
         if length < needed || level == state {
             continue;
         }
@@ -140,8 +165,12 @@ pub fn derive(system_id: &str, component_id: &str, levels: &[WindowLevel], conse
         }
         state = level;
     }
-    alerts.extend(open);
-    alerts
+    alerts.extend(open.clone());
+    let cursor = match (last, streak) {
+        (Some((last_start, last_end)), Some(streak)) => Some(Cursor { last_start, last_end, state, streak, open }),
+        _ => None,
+    };
+    (alerts, cursor)
 }
 
 /// The events that take the alerts `before` to the alerts `after` (both of one system), in a

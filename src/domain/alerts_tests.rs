@@ -117,3 +117,54 @@ fn event_kinds_read_back_from_their_names() {
         assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
     }
 }
+
+mod resumed {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn level() -> impl Strategy<Value = Option<AlertLevel>> {
+        prop_oneof![4 => Just(Some(O)), 2 => Just(Some(W)), 2 => Just(Some(C)), 1 => Just(None)]
+    }
+
+    proptest! {
+        /// Scores arriving in window order are derived a batch at a time from the cursor the
+        /// previous batch left: the alerts must be those of one derivation over everything.
+        #[test]
+        fn a_derivation_resumed_from_cursors_equals_one_over_the_whole_history(
+            levels in proptest::collection::vec(level(), 0..60),
+            cuts in proptest::collection::vec(0usize..60, 0..5),
+            consecutive in 1u32..4,
+        ) {
+            let windows = series(&levels);
+            let whole = derive("s", "valve", &windows, consecutive);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(windows.len())).collect();
+            cuts.push(windows.len());
+            cuts.sort_unstable();
+            let (mut alerts, mut cursor, mut from) = (Vec::new(), None, 0);
+            for cut in cuts {
+                let (mut found, next) = derive_from(cursor.clone(), "s", "valve", &windows[from..cut], consecutive);
+                // The alert open at the cursor comes back with this part's verdict on it.
+                if let Some(open) = cursor.as_ref().and_then(|c: &Cursor| c.open.as_ref()) {
+                    alerts.retain(|a: &Alert| a.alert_id != open.alert_id);
+                }
+                alerts.append(&mut found);
+                cursor = next.or(cursor);
+                from = cut;
+            }
+            prop_assert_eq!(alerts, whole);
+        }
+    }
+
+    #[test]
+    fn windows_at_or_before_the_cursor_are_not_derived_again() {
+        let windows = series(&all(&[W, W, W, O]));
+        let (_, cursor) = derive_from(None, "s", "valve", &windows[..3], 3);
+        let cursor = cursor.unwrap();
+        assert!(cursor.open.is_some());
+        // The same three windows again change nothing; the fourth is one ok window, not a recovery.
+        let (alerts, again) = derive_from(Some(cursor.clone()), "s", "valve", &windows, 3);
+        assert_eq!(alerts, vec![cursor.open.clone().unwrap()]);
+        assert_eq!(again.unwrap().last_start, at(3));
+    }
+}

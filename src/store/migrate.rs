@@ -58,6 +58,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "alerts", sql: up_down!("0009_alerts"), timescale: None, apache: None },
     Migration { version: 10, name: "drivers", sql: up_down!("0010_drivers"), timescale: None, apache: None },
     Migration { version: 11, name: "complete", sql: up_down!("0011_complete"), timescale: None, apache: None },
+    Migration { version: 12, name: "alert_cursors", sql: up_down!("0012_alert_cursors"), timescale: None, apache: None },
 ];
 
 /// How readings are stored: decided once, when the readings migration is applied.

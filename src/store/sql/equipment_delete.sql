@@ -14,5 +14,6 @@ letters AS (DELETE FROM dead_letters WHERE system_id IN (SELECT system_id FROM g
 -- Alerts carry who acknowledged them: the next owner of the id must not see or ack them.
 alerts AS (DELETE FROM alerts WHERE system_id IN (SELECT system_id FROM gone)),
 alert_events AS (DELETE FROM alert_events WHERE system_id IN (SELECT system_id FROM gone)),
-alert_versions AS (DELETE FROM alert_versions WHERE system_id IN (SELECT system_id FROM gone))
+alert_versions AS (DELETE FROM alert_versions WHERE system_id IN (SELECT system_id FROM gone)),
+alert_cursors AS (DELETE FROM alert_cursors WHERE system_id IN (SELECT system_id FROM gone))
 SELECT count(*) FROM gone
