@@ -312,3 +312,34 @@ async fn a_healthy_replay_scored_by_the_rig_model_opens_no_alert() {
     stop_ingest.cancel();
     ingest.await.unwrap();
 }
+
+/// A zombie's derivation (one that read the systems' alert versions before another derivation
+/// of one of them committed) stores nothing for any system of its batch and is refused as
+/// superseded; derived again, the batch goes through.
+#[tokio::test]
+async fn a_batch_derivation_overtaken_on_one_system_is_superseded_for_all_of_them() {
+    let p = TestPipeline::new(&[]).await;
+    let store = p.store();
+    let level_of = |_: &str, _: &str, _: &str, _: Option<&str>, _: f64| manifold::domain::AlertLevel::Ok;
+    let now = chrono::Utc::now();
+    let batch = [
+        manifold::store::AlertDerivation { system_id: "press-a", cause: (now, 0), oldest: now },
+        manifold::store::AlertDerivation { system_id: "press-b", cause: (now, 0), oldest: now },
+    ];
+    // Another derivation of press-b, uncommitted while the batch reads its versions.
+    let mut other = common::connect(&p.db_url).await;
+    let other = other.transaction().await.unwrap();
+    other.execute("INSERT INTO alert_versions (system_id, version) VALUES ('press-b', 1)", &[]).await.unwrap();
+    let zombie = tokio::spawn({
+        let store = store.clone();
+        async move { store.derive_alerts(&batch, chrono::Duration::hours(24), 3, &level_of).await }
+    });
+    // The batch blocks on press-b's row in its compare-and-set until the other one commits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    other.commit().await.unwrap();
+    let refused = zombie.await.unwrap();
+    assert!(matches!(refused, Err(manifold::store::StoreError::Superseded(_))), "{refused:?}");
+    assert_eq!(p.query_i64("SELECT count(*) FROM alert_versions WHERE system_id = 'press-a'").await, 0, "press-a moved without press-b");
+    store.derive_alerts(&batch, chrono::Duration::hours(24), 3, &level_of).await.expect("derived again from what is there");
+    assert_eq!(p.query_i64("SELECT sum(version)::int8 FROM alert_versions").await, 1 + 2);
+}

@@ -14,7 +14,7 @@ use crate::codec::RecordEncoder;
 use crate::config::AlertsConfig;
 use crate::domain::AlertLevel;
 use crate::model::ConditionCatalogue;
-use crate::store::{Store, StoredAlertEvent};
+use crate::store::{AlertDerivation, Store, StoredAlertEvent};
 
 /// How far before a batch's oldest window a late revision may still change alerts.
 const LOOKBACK_HOURS: i64 = 24;
@@ -79,18 +79,23 @@ impl AlertDeriver {
         }
         let ids: Vec<&str> = systems.keys().copied().collect();
         let info = store.systems_info(&ids).await.map_err(ScoreError::from)?;
-        for (system, (oldest, cause)) in &systems {
-            let kinds: HashMap<String, String> = info
-                .get(*system)
-                .and_then(|i| i.topology.as_ref())
-                .map(|t| t.components.iter().map(|c| (c.id.as_str().to_owned(), c.kind.clone())).collect())
-                .unwrap_or_default();
-            let level_of = |version: &str, component: &str, class: Option<&str>, score: f64| self.level(&kinds, version, component, class, score);
-            store
-                .derive_alerts(system, *cause, *oldest, Duration::hours(LOOKBACK_HOURS), self.config.consecutive_windows, &level_of)
-                .await
-                .map_err(ScoreError::from)?;
-        }
+        let kinds: HashMap<&str, HashMap<String, String>> = ids
+            .iter()
+            .map(|system| {
+                let of = info.get(*system).and_then(|i| i.topology.as_ref());
+                (*system, of.map(|t| t.components.iter().map(|c| (c.id.as_str().to_owned(), c.kind.clone())).collect()).unwrap_or_default())
+            })
+            .collect();
+        let none = HashMap::new();
+        let level_of = |system: &str, version: &str, component: &str, class: Option<&str>, score: f64| {
+            self.level(kinds.get(system).unwrap_or(&none), version, component, class, score)
+        };
+        let batch: Vec<AlertDerivation<'_>> =
+            systems.iter().map(|(system, (oldest, cause))| AlertDerivation { system_id: system, cause: *cause, oldest: *oldest }).collect();
+        store
+            .derive_alerts(&batch, Duration::hours(LOOKBACK_HOURS), self.config.consecutive_windows, &level_of)
+            .await
+            .map_err(ScoreError::from)?;
         let causes: Vec<(String, DateTime<Utc>, i32)> = scored.iter().map(|s| (s.window.system_id.clone(), s.window.window_start, s.window.revision)).collect();
         Ok(store.events_caused_by(&causes).await.map_err(ScoreError::from)?)
     }

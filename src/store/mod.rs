@@ -25,7 +25,7 @@ pub mod windows;
 pub use dead_letters::{DeadLetter, DeadLetterExample, ReasonCount, ReplayFilter, StoredLetter};
 pub use equipment::{Equipment, EquipmentCatalogue, EquipmentChange, Updated};
 pub use users::{User, UserChange};
-pub use alerts::{AlertLevelOf, AlertRow, ComponentSummary, StoredAlertEvent};
+pub use alerts::{AlertDerivation, AlertLevelOf, AlertRow, ComponentSummary, StoredAlertEvent};
 pub use batches::{BatchState, BatchStatus, DeadLetterReason};
 pub use keys::KeyInfo;
 pub use readings::{BucketReading, LatestReading, RawReading, ReadingsQuery, copy_rows};

@@ -14,7 +14,7 @@ mod summary;
 pub use read::AlertRow;
 pub use summary::ComponentSummary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -27,16 +27,27 @@ use crate::domain::AlertLevel;
 const HORIZON: &str = include_str!("../sql/alerts_horizon.sql");
 const SCORES: &str = include_str!("../sql/alerts_scores.sql");
 const CURRENT: &str = include_str!("../sql/alerts_current.sql");
-const VERSION: &str = include_str!("../sql/alerts_version.sql");
-const VERSION_CAS: &str = include_str!("../sql/alerts_version_cas.sql");
+const VERSIONS: &str = include_str!("../sql/alerts_versions.sql");
+const VERSIONS_CAS: &str = include_str!("../sql/alerts_versions_cas.sql");
+const SCORES_SINCE: &str = include_str!("../sql/alerts_scores_since.sql");
 const UPSERT: &str = include_str!("../sql/alerts_upsert.sql");
 const EVENT_INSERT: &str = include_str!("../sql/alert_events_insert.sql");
 const CAUSED: &str = include_str!("../sql/alert_events_caused.sql");
 const CURSORS: &str = include_str!("../sql/alerts_cursors.sql");
 const CURSORS_UPSERT: &str = include_str!("../sql/alerts_cursors_upsert.sql");
 
-/// The level of one stored score: (model version, component, class, score) → level.
-pub type AlertLevelOf<'a> = dyn Fn(&str, &str, Option<&str>, f64) -> AlertLevel + Send + Sync + 'a;
+/// The level of one stored score: (system, model version, component, class, score) → level.
+pub type AlertLevelOf<'a> = dyn Fn(&str, &str, &str, Option<&str>, f64) -> AlertLevel + Send + Sync + 'a;
+
+/// One system's part of a batch's alert derivation.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertDerivation<'a> {
+    pub system_id: &'a str,
+    /// The system's newest scored window revision of the batch: what its events are caused by.
+    pub cause: (DateTime<Utc>, i32),
+    /// The system's oldest window scored in the batch.
+    pub oldest: DateTime<Utc>,
+}
 
 /// An event as stored and published: what happened, to which alert, caused by which window.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,8 +128,29 @@ async fn levels_since(
     for row in tx.query(SCORES, &[&system_id, &from]).await.map_err(q("read scores for alerts"))? {
         let component: String = row.get(0);
         let (version, class): (String, Option<String>) = (row.get(3), row.get(4));
-        let level = level_of(&version, &component, class.as_deref(), f64::from(row.get::<_, f32>(5)));
+        let level = level_of(system_id, &version, &component, class.as_deref(), f64::from(row.get::<_, f32>(5)));
         levels.entry(component).or_default().push(WindowLevel { window_start: row.get(1), window_end: row.get(2), level });
+    }
+    Ok(levels)
+}
+
+/// The levels since each system's own start (`since`), for many systems in one query.
+async fn levels_since_each(
+    tx: &deadpool_postgres::Transaction<'_>,
+    since: &[(&str, DateTime<Utc>)],
+    level_of: &AlertLevelOf<'_>,
+) -> Result<HashMap<String, BTreeMap<String, Vec<WindowLevel>>>, StoreError> {
+    let mut levels: HashMap<String, BTreeMap<String, Vec<WindowLevel>>> = HashMap::new();
+    if since.is_empty() {
+        return Ok(levels);
+    }
+    let (systems, starts): (Vec<&str>, Vec<DateTime<Utc>>) = since.iter().copied().unzip();
+    for row in tx.query(SCORES_SINCE, &[&systems, &starts]).await.map_err(q("read scores for alerts"))? {
+        let (system, component): (String, String) = (row.get(0), row.get(1));
+        let (version, class): (String, Option<String>) = (row.get(4), row.get(5));
+        let level = level_of(&system, &version, &component, class.as_deref(), f64::from(row.get::<_, f32>(6)));
+        let window = WindowLevel { window_start: row.get(2), window_end: row.get(3), level };
+        levels.entry(system).or_default().entry(component).or_default().push(window);
     }
     Ok(levels)
 }
@@ -167,75 +199,101 @@ async fn derive_again(
     Ok(Derived { before, after, cursors })
 }
 
+/// Stores the alerts an event changed and the events, keyed by the window revision that caused
+/// them (a retry stores nothing twice).
+async fn store_events(tx: &deadpool_postgres::Transaction<'_>, d: &AlertDerivation<'_>, events: &[AlertEvent]) -> Result<(), StoreError> {
+    for event in events {
+        let a = &event.alert;
+        let status = status_of(event.kind, a);
+        tx.execute(
+            UPSERT,
+            &[&a.alert_id, &a.system_id, &a.component_id, &level_text(a.level), &status, &a.opened_window_start, &a.opened_window_end, &a.cleared_window_start, &event.kind.as_str()],
+        )
+        .await
+        .map_err(q("store an alert"))?;
+        let id = event_id(event, d.cause.0, d.cause.1);
+        let json = serde_json::to_value(a).unwrap_or_default();
+        tx.execute(EVENT_INSERT, &[&id, &a.system_id, &a.alert_id, &event.kind.as_str(), &d.cause.0, &d.cause.1, &json])
+            .await
+            .map_err(q("store an alert event"))?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Derives a system's alerts from its stored latest-revision scores and stores what
-    /// changed with the events, caused by `cause` (the system's newest scored window revision of
-    /// the batch), and returns them. While scores arrive in window order (every window of the
-    /// batch newer than each component's cursor), only the new windows are derived, going on
+    /// Derives the alerts of a batch's systems from their stored latest-revision scores, in
+    /// one transaction, and stores what changed with the events (caused by each system's
+    /// `cause`). While a system's scores arrive in window order (every window of the batch
+    /// newer than each of its components' cursors), only its new windows are derived, going on
     /// from the cursors; otherwise (a late revision, a rescore, no cursor yet) everything since
     /// `oldest` minus `lookback` (or the opening of an alert not over by then) is derived again
-    /// from scratch. Fails with [`StoreError::Superseded`] when another derivation of the system
-    /// committed in between.
+    /// from scratch. Fails with [`StoreError::Superseded`] when another derivation of one of the
+    /// systems committed in between; nothing of the batch is then stored.
     pub async fn derive_alerts(
         &self,
-        system_id: &str,
-        cause: (DateTime<Utc>, i32),
-        oldest: DateTime<Utc>,
+        systems: &[AlertDerivation<'_>],
         lookback: Duration,
         consecutive: u32,
         level_of: &AlertLevelOf<'_>,
-    ) -> Result<Vec<StoredAlertEvent>, StoreError> {
+    ) -> Result<(), StoreError> {
+        if systems.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = systems.iter().map(|d| d.system_id).collect();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(q("begin alert derivation"))?;
-        let version: i64 = tx.query_one(VERSION, &[&system_id]).await.map_err(q("read alert version"))?.get(0);
-        let mut cursors: BTreeMap<String, Cursor> = BTreeMap::new();
-        for row in tx.query(CURSORS, &[&system_id]).await.map_err(q("read alert cursors"))? {
+        let versions: HashMap<String, i64> =
+            tx.query(VERSIONS, &[&ids]).await.map_err(q("read alert versions"))?.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut cursors: HashMap<String, BTreeMap<String, Cursor>> = HashMap::new();
+        let mut unreadable: Vec<String> = Vec::new();
+        for row in tx.query(CURSORS, &[&ids]).await.map_err(q("read alert cursors"))? {
+            let (system, component): (String, String) = (row.get(0), row.get(1));
             // A cursor this binary cannot read is only a lost shortcut: derive from scratch.
-            match serde_json::from_value::<Cursor>(row.get(1)) {
-                Ok(cursor) => cursors.insert(row.get(0), cursor),
-                Err(_) => {
-                    cursors.clear();
-                    break;
+            match serde_json::from_value::<Cursor>(row.get(2)) {
+                Ok(cursor) => {
+                    cursors.entry(system).or_default().insert(component, cursor);
                 }
-            };
-        }
-        let newest = cursors.values().map(|c| c.last_start).max();
-        let in_order = cursors.values().map(|c| c.last_start).min().filter(|_| newest.is_some_and(|newest| oldest > newest));
-        let derived = match in_order {
-            Some(from) => {
-                let levels = levels_since(&tx, system_id, from, level_of).await?;
-                let before = cursors.values().filter_map(|c| c.open.clone()).collect();
-                let (after, cursors) = derive_all(system_id, &levels, &cursors, consecutive);
-                Derived { before, after, cursors }
+                Err(_) => unreadable.push(system),
             }
-            None => derive_again(&tx, system_id, oldest - lookback, consecutive, level_of).await?,
+        }
+        unreadable.iter().for_each(|system| drop(cursors.remove(system)));
+        let resumable = |d: &AlertDerivation<'_>| {
+            let of = cursors.get(d.system_id)?;
+            let newest = of.values().map(|c| c.last_start).max()?;
+            (d.oldest > newest).then(|| of.values().map(|c| c.last_start).min()).flatten()
         };
-        let events = alerts::changes(&derived.before, &derived.after);
-        if tx.query_opt(VERSION_CAS, &[&system_id, &version]).await.map_err(q("move the alert version"))?.is_none() {
-            return Err(StoreError::Superseded(format!("alerts of {system_id:?}: another derivation committed first")));
+        let since: Vec<(&str, DateTime<Utc>)> = systems.iter().filter_map(|d| resumable(d).map(|from| (d.system_id, from))).collect();
+        let mut levels = levels_since_each(&tx, &since, level_of).await?;
+        let mut derived: Vec<(&AlertDerivation<'_>, Derived)> = Vec::with_capacity(systems.len());
+        for d in systems {
+            let entry = if since.iter().any(|(s, _)| *s == d.system_id) {
+                let of = cursors.remove(d.system_id).unwrap_or_default();
+                let levels = levels.remove(d.system_id).unwrap_or_default();
+                let before = of.values().filter_map(|c| c.open.clone()).collect();
+                let (after, cursors) = derive_all(d.system_id, &levels, &of, consecutive);
+                Derived { before, after, cursors }
+            } else {
+                derive_again(&tx, d.system_id, d.oldest - lookback, consecutive, level_of).await?
+            };
+            derived.push((d, entry));
         }
-        let mut stored = Vec::with_capacity(events.len());
-        for event in &events {
-            let a = &event.alert;
-            let status = status_of(event.kind, a);
-            tx.execute(
-                UPSERT,
-                &[&a.alert_id, &a.system_id, &a.component_id, &level_text(a.level), &status, &a.opened_window_start, &a.opened_window_end, &a.cleared_window_start, &event.kind.as_str()],
-            )
-            .await
-            .map_err(q("store an alert"))?;
-            let id = event_id(event, cause.0, cause.1);
-            let json = serde_json::to_value(a).unwrap_or_default();
-            tx.execute(EVENT_INSERT, &[&id, &a.system_id, &a.alert_id, &event.kind.as_str(), &cause.0, &cause.1, &json])
-                .await
-                .map_err(q("store an alert event"))?;
-            stored.push(StoredAlertEvent { event_id: id, kind: event.kind, alert: a.clone(), status, cause_start: cause.0, cause_revision: cause.1 });
+        let read: Vec<i64> = ids.iter().map(|id| versions.get(*id).copied().unwrap_or(0)).collect();
+        let moved = tx.query(VERSIONS_CAS, &[&ids, &read]).await.map_err(q("move the alert versions"))?.len();
+        if moved != ids.len() {
+            return Err(StoreError::Superseded(format!("alerts of {} of {} systems: another derivation committed first", ids.len() - moved, ids.len())));
         }
-        let (components, values): (Vec<&str>, Vec<Value>) =
-            derived.cursors.iter().map(|(c, cursor)| (c.as_str(), serde_json::to_value(cursor).unwrap_or_default())).unzip();
-        tx.execute(CURSORS_UPSERT, &[&system_id, &components, &values]).await.map_err(q("store alert cursors"))?;
+        let (mut cursor_systems, mut cursor_components, mut cursor_values) = (Vec::new(), Vec::new(), Vec::new());
+        for (d, derived) in &derived {
+            store_events(&tx, d, &alerts::changes(&derived.before, &derived.after)).await?;
+            for (component, cursor) in &derived.cursors {
+                cursor_systems.push(d.system_id);
+                cursor_components.push(component.as_str());
+                cursor_values.push(serde_json::to_value(cursor).unwrap_or_default());
+            }
+        }
+        tx.execute(CURSORS_UPSERT, &[&cursor_systems, &cursor_components, &cursor_values]).await.map_err(q("store alert cursors"))?;
         tx.commit().await.map_err(q("commit alert derivation"))?;
-        Ok(stored)
+        Ok(())
     }
 
     /// The stored events caused by these scored window revisions (system, start, revision), in

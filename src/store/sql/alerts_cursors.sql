@@ -1,2 +1,2 @@
--- Where each component of a system stands in alert derivation (see 0012_alert_cursors).
-SELECT component_id, cursor FROM alert_cursors WHERE system_id = $1
+-- Where each component of the given systems stands in alert derivation (0012_alert_cursors).
+SELECT system_id, component_id, cursor FROM alert_cursors WHERE system_id = ANY ($1::text[])
