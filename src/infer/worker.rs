@@ -7,7 +7,6 @@
 //! aborts the transaction; the events are consumed again and their rows written over
 //! themselves.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,14 +14,13 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 use super::alerts::{self, AlertDeriver};
 use super::batch::{Outcome, lap, to_message};
-use super::consumer::{InferConsumer, InferContext};
+use super::consumer::{InferConsumer, InferContext, next_offsets, rewind};
 use super::error::InferError;
 use super::health::{InferHealth, RebalanceSignal};
 use super::metrics::InferMetrics;
@@ -380,30 +378,4 @@ impl InferWorker {
         tracing::warn!(error = %err, "kafka consumer error");
         Ok(())
     }
-}
-
-/// The next offset of every partition in the batch: what the transaction commits.
-fn next_offsets(batch: &[BorrowedMessage<'_>]) -> TopicPartitionList {
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for m in batch {
-        let slot = next.entry((m.topic().to_owned(), m.partition())).or_insert(0);
-        *slot = (*slot).max(m.offset() + 1);
-    }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
-        let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset));
-    }
-    tpl
-}
-
-/// Seeks each partition of a failed batch back to its first message, to consume it again.
-fn rewind(consumer: &InferConsumer, batch: &[BorrowedMessage<'_>]) -> bool {
-    let mut first: HashMap<(String, i32), i64> = HashMap::new();
-    for m in batch {
-        let slot = first.entry((m.topic().to_owned(), m.partition())).or_insert(i64::MAX);
-        *slot = (*slot).min(m.offset());
-    }
-    first.into_iter().all(|((topic, partition), offset)| {
-        consumer.seek(&topic, partition, Offset::Offset(offset), Duration::from_secs(5)).is_ok()
-    })
 }
