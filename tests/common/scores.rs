@@ -43,6 +43,33 @@ fn parse(value: Value) -> ScoreMessage {
 }
 
 /// Reads score messages until `want` arrived and a further poll brings nothing, or the timeout.
+/// A shortfall prints where the windows stopped (stored, ready, scored, relayed), so a failure
+/// says which stage was stuck.
 pub async fn read(p: &TestPipeline, want: usize, timeout: Duration) -> Vec<ScoreMessage> {
-    super::topic::read_committed_avro(&p.config, &p.config.topics.scores.name, want, timeout).await.into_iter().map(parse).collect()
+    let messages: Vec<ScoreMessage> = super::topic::read_committed_avro(&p.config, &p.config.topics.scores.name, want, timeout).await.into_iter().map(parse).collect();
+    if messages.len() < want {
+        eprintln!("{} of {want} score messages; pipeline state: {}", messages.len(), stage_report(&p.db_url).await);
+    }
+    messages
+}
+
+async fn stage_report(db_url: &str) -> String {
+    let client = super::connect(db_url).await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM windows), (SELECT count(*) FROM windows WHERE ready_revision IS NOT NULL), \
+                    (SELECT count(DISTINCT (system_id, window_start, revision)) FROM anomaly_scores), \
+                    (SELECT count(*) FROM outbox WHERE topic_role = 'windows_ready'), \
+                    (SELECT count(*) FROM outbox WHERE topic_role = 'scores'), \
+                    (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
+                    (SELECT count(*) FROM scoring_failures), (SELECT count(*) FROM dead_letters)",
+            &[],
+        )
+        .await
+        .expect("pipeline state");
+    let n = |i: usize| row.get::<_, i64>(i);
+    format!(
+        "windows {} (ready {}), scored revisions {}, outbox windows_ready {} / scores {} / unpublished {}, scoring failures {}, dead letters {}",
+        n(0), n(1), n(2), n(3), n(4), n(5), n(6), n(7)
+    )
 }

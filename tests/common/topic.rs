@@ -51,8 +51,10 @@ pub fn read_committed(config: &Config, topic: &str, want: usize, timeout: Durati
 }
 
 /// `read_committed`, each value decoded from Avro in the Confluent framing via the registry.
+/// The blocking read runs off the runtime's workers, so the pipeline under test keeps both.
 pub async fn read_committed_avro(config: &Config, topic: &str, want: usize, timeout: Duration) -> Vec<Value> {
-    let messages = read_committed(config, topic, want, timeout);
+    let (reader_config, reader_topic) = (config.clone(), topic.to_owned());
+    let messages = tokio::task::spawn_blocking(move || read_committed(&reader_config, &reader_topic, want, timeout)).await.expect("topic reader");
     let decoder = AvroDecoder::new(SrSettings::new(config.schema_registry.url.clone()));
     let mut values = Vec::with_capacity(messages.len());
     for m in &messages {
