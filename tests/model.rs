@@ -199,6 +199,50 @@ fn evaluate_renders_text_and_json() {
     assert!(report.accuracy("cooler").unwrap() > 0.9, "{text}");
 }
 
+/// The cross-validation of `model eval --cross-validate`: run i is seed + i on fold i, each
+/// run scores exactly its fold's (or the test split's) rows with every sensor missing in turn,
+/// and a run's figures do not depend on how many runs train beside it.
+#[test]
+fn cross_validation_scores_held_out_blocks_alike_whatever_runs_beside_it() {
+    let Some(data) = full_data() else { return };
+    let settings = |jobs| {
+        let mut recipe = TrainConfig::new(11, 1);
+        recipe.hidden = 16;
+        recipe.mlp_hidden = 16;
+        train::CvSettings { recipe, runs: 2, folds: 5, untouched: true, jobs }
+    };
+    let alone = train::cross_validate(&data, &settings(1)).unwrap();
+    let beside = train::cross_validate(&data, &settings(2)).unwrap();
+    assert_eq!(alone, beside, "two runs at once give what one at a time gives");
+    let plan: Vec<(u64, Option<usize>)> = alone.cross_validation.iter().chain(&alone.untouched).map(|r| (r.seed, r.fold)).collect();
+    assert_eq!(plan, [(11, Some(0)), (12, Some(1)), (11, None), (12, None)]);
+    for run in &alone.cross_validation {
+        assert_eq!(run.rows, alone.fold_rows[run.fold.unwrap()], "a run scores its whole fold");
+    }
+    assert!(alone.untouched.iter().all(|r| r.rows == alone.test_rows));
+    let sensors: Vec<&str> = rig::RIG_SENSORS.iter().map(|s| s.id).collect();
+    for run in alone.cross_validation.iter().chain(&alone.untouched) {
+        assert_eq!(run.missing.keys().map(String::as_str).collect::<Vec<_>>().len(), sensors.len(), "every sensor missing in turn");
+        for (gnn, mlp) in run.missing.values() {
+            assert_eq!(gnn.len(), 4);
+            assert_eq!(mlp.len(), 4);
+        }
+    }
+    let json = alone.to_json();
+    for component in ["cooler", "valve", "pump", "accumulator"] {
+        for part in ["cross_validation", "untouched"] {
+            let mean = json[part]["gnn"][component]["mean"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&mean), "{part} {component}: {mean}");
+            assert!(json[part]["mlp"][component]["sd"].as_f64().unwrap() >= 0.0);
+        }
+        for sensor in &sensors {
+            assert!(json["missing"][sensor]["gnn"][component]["mean"].is_f64(), "{sensor} missing, {component}");
+        }
+    }
+    let text = alone.to_string();
+    assert!(text.contains("untouched test split (2 runs") && text.contains("PS3"), "{text}");
+}
+
 #[test]
 fn scoring_tolerates_missing_short_long_and_bad_sensors() {
     let m = shipped();

@@ -172,6 +172,30 @@ pub enum ModelAction {
         /// Only the held-out rows (the last fifth of each block of identical conditions).
         #[arg(long)]
         held_out: bool,
+        /// Instead of the saved model, judge its recipe: retrain on whole blocks of identical
+        /// conditions and score the blocks left out (mean ± sd over --runs seeds and folds), with
+        /// each sensor missing in turn.
+        #[arg(long, conflicts_with = "held_out")]
+        cross_validate: bool,
+        /// With --cross-validate: also score each seed, trained on every fold, on the untouched
+        /// test split (one block in seven). For a final recipe, not for choosing one.
+        #[arg(long, requires = "cross_validate")]
+        untouched: bool,
+        #[arg(long, default_value_t = 5, requires = "cross_validate")]
+        runs: usize,
+        #[arg(long, default_value_t = 5, requires = "cross_validate")]
+        folds: usize,
+        /// The first run's seed; run i uses seed + i.
+        #[arg(long, default_value_t = 42, requires = "cross_validate")]
+        seed: u64,
+        #[arg(long, default_value_t = 60, requires = "cross_validate")]
+        epochs: usize,
+        /// Probability that a training example loses a sensor (the shipped recipe: 0.05).
+        #[arg(long, requires = "cross_validate")]
+        sensor_dropout: Option<f64>,
+        /// Runs trained at once, one core each.
+        #[arg(long, default_value_t = 1, requires = "cross_validate")]
+        jobs: usize,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },

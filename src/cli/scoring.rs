@@ -31,7 +31,20 @@ pub fn model(action: ModelAction) -> anyhow::Result<i32> {
             let report = train::train_and_save(&data, &out, &version, seed, epochs)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        ModelAction::Eval { data, model: dir, held_out, format } => {
+        ModelAction::Eval { data, cross_validate: true, untouched, runs, folds, seed, epochs, sensor_dropout, jobs, format, .. } => {
+            let mut recipe = crate::model::TrainConfig::new(seed, epochs);
+            if let Some(p) = sensor_dropout {
+                anyhow::ensure!((0.0..1.0).contains(&p), "--sensor-dropout must be in [0, 1)");
+                recipe.sensor_dropout = p;
+            }
+            anyhow::ensure!(runs >= 1, "--runs must be at least 1");
+            let report = train::cross_validate(&data, &train::CvSettings { recipe, runs, folds, untouched, jobs })?;
+            match format {
+                Format::Text => print!("{report}"),
+                Format::Json => println!("{}", report.to_json()),
+            }
+        }
+        ModelAction::Eval { data, model: dir, held_out, format, .. } => {
             let report = if held_out { train::evaluate_split(&dir, &data)? } else { train::evaluate(&dir, &data)? };
             match format {
                 Format::Text => print!("{report}"),

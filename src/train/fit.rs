@@ -94,35 +94,9 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
     let spec = GraphSpec::from_topology(&topology);
     let targets = data::rig_targets();
     let is_val = data::validation_rows(&cycles);
-    let raw = data::cycle_features(&cycles);
-    let norm = Normalisation::fit(raw.iter().zip(&is_val).filter(|(_, v)| !**v).map(|(r, _)| r), spec.sensors.len());
-    let prepared = prepare(&cycles, &norm, &targets)?;
     let train_rows: Vec<u32> = (0..cycles.len() as u32).filter(|i| !is_val[*i as usize]).collect();
     let val_rows: Vec<u32> = (0..cycles.len() as u32).filter(|i| is_val[*i as usize]).collect();
-    let arch = Arch {
-        features: NODE_FEATURES,
-        hidden: config.hidden,
-        layers: config.layers,
-        head_hidden: config.head_hidden,
-        readout: config.readout,
-        mlp_hidden: config.mlp_hidden,
-        classes: targets.iter().map(|t| t.classes.len()).collect(),
-    };
-    let target_ids: Vec<String> = targets.iter().map(|t| t.component.clone()).collect();
-
-    // Separate generator streams, so changing one network's size does not reshuffle the other.
-    let mut rng = Rng::new(config.seed);
-    let mut init = Params::new();
-    Gnn::init(&mut init, &mut rng, &spec, &arch)?;
-    let gnn_params = fit(init, |p| Ok(Net::Gnn(Gnn::load(p, &spec, &arch, &target_ids)?)), &prepared, &train_rows, config, Rng::new(config.seed ^ 0x6E6E))?;
-    let mut rng = Rng::new(config.seed.wrapping_add(1));
-    let mut init = Params::new();
-    Mlp::init(&mut init, &mut rng, spec.sensors.len(), &arch)?;
-    let mlp_params = fit(init, |p| Ok(Net::Mlp(Mlp::load(p, spec.sensors.len(), &arch)?)), &prepared, &train_rows, config, Rng::new(config.seed ^ 0x6D6C70))?;
-
-    let mut params = gnn_params;
-    params.extend(mlp_params);
-    let networks = Networks::load(&params, &spec, &arch, &target_ids)?;
+    let Fitted { params, networks, norm, prepared, arch } = fit_on(&cycles, &train_rows, &spec, &targets, config)?;
     let (gnn, mlp) = super::eval::split_accuracies(&networks, &targets, &prepared, &val_rows)?;
     let seconds = started.elapsed().as_secs_f64();
     let manifest = Manifest {
@@ -157,6 +131,50 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
     networks.check_agreement(&model, &HashMap::new())?;
     let report = TrainReport { seed: config.seed, epochs: config.epochs, train_rows: train_rows.len(), validation_rows: val_rows.len(), seconds, data_sha256: sha, gnn, mlp };
     Ok((model, report))
+}
+
+/// Both networks fitted on some rows, with what scoring and evaluation need beside them.
+pub(super) struct Fitted {
+    pub params: Params,
+    pub networks: Networks,
+    /// Fitted on the training rows only.
+    pub norm: Normalisation,
+    /// Every row of the data, normalised with `norm`.
+    pub prepared: Prepared,
+    pub arch: Arch,
+}
+
+/// Fits the GNN and the MLP of `config` on `train_rows` of `cycles`; the normalisation sees
+/// only those rows, so whatever is evaluated on the others is unseen in every respect.
+pub(super) fn fit_on(cycles: &[rig::Cycle], train_rows: &[u32], spec: &GraphSpec, targets: &[TargetSpec], config: &TrainConfig) -> Result<Fitted, TrainError> {
+    let raw = data::cycle_features(cycles);
+    let norm = Normalisation::fit(train_rows.iter().map(|r| &raw[*r as usize]), spec.sensors.len());
+    let prepared = prepare(cycles, &norm, targets)?;
+    let arch = Arch {
+        features: NODE_FEATURES,
+        hidden: config.hidden,
+        layers: config.layers,
+        head_hidden: config.head_hidden,
+        readout: config.readout,
+        mlp_hidden: config.mlp_hidden,
+        classes: targets.iter().map(|t| t.classes.len()).collect(),
+    };
+    let target_ids: Vec<String> = targets.iter().map(|t| t.component.clone()).collect();
+
+    // Separate generator streams, so changing one network's size does not reshuffle the other.
+    let mut rng = Rng::new(config.seed);
+    let mut init = Params::new();
+    Gnn::init(&mut init, &mut rng, spec, &arch)?;
+    let gnn_params = fit(init, |p| Ok(Net::Gnn(Gnn::load(p, spec, &arch, &target_ids)?)), &prepared, train_rows, config, Rng::new(config.seed ^ 0x6E6E))?;
+    let mut rng = Rng::new(config.seed.wrapping_add(1));
+    let mut init = Params::new();
+    Mlp::init(&mut init, &mut rng, spec.sensors.len(), &arch)?;
+    let mlp_params = fit(init, |p| Ok(Net::Mlp(Mlp::load(p, spec.sensors.len(), &arch)?)), &prepared, train_rows, config, Rng::new(config.seed ^ 0x6D6C70))?;
+
+    let mut params = gnn_params;
+    params.extend(mlp_params);
+    let networks = Networks::load(&params, spec, &arch, &target_ids)?;
+    Ok(Fitted { params, networks, norm, prepared, arch })
 }
 
 /// Fits one network from its initial parameters; returns the trained parameters, detached.

@@ -7,15 +7,19 @@
 //! `manifold infer`; whenever candle's networks are built from a model they are checked
 //! against the model's own forward pass ([`Networks::of`]).
 
+mod cv;
 mod data;
 mod eval;
 mod fit;
 mod nets;
 mod params;
+mod split;
 
 use std::path::{Path, PathBuf};
 
+pub use cv::{CvReport, CvSettings, RunEval, Spread, cross_validate};
 pub use data::validation_rows;
+pub use split::{BlockSplit, TEST_EVERY, blocks};
 pub use eval::{EvalReport, NetEval, TargetEval, evaluate, evaluate_split};
 pub use fit::{TrainReport, train};
 pub use nets::Networks;

@@ -1,0 +1,241 @@
+//! `manifold model eval --cross-validate`: the training recipe judged on blocks it never saw.
+//!
+//! Run `i` trains with seed `seed + i` on every fold but fold `i mod folds` and is scored on
+//! that fold, so five runs cover five folds with five seeds and the spread holds both the seed's
+//! and the data's share. With `--untouched`, each seed also trains on all folds and is scored on
+//! the test split (`split::BlockSplit`): that figure is for a recipe that is final, not for
+//! choosing one. Every run is also scored with each sensor missing from every window, as scoring
+//! sees a sensor that never reported.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+use super::TrainError;
+use super::data;
+use super::eval::split_accuracies;
+use super::fit::{Prepared, fit_on};
+use super::split::{BlockSplit, TEST_EVERY};
+use crate::model::{Accuracies, GraphSpec, TrainConfig};
+use crate::rig;
+
+#[derive(Debug, Clone)]
+pub struct CvSettings {
+    /// The recipe; its seed is the first run's.
+    pub recipe: TrainConfig,
+    pub runs: usize,
+    pub folds: usize,
+    pub untouched: bool,
+    /// Runs trained at once, each on one thread (a run is deterministic whatever this is).
+    pub jobs: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunEval {
+    pub seed: u64,
+    /// The fold scored; None for a run scored on the test split.
+    pub fold: Option<usize>,
+    pub rows: usize,
+    pub gnn: Accuracies,
+    pub mlp: Accuracies,
+    /// Per sensor: the accuracies with that sensor absent from every window.
+    pub missing: BTreeMap<String, (Accuracies, Accuracies)>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CvReport {
+    pub recipe: TrainConfig,
+    pub split: String,
+    pub blocks: usize,
+    pub test_rows: usize,
+    pub fold_rows: Vec<usize>,
+    pub cross_validation: Vec<RunEval>,
+    pub untouched: Vec<RunEval>,
+}
+
+/// Mean and sample standard deviation.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+        Spread { mean, sd: var.sqrt() }
+    }
+}
+
+impl fmt::Display for Spread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:6.2} ± {:4.2} %", 100.0 * self.mean, 100.0 * self.sd)
+    }
+}
+
+/// Per component, the spread of one accuracy over runs.
+pub fn spread(runs: &[RunEval], pick: impl Fn(&RunEval) -> Option<&Accuracies>) -> BTreeMap<String, Spread> {
+    let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for accuracies in runs.iter().filter_map(&pick) {
+        for (component, a) in accuracies {
+            values.entry(component.clone()).or_default().push(*a);
+        }
+    }
+    values.into_iter().map(|(c, v)| (c, Spread::of(&v))).collect()
+}
+
+impl CvReport {
+    /// `{"cross_validation": {"gnn": {component: {mean, sd}}, "mlp": …}, "untouched": …,
+    /// "missing": {sensor: {"gnn": …, "mlp": …}}, "runs": […]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let nets = |runs: &[RunEval]| {
+            serde_json::json!({
+                "runs": runs.len(),
+                "gnn": spread(runs, |r| Some(&r.gnn)),
+                "mlp": spread(runs, |r| Some(&r.mlp)),
+            })
+        };
+        let sensors: Vec<&String> = self.cross_validation.first().map(|r| r.missing.keys().collect()).unwrap_or_default();
+        let missing: serde_json::Map<String, serde_json::Value> = sensors
+            .into_iter()
+            .map(|s| {
+                let gnn = spread(&self.cross_validation, |r| r.missing.get(s).map(|m| &m.0));
+                let mlp = spread(&self.cross_validation, |r| r.missing.get(s).map(|m| &m.1));
+                (s.clone(), serde_json::json!({ "gnn": gnn, "mlp": mlp }))
+            })
+            .collect();
+        serde_json::json!({
+            "recipe": self.recipe,
+            "split": self.split,
+            "blocks": self.blocks,
+            "test_rows": self.test_rows,
+            "fold_rows": self.fold_rows,
+            "cross_validation": nets(&self.cross_validation),
+            "untouched": nets(&self.untouched),
+            "missing": missing,
+            "runs": { "cross_validation": self.cross_validation, "untouched": self.untouched },
+        })
+    }
+}
+
+impl fmt::Display for CvReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.split)?;
+        writeln!(f, "recipe: seed {} + run, {} epochs, sensor dropout {}", self.recipe.seed, self.recipe.epochs, self.recipe.sensor_dropout)?;
+        let table = |f: &mut fmt::Formatter<'_>, title: &str, runs: &[RunEval]| -> fmt::Result {
+            if runs.is_empty() {
+                return Ok(());
+            }
+            writeln!(f, "\n{title} ({} runs, mean ± sd):", runs.len())?;
+            let (gnn, mlp) = (spread(runs, |r| Some(&r.gnn)), spread(runs, |r| Some(&r.mlp)));
+            for (component, g) in &gnn {
+                writeln!(f, "  {component:<12} GNN {g}   MLP {}", mlp[component])?;
+            }
+            Ok(())
+        };
+        table(f, "cross-validation", &self.cross_validation)?;
+        table(f, "untouched test split", &self.untouched)?;
+        let Some(first) = self.cross_validation.first() else { return Ok(()) };
+        writeln!(f, "\none sensor missing from every window (cross-validation, GNN / MLP mean):")?;
+        let components: Vec<&String> = first.gnn.keys().collect();
+        write!(f, "  {:<6}", "sensor")?;
+        for c in &components {
+            write!(f, " {c:>17}")?;
+        }
+        writeln!(f)?;
+        for sensor in first.missing.keys() {
+            write!(f, "  {sensor:<6}")?;
+            let gnn = spread(&self.cross_validation, |r| r.missing.get(sensor).map(|m| &m.0));
+            let mlp = spread(&self.cross_validation, |r| r.missing.get(sensor).map(|m| &m.1));
+            for c in &components {
+                write!(f, "    {:6.2} / {:6.2}", 100.0 * gnn[*c].mean, 100.0 * mlp[*c].mean)?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cross-validates the recipe on the data in `data_dir` (and, if asked, scores it on the
+/// untouched test split).
+pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport, TrainError> {
+    let cycles = rig::load(data_dir)?;
+    let split = BlockSplit::new(&cycles, settings.folds);
+    if split.folds.iter().any(Vec::is_empty) || split.test.is_empty() {
+        return Err(TrainError::Data(format!("{} blocks are too few for {} folds and a test split", split.blocks, settings.folds)));
+    }
+    let spec = GraphSpec::from_topology(&rig::rig_topology());
+    let mut plan: Vec<(u64, Option<usize>)> = (0..settings.runs).map(|i| (settings.recipe.seed + i as u64, Some(i % split.folds.len()))).collect();
+    if settings.untouched {
+        plan.extend((0..settings.runs).map(|i| (settings.recipe.seed + i as u64, None)));
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<RunEval, TrainError>>>> = Mutex::new(plan.iter().map(|_| None).collect());
+    let work = || -> Result<(), TrainError> {
+        // One thread per run, as `model train` does, so a run's weights do not depend on how
+        // many run beside it.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| TrainError::Data(format!("thread pool: {e}")))?;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(seed, fold)) = plan.get(i) else { return Ok(()) };
+            let outcome = pool.install(|| one_run(&cycles, &split, &spec, &settings.recipe, seed, fold));
+            results.lock().map_err(|_| TrainError::Data("a training run panicked".into()))?[i] = Some(outcome);
+        }
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..settings.jobs.clamp(1, plan.len().max(1))).map(|_| scope.spawn(work)).collect();
+        workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(TrainError::Data("a training run panicked".into()))))
+    })?;
+    let mut cross_validation = Vec::new();
+    let mut untouched = Vec::new();
+    let results = results.into_inner().map_err(|_| TrainError::Data("a training run panicked".into()))?;
+    for outcome in results.into_iter().flatten() {
+        let run = outcome?;
+        if run.fold.is_some() { cross_validation.push(run) } else { untouched.push(run) }
+    }
+    Ok(CvReport {
+        recipe: settings.recipe.clone(),
+        split: format!(
+            "whole blocks of identical (cooler, valve, pump, accumulator) labels: 1 block in {TEST_EVERY} is the untouched test split, the others take turns in {} folds",
+            split.folds.len()
+        ),
+        blocks: split.blocks,
+        test_rows: split.test.len(),
+        fold_rows: split.folds.iter().map(Vec::len).collect(),
+        cross_validation,
+        untouched,
+    })
+}
+
+fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, spec: &GraphSpec, recipe: &TrainConfig, seed: u64, fold: Option<usize>) -> Result<RunEval, TrainError> {
+    let (train_rows, scored_rows) = match fold {
+        Some(k) => (split.training_for(k), split.folds[k].clone()),
+        None => (split.all_folds(), split.test.clone()),
+    };
+    let targets = data::rig_targets();
+    let config = TrainConfig { seed, ..recipe.clone() };
+    let fitted = fit_on(cycles, &train_rows, spec, &targets, &config)?;
+    let (gnn, mlp) = split_accuracies(&fitted.networks, &targets, &fitted.prepared, &scored_rows)?;
+    let mut missing = BTreeMap::new();
+    for (s, (sensor, _)) in spec.sensors.iter().enumerate() {
+        let without = without_sensor(&fitted.prepared, s)?;
+        missing.insert(sensor.clone(), split_accuracies(&fitted.networks, &targets, &without, &scored_rows)?);
+    }
+    Ok(RunEval { seed, fold, rows: scored_rows.len(), gnn, mlp, missing })
+}
+
+/// The inputs with sensor `s` absent from every row: all of its features and its present flag
+/// 0, exactly what `Normalisation::apply` gives a sensor that never reported.
+fn without_sensor(data: &Prepared, s: usize) -> Result<Prepared, TrainError> {
+    let sensors = data.x.dim(1)?;
+    let keep: Vec<f32> = (0..sensors).map(|i| if i == s { 0.0 } else { 1.0 }).collect();
+    let mask = Tensor::from_vec(keep, (1, sensors, 1), &Device::Cpu)?;
+    Ok(Prepared { x: data.x.broadcast_mul(&mask)?, y: data.y.clone() })
+}
