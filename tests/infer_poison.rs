@@ -338,6 +338,116 @@ async fn a_replica_fenced_by_another_on_its_ordinal_stops_and_reports_not_ready(
     b.await.unwrap().unwrap();
 }
 
+/// A fence that does not repeat is no duplicate (a broker restart can fence a lone static
+/// member): the supervised replica starts again with new clients, takes its ordinal back from
+/// the short-lived intruder and scores on, each window published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_fenced_once_starts_again_with_new_clients_and_scores_on() {
+    let (url, _) = gnn_double().await;
+    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let topic = p.config.topics.windows_ready.name.clone();
+    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
+    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
+    let mut config = p.config.clone();
+    config.infer.instance = Some(8);
+    config.infer.retry_ms = Duration::from_millis(500);
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
+    let window = |k: i64| encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap());
+
+    let health_a = Arc::new(InferHealth::new(Duration::from_secs(3600)));
+    let stop_a = CancellationToken::new();
+    let a = tokio::spawn(manifold::infer::supervise(config.clone(), InferMetrics::new(&Metrics::new()), health_a.clone(), stop_a.clone()));
+    produce_to(&producer, &topic, 0, &system, &window(0).await.unwrap()).await;
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 1, Duration::from_secs(60)).await;
+
+    // A second process on the same ordinal fences the supervised one once; the supervised one
+    // comes back and fences it in turn, and the intruder (unsupervised) stops.
+    let intruder = manifold::infer::worker(&config, InferMetrics::new(&Metrics::new()), Arc::new(InferHealth::new(Duration::from_secs(3600)))).unwrap();
+    let b = tokio::spawn(intruder.run(CancellationToken::new()));
+    produce_to(&producer, &topic, 0, &system, &window(1).await.unwrap()).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(90), b).await.expect("the supervised replica takes its ordinal back").unwrap();
+    assert!(matches!(stopped, Err(InferError::Fenced(_))), "{stopped:?}");
+
+    for k in 2..4 {
+        produce_to(&producer, &topic, 0, &system, &window(k).await.unwrap()).await;
+    }
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 4, Duration::from_secs(90)).await;
+    assert!(health_a.ready().is_ok(), "ready again once it scored: {:?}", health_a.ready());
+    assert!(!a.is_finished(), "the supervisor is still running");
+    let messages = common::scores::read(&p, 4, Duration::from_secs(30)).await;
+    let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
+    assert_eq!((messages.len(), keys.len()), (4, 4), "nothing published twice: {messages:?}");
+    stop_a.cancel();
+    a.await.unwrap();
+}
+
+/// Two supervised replicas on one ordinal fence each other back and forth; the one fenced
+/// three times within the window stops for good and says why, and the other scores on: the
+/// restart after a fence is never a retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervised_replicas_sharing_an_ordinal_end_with_one_stopped_and_one_scoring() {
+    let (url, _) = gnn_double().await;
+    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
+    let prefix = p.rigs(1).await;
+    let system = format!("{prefix}-0");
+    let topic = p.config.topics.windows_ready.name.clone();
+    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
+    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
+    let mut config = p.config.clone();
+    config.infer.instance = Some(9);
+    config.infer.retry_ms = Duration::from_millis(500);
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
+    let window = |k: i64| encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap());
+    let replica = || {
+        let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(manifold::infer::supervise(config.clone(), InferMetrics::new(&Metrics::new()), health.clone(), stop.clone()));
+        (health, stop, task)
+    };
+    let (health_a, stop_a, a) = replica();
+    produce_to(&producer, &topic, 0, &system, &window(0).await.unwrap()).await;
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 1, Duration::from_secs(60)).await;
+    let (health_b, stop_b, b) = replica();
+
+    // Until one of them gives up for good: its readiness names the shared ordinal for longer
+    // than a restart pause and a group join take.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let (mut k, mut stopped_since) = (1, None::<std::time::Instant>);
+    let stopped = loop {
+        produce_to(&producer, &topic, 0, &system, &window(k).await.unwrap()).await;
+        k += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let fenced = [&health_a, &health_b].map(|h| h.is_fenced());
+        match (fenced, stopped_since) {
+            ([true, false] | [false, true], Some(since)) if since.elapsed() > Duration::from_secs(10) => break if fenced[0] { 0 } else { 1 },
+            ([true, false] | [false, true], None) => stopped_since = Some(std::time::Instant::now()),
+            ([false, false] | [true, true], _) => stopped_since = None,
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "neither replica stopped for good");
+    };
+    let (loser, winner) = if stopped == 0 { (&health_a, &health_b) } else { (&health_b, &health_a) };
+    let why = loser.ready().unwrap_err();
+    assert!(why.contains("share an ordinal"), "{why}");
+    // The other one scores what comes next.
+    let before = p.query_i64("SELECT count(DISTINCT window_start) FROM anomaly_scores").await;
+    for j in k..k + 2 {
+        produce_to(&producer, &topic, 0, &system, &window(j).await.unwrap()).await;
+    }
+    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", before + 2, Duration::from_secs(90)).await;
+    assert!(winner.ready().is_ok(), "{:?}", winner.ready());
+    let windows = p.query_i64("SELECT count(DISTINCT window_start) FROM anomaly_scores").await;
+    let messages = common::scores::read(&p, windows as usize, Duration::from_secs(30)).await;
+    let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
+    assert_eq!(messages.len(), keys.len(), "nothing published twice");
+    stop_a.cancel();
+    stop_b.cancel();
+    a.await.unwrap();
+    b.await.unwrap();
+}
+
 /// Not a check: how fast windows are scored with 1 % of the records bad (GNN double, 3
 /// partitions). `cargo test --test infer_poison -- --ignored --nocapture poison_throughput`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

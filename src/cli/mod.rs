@@ -178,7 +178,7 @@ pub enum ModelAction {
         #[arg(long, conflicts_with = "held_out")]
         cross_validate: bool,
         /// With --cross-validate: also score each seed, trained on every fold, on the untouched
-        /// test split (one block in seven). For a final recipe, not for choosing one.
+        /// test split (about one row in seven, in whole blocks). For a final recipe, not for choosing one.
         #[arg(long, requires = "cross_validate")]
         untouched: bool,
         #[arg(long, default_value_t = 5, requires = "cross_validate")]

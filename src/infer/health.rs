@@ -9,8 +9,8 @@ use rdkafka::consumer::Rebalance;
 
 use crate::failure::FailureKind;
 
-/// What readiness reports: a fenced worker never recovers by itself (another instance holds
-/// its ordinal); a systemic failure lasts until the next committed batch; transient failures
+/// What readiness reports: a fenced worker is not ready until the supervisor starts it again
+/// (or for good, when another instance holds its ordinal); a systemic failure lasts until the next committed batch; transient failures
 /// make the worker not ready once they have lasted longer than the bound.
 pub struct InferHealth {
     unready_after: Duration,
@@ -68,6 +68,15 @@ impl InferHealth {
 
     pub fn fenced(&self, why: &str) {
         self.state().fenced = Some(crate::domain::text::message(why));
+    }
+
+    /// The worker starts again after a fence: not ready, as after a systemic failure, until its
+    /// first committed batch.
+    pub fn restarting_after_fence(&self) {
+        let mut state = self.state();
+        if let Some(why) = state.fenced.take() {
+            state.systemic = Some(why);
+        }
     }
 
     pub fn is_fenced(&self) -> bool {

@@ -30,6 +30,7 @@ use alerts::AlertDeriver;
 use crate::codec::{RecordEncoder, schemas};
 use crate::config::Config;
 use crate::failure::FailureKind;
+use crate::kafka::fences::Fences;
 use crate::model;
 use crate::store::Store;
 
@@ -76,10 +77,16 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
     })
 }
 
+/// How many session timeouts back fences count: two replicas on one ordinal fence each other
+/// about once per restart pause and group join, well within it.
+const FENCE_WINDOW_SESSIONS: u32 = 10;
+
 /// Runs the worker, restarting it after a failure it cannot recover in place, until
-/// `shutdown`. A fenced worker is not restarted: the process stays up, not ready, until an
-/// operator gives each replica its own ordinal.
+/// `shutdown`. A fenced worker starts again with new clients, unless it was fenced repeatedly
+/// (`kafka::fences`): then another replica holds its ordinal, and the process stays up, not
+/// ready, until an operator gives each replica its own.
 pub async fn supervise(config: Config, infer_metrics: InferMetrics, health: Arc<InferHealth>, shutdown: CancellationToken) {
+    let mut fences = Fences::new(FENCE_WINDOW_SESSIONS * config.infer.session_timeout_ms);
     while !shutdown.is_cancelled() {
         let result = match worker(&config, infer_metrics.clone(), health.clone()) {
             Ok(worker) => worker.run(shutdown.clone()).await,
@@ -87,9 +94,19 @@ pub async fn supervise(config: Config, infer_metrics: InferMetrics, health: Arc<
         };
         match result {
             Ok(()) => {}
-            Err(InferError::Fenced(_)) => {
+            Err(InferError::Fenced(why)) if fences.repeated(std::time::Instant::now()) => {
+                tracing::error!(error = %why, fences = fences.count(), "infer stopped: fenced again and again, so two instances share an ordinal; give each replica its own infer.instance");
                 shutdown.cancelled().await;
                 break;
+            }
+            Err(InferError::Fenced(why)) => {
+                // Not ready until the new worker commits a batch.
+                health.restarting_after_fence();
+                tracing::warn!(error = %why, fences = fences.count(), "infer fenced; starting again with new clients");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(config.infer.retry_ms) => {}
+                }
             }
             Err(err) => {
                 let kind = err.failure();

@@ -353,13 +353,12 @@ impl InferWorker {
     /// Stops for good: a second producer with this id would only fence the other back.
     fn fenced(&self, error: &str) -> InferError {
         let why = format!(
-            "fenced ({error}): another live infer instance uses transactional id {:?} or group instance id {:?}; two instances share an ordinal (infer.instance)",
+            "fenced ({error}): another infer client took transactional id {:?} or group instance id {:?}; if it repeats, two instances share an ordinal (infer.instance)",
             self.config.transactional_id(),
             self.config.group_instance_id().unwrap_or_default(),
         );
         self.metrics.fenced.inc();
         self.health.fenced(&why);
-        tracing::error!(error = %error, transactional_id = %self.config.transactional_id(), "infer stopped: two instances share an ordinal; give each replica its own infer.instance");
         InferError::Fenced(why)
     }
 

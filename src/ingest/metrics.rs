@@ -20,6 +20,7 @@ pub struct IngestMetrics {
     pub pauses: IntCounterVec,
     pub systemic: IntGauge,
     pub isolations: IntCounter,
+    pub consumer_replaced: IntCounter,
 }
 
 impl IngestMetrics {
@@ -29,6 +30,7 @@ impl IngestMetrics {
         Self {
             messages_consumed: counter("manifold_ingest_messages_consumed_total", "Kafka messages consumed from the input topic"),
             readings_consumed: counter("manifold_ingest_readings_consumed_total", "Readings in consumed, decodable batches"),
+            consumer_replaced: counter("manifold_ingest_consumer_replaced_total", "Kafka consumers replaced after librdkafka ended one for good (a fatal error such as a fence)"),
             readings_written: counter("manifold_ingest_readings_written_total", "Readings committed to the database"),
             batches_stored: counter("manifold_ingest_batches_stored_total", "Batches committed to the database"),
             duplicates: counter("manifold_ingest_duplicate_batches_total", "Batches skipped because their id was stored before"),

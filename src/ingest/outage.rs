@@ -4,11 +4,14 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::consumer;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::consumer::{self, RebalanceEvent};
 use super::pending::Pending;
 use super::service::{IngestService, Loop, Transient};
 use crate::domain::text;
 use crate::failure::{FailureKind, sqlstate_hint};
+use crate::kafka::KafkaError;
 
 impl IngestService {
     /// Drops everything not yet stored and consumes again from the database's offsets.
@@ -18,6 +21,28 @@ impl IngestService {
         let assigned: Vec<i32> = state.partitions.keys().copied().collect();
         consumer::pause(&state.consumer, &self.topic, &assigned);
         self.reseek(state, &assigned).await;
+    }
+
+    /// librdkafka ended the consumer for good (a fatal error: a static member fenced, which a
+    /// broker restart can do to a lone member, `kafka::fences`). What was taken and not stored
+    /// is dropped, and a new consumer joins; its assignment seeks to the stored offsets, as
+    /// every assignment does, so nothing is lost or stored twice.
+    pub(super) async fn replace_consumer(&self, state: &mut Loop, events: &UnboundedSender<RebalanceEvent>) -> Result<(), KafkaError> {
+        self.settle(state).await;
+        state.pending = Pending::default();
+        state.stalled = None;
+        state.partitions.clear();
+        state.consumer = consumer::create(&self.kafka, &self.config, &self.topic, self.metrics.clone(), events.clone())?;
+        self.metrics.consumer_replaced.inc();
+        Ok(())
+    }
+
+    /// Fatal consumer errors again and again: another ingest instance has this one's
+    /// `ingest.instance_id`. Readiness says so until shutdown; nothing more is consumed.
+    pub(super) fn stop_fenced(&self, err: &rdkafka::error::KafkaError, fences: usize) {
+        let what = format!("the kafka consumer was fenced {fences} times in a row ({err}): two ingest instances share ingest.instance_id; give each its own");
+        tracing::error!(error = %err, fences, "ingest stopped: two instances share an instance id");
+        *self.health.systemic.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
     }
 
     /// Pauses every partition (polling goes on, so the group keeps us) until the retry timer.

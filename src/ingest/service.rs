@@ -26,10 +26,13 @@ use crate::config::{IngestConfig, KafkaConfig};
 use crate::domain::{DomainError, Validator, Verdict, text};
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
+use crate::kafka::fences::Fences;
 use crate::store::{DeadLetter, EquipmentCatalogue, StorageEngine, Store, StoreError};
 use crate::window::WindowSpec;
 
 const SEEK_RETRY: Duration = Duration::from_millis(50);
+/// How many session timeouts back fatal consumer errors count (`kafka::fences`).
+const FENCE_WINDOW_SESSIONS: u32 = 10;
 
 /// What the health endpoint reports about ingest.
 #[derive(Default)]
@@ -103,7 +106,8 @@ impl IngestService {
     /// Runs until `shutdown`; then finishes the chunk in hand if it can and leaves the group.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let consumer = consumer::create(&self.kafka, &self.config, &self.topic, self.metrics.clone(), events_tx)?;
+        let consumer = consumer::create(&self.kafka, &self.config, &self.topic, self.metrics.clone(), events_tx.clone())?;
+        let mut fences = Fences::new(FENCE_WINDOW_SESSIONS * self.config.session_timeout_ms);
         let mut state = Loop {
             consumer,
             partitions: HashMap::new(),
@@ -151,6 +155,19 @@ impl IngestService {
                         if state.retry_at.is_none() && state.pending.readings() >= self.config.chunk_max_readings {
                             self.flush(&mut state).await;
                         }
+                    }
+                    Err(err) if crate::kafka::is_fatal(&err) || matches!(err, rdkafka::error::KafkaError::MessageConsumptionFatal(_)) => {
+                        if fences.repeated(Instant::now()) {
+                            self.stop_fenced(&err, fences.count());
+                            shutdown.cancelled().await;
+                            break;
+                        }
+                        tracing::warn!(error = %err, fences = fences.count(), "the kafka consumer failed for good; joining again with a new one");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(self.config.retry_initial_ms) => {}
+                        }
+                        self.replace_consumer(&mut state, &events_tx).await?;
                     }
                     // Broker trouble: librdkafka reconnects by itself; keep polling.
                     Err(err) => tracing::warn!(error = %err, "kafka consumer error"),

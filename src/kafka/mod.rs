@@ -1,5 +1,6 @@
 //! Kafka clients built from one configuration, and topic administration.
 
+pub mod fences;
 pub mod groups;
 pub mod lag;
 pub mod recorder;

@@ -203,7 +203,7 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
     Ok(CvReport {
         recipe: settings.recipe.clone(),
         split: format!(
-            "whole blocks of identical (cooler, valve, pump, accumulator) labels: 1 block in {TEST_EVERY} is the untouched test split, the others take turns in {} folds",
+            "whole blocks of identical (cooler, valve, pump, accumulator) labels: about 1 row in {TEST_EVERY} (whole blocks, spread over the file) is the untouched test split, the other blocks fill {} folds in time order, each to the fold with the fewest rows",
             split.folds.len()
         ),
         blocks: split.blocks,

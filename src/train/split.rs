@@ -6,18 +6,15 @@
 //! can recognise *when* it ran instead of *what* its condition is (the split `model train` uses,
 //! `data::validation_rows`, has that flaw). Here a block is held out or trained on as a whole.
 //!
-//! One block in [`TEST_EVERY`] is the untouched test split: no choice of recipe may look at it
-//! until the recipe is final. The other blocks take turns in the cross-validation folds, in time
-//! order (block 0 to fold 0, block 1 to fold 1, …), so every fold spans the whole run and has
-//! every condition.
+//! About one row in [`TEST_EVERY`], in whole blocks spread over the file, is the untouched test
+//! split: no choice of recipe may look at it until the recipe is final. The other blocks go to
+//! the cross-validation folds in time order, each to the fold with the fewest rows so far, so
+//! every fold spans the whole run, has every condition and about the same number of rows.
 
 use crate::rig::Cycle;
 
-/// One block in this many is the untouched test split.
+/// About one row in this many, in whole blocks spread over the file, is the untouched test split.
 pub const TEST_EVERY: usize = 7;
-/// Which block of each group of `TEST_EVERY` is the test block (not the first: the first block
-/// of the file starts cold).
-const TEST_OFFSET: usize = 3;
 
 /// The block of every row: consecutive rows with identical (cooler, valve, pump, accumulator)
 /// labels are one block. Blocks are numbered from 0 in row order.
@@ -49,19 +46,30 @@ impl BlockSplit {
         let folds = folds.max(2);
         let of_row = blocks(cycles);
         let count = of_row.last().map_or(0, |b| b + 1);
-        let is_test = |block: usize| block % TEST_EVERY == TEST_OFFSET;
-        // The rank of each non-test block among the non-test blocks picks its fold.
-        let mut fold_of_block = vec![None; count];
-        let mut rank = 0;
-        for (block, fold) in fold_of_block.iter_mut().enumerate() {
-            if !is_test(block) {
-                *fold = Some(rank % folds);
-                rank += 1;
+        let mut size = vec![0usize; count];
+        for block in &of_row {
+            size[*block] += 1;
+        }
+        // Each part keeps its share of the rows as the file goes on: a block joins the test split
+        // when that brings the split nearer one row in TEST_EVERY of the rows so far, otherwise
+        // the fold with the fewest rows. Blocks differ in length (1 to 168 rows: each cooler
+        // level starts with a long one), so a plain rotation could stack the long ones in one part.
+        let mut part_of_block = vec![None; count];
+        let (mut seen, mut test_rows, mut fold_rows) = (0usize, 0usize, vec![0usize; folds]);
+        for (block, part) in part_of_block.iter_mut().enumerate() {
+            seen += size[block];
+            let target = seen as f64 / TEST_EVERY as f64;
+            if ((test_rows + size[block]) as f64 - target).abs() < (test_rows as f64 - target).abs() {
+                test_rows += size[block];
+            } else {
+                let fold = (0..folds).min_by_key(|f| fold_rows[*f]).unwrap_or(0);
+                fold_rows[fold] += size[block];
+                *part = Some(fold);
             }
         }
         let mut split = BlockSplit { blocks: count, test: Vec::new(), folds: vec![Vec::new(); folds] };
         for (row, block) in of_row.iter().enumerate() {
-            match fold_of_block[*block] {
+            match part_of_block[*block] {
                 Some(fold) => split.folds[fold].push(row as u32),
                 None => split.test.push(row as u32),
             }
@@ -138,8 +146,15 @@ mod tests {
                 assert_eq!(labels(fold, pick), every, "{component}: fold {k}");
             }
         }
-        // About one block in TEST_EVERY, by rows too.
+        // About one row in TEST_EVERY is test, and the folds are about equal: no two differ by more
+        // than the longest block.
         let share = split.test.len() as f64 / cycles.len() as f64;
-        assert!((0.08..0.22).contains(&share), "test share {share}");
+        assert!((share - 1.0 / TEST_EVERY as f64).abs() < 0.01, "test share {share}");
+        let longest = {
+            let of_row = blocks(&cycles);
+            (0..split.blocks).map(|b| of_row.iter().filter(|x| **x == b).count()).max().unwrap()
+        };
+        let sizes: Vec<usize> = split.folds.iter().map(Vec::len).collect();
+        assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= longest, "fold sizes {sizes:?}, longest block {longest}");
     }
 }
