@@ -131,8 +131,9 @@ mod tests {
     fn the_test_split_and_every_fold_have_every_condition_of_every_component() {
         let cycles = cycles();
         let split = BlockSplit::new(&cycles, 5);
-        let labels = |rows: &[u32], pick: fn(&Cycle) -> String| rows.iter().map(|r| pick(&cycles[*r as usize])).collect::<BTreeSet<_>>();
-        let pickers: [(&str, fn(&Cycle) -> String); 4] = [
+        type Label = fn(&Cycle) -> String;
+        let labels = |rows: &[u32], pick: Label| rows.iter().map(|r| pick(&cycles[*r as usize])).collect::<BTreeSet<_>>();
+        let pickers: [(&str, Label); 4] = [
             ("cooler", |c| c.conditions.cooler.to_string()),
             ("valve", |c| c.conditions.valve.to_string()),
             ("pump", |c| c.conditions.pump.to_string()),
