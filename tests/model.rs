@@ -234,6 +234,7 @@ fn cross_validation_scores_held_out_blocks_alike_whatever_runs_beside_it() {
             let mean = json[part]["gnn"][component]["mean"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&mean), "{part} {component}: {mean}");
             assert!(json[part]["mlp"][component]["sd"].as_f64().unwrap() >= 0.0);
+            assert!(json[part]["ensemble"][component]["mean"].is_f64(), "{part} {component}: the two networks together");
         }
         for sensor in &sensors {
             assert!(json["missing"][sensor]["gnn"][component]["mean"].is_f64(), "{sensor} missing, {component}");

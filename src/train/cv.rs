@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::TrainError;
 use super::data;
-use super::eval::split_accuracies;
+use super::eval::{ensemble_accuracies, split_accuracies};
 use super::fit::{Prepared, fit_on};
 use super::split::{BlockSplit, TEST_EVERY};
 use crate::model::{Accuracies, GraphSpec, TrainConfig};
@@ -43,6 +43,8 @@ pub struct RunEval {
     pub rows: usize,
     pub gnn: Accuracies,
     pub mlp: Accuracies,
+    /// Both networks' class probabilities averaged.
+    pub ensemble: Accuracies,
     /// Per sensor: the accuracies with that sensor absent from every window.
     pub missing: BTreeMap<String, (Accuracies, Accuracies)>,
 }
@@ -100,6 +102,7 @@ impl CvReport {
                 "runs": runs.len(),
                 "gnn": spread(runs, |r| Some(&r.gnn)),
                 "mlp": spread(runs, |r| Some(&r.mlp)),
+                "ensemble": spread(runs, |r| Some(&r.ensemble)),
             })
         };
         let sensors: Vec<&String> = self.cross_validation.first().map(|r| r.missing.keys().collect()).unwrap_or_default();
@@ -134,9 +137,9 @@ impl fmt::Display for CvReport {
                 return Ok(());
             }
             writeln!(f, "\n{title} ({} runs, mean ± sd):", runs.len())?;
-            let (gnn, mlp) = (spread(runs, |r| Some(&r.gnn)), spread(runs, |r| Some(&r.mlp)));
+            let (gnn, mlp, both) = (spread(runs, |r| Some(&r.gnn)), spread(runs, |r| Some(&r.mlp)), spread(runs, |r| Some(&r.ensemble)));
             for (component, g) in &gnn {
-                writeln!(f, "  {component:<12} GNN {g}   MLP {}", mlp[component])?;
+                writeln!(f, "  {component:<12} GNN {g}   MLP {}   both {}", mlp[component], both[component])?;
             }
             Ok(())
         };
@@ -223,12 +226,13 @@ fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, spec: &GraphSpec, recipe: 
     let config = TrainConfig { seed, ..recipe.clone() };
     let fitted = fit_on(cycles, &train_rows, spec, &targets, &config)?;
     let (gnn, mlp) = split_accuracies(&fitted.networks, &targets, &fitted.prepared, &scored_rows)?;
+    let ensemble = ensemble_accuracies(&fitted.networks, &targets, &fitted.prepared, &scored_rows)?;
     let mut missing = BTreeMap::new();
     for (s, (sensor, _)) in spec.sensors.iter().enumerate() {
         let without = without_sensor(&fitted.prepared, s)?;
         missing.insert(sensor.clone(), split_accuracies(&fitted.networks, &targets, &without, &scored_rows)?);
     }
-    Ok(RunEval { seed, fold, rows: scored_rows.len(), gnn, mlp, missing })
+    Ok(RunEval { seed, fold, rows: scored_rows.len(), gnn, mlp, ensemble, missing })
 }
 
 /// The inputs with sensor `s` absent from every row: all of its features and its present flag

@@ -137,6 +137,26 @@ fn report(networks: &Networks, targets: &[TargetSpec], data: &Prepared, rows: &[
     Ok(EvalReport { model_version: version.into(), rows: label.into(), cycles: rows.len(), targets })
 }
 
+/// Accuracy per target of the two networks together: the mean of their class probabilities,
+/// its most probable class.
+pub(super) fn ensemble_accuracies(networks: &Networks, targets: &[TargetSpec], data: &Prepared, rows: &[u32]) -> Result<Accuracies, TrainError> {
+    let mut correct = vec![0usize; targets.len()];
+    let mut start = 0;
+    while start < rows.len() {
+        let part = &rows[start..(start + CHUNK).min(rows.len())];
+        let x = data.x.index_select(&Tensor::new(part, &Device::Cpu)?, 0)?;
+        let gnn = networks.get(Network::Gnn).forward(&x)?;
+        let mlp = networks.get(Network::Mlp).forward(&x)?;
+        for (t, (g, m)) in gnn.iter().zip(&mlp).enumerate() {
+            let mean = ((candle_nn::ops::softmax_last_dim(g)? + candle_nn::ops::softmax_last_dim(m)?)? * 0.5)?;
+            let predicted = mean.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            correct[t] += predicted.iter().zip(part).filter(|(p, r)| **p == data.y[t][**r as usize]).count();
+        }
+        start += part.len();
+    }
+    Ok(targets.iter().zip(correct).map(|(spec, n)| (spec.component.clone(), n as f64 / rows.len().max(1) as f64)).collect())
+}
+
 /// Validation accuracies per target of both networks, for the training report.
 pub(super) fn split_accuracies(networks: &Networks, targets: &[TargetSpec], data: &Prepared, rows: &[u32]) -> Result<(Accuracies, Accuracies), TrainError> {
     let r = report(networks, targets, data, rows, "", "validation")?;
