@@ -295,45 +295,88 @@ fn production_infer_without_an_explicit_instance_ordinal_is_refused_naming_the_k
     assert_eq!(config.infer.group_instance_id().as_deref(), Some(format!("{}-2", config.infer.group_id).as_str()));
 }
 
+/// What the fencing tests share: one rig, its windows-ready topic with a producer, and the
+/// pipeline's configuration with infer on one ordinal (restarting after 500 ms).
+struct OneOrdinal {
+    p: TestPipeline,
+    _gnn: (String, Arc<Mutex<Option<String>>>),
+    system: String,
+    topic: String,
+    producer: FutureProducer,
+    encoder: RecordEncoder,
+    config: manifold::config::Config,
+    t0: i64,
+}
+
+impl OneOrdinal {
+    async fn new(instance: u32) -> Self {
+        let gnn = gnn_double().await;
+        let p = TestPipeline::new(&[("GNN_SERVICE_URL", &gnn.0)]).await;
+        let system = format!("{}-0", p.rigs(1).await);
+        let topic = p.config.topics.windows_ready.name.clone();
+        let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
+        let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
+        let mut config = p.config.clone();
+        config.infer.instance = Some(instance);
+        config.infer.retry_ms = Duration::from_millis(500);
+        let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
+        OneOrdinal { p, _gnn: gnn, system, topic, producer, encoder, config, t0 }
+    }
+
+    /// The window-ready event of the `k`th minute.
+    async fn send(&self, k: i64) {
+        let payload = self.encoder.encode(event(&self.system, self.t0 + k * MIN).to_avro().unwrap()).await.unwrap();
+        produce_to(&self.producer, &self.topic, 0, &self.system, &payload).await;
+    }
+
+    async fn windows_scored(&self, want: i64) {
+        self.p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", want, Duration::from_secs(90)).await;
+    }
+
+    /// A worker on the ordinal, unsupervised: it stops at its first fence.
+    fn worker(&self) -> (Arc<InferHealth>, CancellationToken, tokio::task::JoinHandle<Result<(), InferError>>) {
+        let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
+        let worker = manifold::infer::worker(&self.config, InferMetrics::new(&Metrics::new()), health.clone()).unwrap();
+        let stop = CancellationToken::new();
+        (health, stop.clone(), tokio::spawn(worker.run(stop)))
+    }
+
+    /// A worker on the ordinal as the process runs it, under `infer::supervise`.
+    fn supervised(&self) -> (Arc<InferHealth>, CancellationToken, tokio::task::JoinHandle<()>) {
+        let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(manifold::infer::supervise(self.config.clone(), InferMetrics::new(&Metrics::new()), health.clone(), stop.clone()));
+        (health, stop, task)
+    }
+
+    /// Every score message, and that none was published twice.
+    async fn each_published_once(&self, windows: usize) {
+        let messages = common::scores::read(&self.p, windows, Duration::from_secs(30)).await;
+        let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
+        assert_eq!((messages.len(), keys.len()), (windows, windows), "each window published once: {messages:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_fenced_by_another_on_its_ordinal_stops_and_reports_not_ready() {
-    let (url, _) = gnn_double().await;
-    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
-    let prefix = p.rigs(1).await;
-    let system = format!("{prefix}-0");
-    let topic = p.config.topics.windows_ready.name.clone();
-    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
-    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
-    let mut config = p.config.clone();
-    config.infer.instance = Some(7);
-    let start = || {
-        let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
-        let worker = manifold::infer::worker(&config, InferMetrics::new(&Metrics::new()), health.clone()).unwrap();
-        let token = CancellationToken::new();
-        (health, token.clone(), tokio::spawn(worker.run(token)))
-    };
-    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
-    let window = |k: i64| encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap());
-
-    let (health_a, _stop_a, a) = start();
-    produce_to(&producer, &topic, 0, &system, &window(0).await.unwrap()).await;
-    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 1, Duration::from_secs(60)).await;
+    let o = OneOrdinal::new(7).await;
+    let (health_a, _stop_a, a) = o.worker();
+    o.send(0).await;
+    o.windows_scored(1).await;
     assert!(health_a.ready().is_ok());
 
     // A second process started with the same ordinal (a misconfigured deployment).
-    let (health_b, stop_b, b) = start();
+    let (health_b, stop_b, b) = o.worker();
     for k in 1..4 {
-        produce_to(&producer, &topic, 0, &system, &window(k).await.unwrap()).await;
+        o.send(k).await;
     }
     let stopped = tokio::time::timeout(Duration::from_secs(60), a).await.expect("the fenced replica stops").unwrap();
     assert!(matches!(stopped, Err(InferError::Fenced(_))), "{stopped:?}");
     let why = health_a.ready().unwrap_err();
     assert!(why.contains("share an ordinal"), "{why}");
-    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 4, Duration::from_secs(60)).await;
+    o.windows_scored(4).await;
     assert!(health_b.ready().is_ok(), "the newer replica keeps scoring");
-    let messages = common::scores::read(&p, 4, Duration::from_secs(30)).await;
-    let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
-    assert_eq!((messages.len(), keys.len()), (4, 4), "nothing published twice: {messages:?}");
+    o.each_published_once(4).await;
     stop_b.cancel();
     b.await.unwrap().unwrap();
 }
@@ -343,30 +386,15 @@ async fn a_replica_fenced_by_another_on_its_ordinal_stops_and_reports_not_ready(
 /// the short-lived intruder and scores on, each window published once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_fenced_once_starts_again_with_new_clients_and_scores_on() {
-    let (url, _) = gnn_double().await;
-    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
-    let prefix = p.rigs(1).await;
-    let system = format!("{prefix}-0");
-    let topic = p.config.topics.windows_ready.name.clone();
-    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
-    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
-    let mut config = p.config.clone();
-    config.infer.instance = Some(8);
-    config.infer.retry_ms = Duration::from_millis(500);
-    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
-    let window = |k: i64| encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap());
-
-    let health_a = Arc::new(InferHealth::new(Duration::from_secs(3600)));
-    let stop_a = CancellationToken::new();
-    let a = tokio::spawn(manifold::infer::supervise(config.clone(), InferMetrics::new(&Metrics::new()), health_a.clone(), stop_a.clone()));
-    produce_to(&producer, &topic, 0, &system, &window(0).await.unwrap()).await;
-    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 1, Duration::from_secs(60)).await;
+    let o = OneOrdinal::new(8).await;
+    let (health_a, stop_a, a) = o.supervised();
+    o.send(0).await;
+    o.windows_scored(1).await;
 
     // A second process on the same ordinal fences the supervised one once; the supervised one
     // comes back and fences it in turn, and the intruder (unsupervised) stops.
-    let intruder = manifold::infer::worker(&config, InferMetrics::new(&Metrics::new()), Arc::new(InferHealth::new(Duration::from_secs(3600)))).unwrap();
-    let b = tokio::spawn(intruder.run(CancellationToken::new()));
-    produce_to(&producer, &topic, 0, &system, &window(1).await.unwrap()).await;
+    let (_, _stop_b, b) = o.worker();
+    o.send(1).await;
     let stopped = tokio::time::timeout(Duration::from_secs(90), b).await.expect("the supervised replica takes its ordinal back").unwrap();
     assert!(matches!(stopped, Err(InferError::Fenced(_))), "{stopped:?}");
 
@@ -377,14 +405,12 @@ async fn a_replica_fenced_once_starts_again_with_new_clients_and_scores_on() {
     let mut k = 2;
     while health_a.ready().is_err() || k < 4 {
         assert!(std::time::Instant::now() < deadline, "not ready again: {:?}", health_a.ready());
-        produce_to(&producer, &topic, 0, &system, &window(k).await.unwrap()).await;
+        o.send(k).await;
         k += 1;
-        p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", k, Duration::from_secs(90)).await;
+        o.windows_scored(k).await;
     }
     assert!(!a.is_finished(), "the supervisor is still running");
-    let messages = common::scores::read(&p, k as usize, Duration::from_secs(30)).await;
-    let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
-    assert_eq!((messages.len(), keys.len()), (k as usize, k as usize), "each window published once: {messages:?}");
+    o.each_published_once(k as usize).await;
     stop_a.cancel();
     a.await.unwrap();
 }
@@ -394,35 +420,18 @@ async fn a_replica_fenced_once_starts_again_with_new_clients_and_scores_on() {
 /// restart after a fence is never a retry forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supervised_replicas_sharing_an_ordinal_end_with_one_stopped_and_one_scoring() {
-    let (url, _) = gnn_double().await;
-    let p = TestPipeline::new(&[("GNN_SERVICE_URL", &url)]).await;
-    let prefix = p.rigs(1).await;
-    let system = format!("{prefix}-0");
-    let topic = p.config.topics.windows_ready.name.clone();
-    let producer = manifold::kafka::producer(&p.config.kafka).unwrap();
-    let encoder = RecordEncoder::new(&p.config.schema_registry, &topic, schemas::WINDOW_READY).unwrap();
-    let mut config = p.config.clone();
-    config.infer.instance = Some(9);
-    config.infer.retry_ms = Duration::from_millis(500);
-    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
-    let window = |k: i64| encoder.encode(event(&system, t0 + k * MIN).to_avro().unwrap());
-    let replica = || {
-        let health = Arc::new(InferHealth::new(Duration::from_secs(3600)));
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(manifold::infer::supervise(config.clone(), InferMetrics::new(&Metrics::new()), health.clone(), stop.clone()));
-        (health, stop, task)
-    };
-    let (health_a, stop_a, a) = replica();
-    produce_to(&producer, &topic, 0, &system, &window(0).await.unwrap()).await;
-    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", 1, Duration::from_secs(60)).await;
-    let (health_b, stop_b, b) = replica();
+    let o = OneOrdinal::new(9).await;
+    let (health_a, stop_a, a) = o.supervised();
+    o.send(0).await;
+    o.windows_scored(1).await;
+    let (health_b, stop_b, b) = o.supervised();
 
     // Until one of them gives up for good: its readiness names the shared ordinal for longer
     // than a restart pause and a group join take.
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let (mut k, mut stopped_since) = (1, None::<std::time::Instant>);
     let stopped = loop {
-        produce_to(&producer, &topic, 0, &system, &window(k).await.unwrap()).await;
+        o.send(k).await;
         k += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let fenced = [&health_a, &health_b].map(|h| h.is_fenced());
@@ -438,16 +447,14 @@ async fn supervised_replicas_sharing_an_ordinal_end_with_one_stopped_and_one_sco
     let why = loser.ready().unwrap_err();
     assert!(why.contains("share an ordinal"), "{why}");
     // The other one scores what comes next.
-    let before = p.query_i64("SELECT count(DISTINCT window_start) FROM anomaly_scores").await;
+    let before = o.p.query_i64("SELECT count(DISTINCT window_start) FROM anomaly_scores").await;
     for j in k..k + 2 {
-        produce_to(&producer, &topic, 0, &system, &window(j).await.unwrap()).await;
+        o.send(j).await;
     }
-    p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", before + 2, Duration::from_secs(90)).await;
+    o.windows_scored(before + 2).await;
     assert!(winner.ready().is_ok(), "{:?}", winner.ready());
-    let windows = p.query_i64("SELECT count(DISTINCT window_start) FROM anomaly_scores").await;
-    let messages = common::scores::read(&p, windows as usize, Duration::from_secs(30)).await;
-    let keys: BTreeSet<(String, i64, i32)> = messages.iter().map(|m| (m.system_id.clone(), m.window_start, m.revision)).collect();
-    assert_eq!(messages.len(), keys.len(), "nothing published twice");
+    let windows = o.p.query_i64("SELECT count(DISTINCT window_start) FROM anomaly_scores").await;
+    o.each_published_once(windows as usize).await;
     stop_a.cancel();
     stop_b.cancel();
     a.await.unwrap();

@@ -9,9 +9,10 @@ use rdkafka::consumer::Rebalance;
 
 use crate::failure::FailureKind;
 
-/// What readiness reports: a fenced worker is not ready until the supervisor starts it again
-/// (or for good, when another instance holds its ordinal); a systemic failure lasts until the next committed batch; transient failures
-/// make the worker not ready once they have lasted longer than the bound.
+/// What readiness reports: a fenced worker is not ready until it commits again after the
+/// supervisor restarted it (for good, when another instance holds its ordinal); a systemic
+/// failure lasts until the next committed batch; transient failures make the worker not ready
+/// once they have lasted longer than the bound.
 pub struct InferHealth {
     unready_after: Duration,
     state: Mutex<State>,

@@ -77,16 +77,12 @@ pub fn worker(config: &Config, infer_metrics: InferMetrics, health: Arc<InferHea
     })
 }
 
-/// How many session timeouts back fences count: two replicas on one ordinal fence each other
-/// about once per restart pause and group join, well within it.
-const FENCE_WINDOW_SESSIONS: u32 = 10;
-
 /// Runs the worker, restarting it after a failure it cannot recover in place, until
 /// `shutdown`. A fenced worker starts again with new clients, unless it was fenced repeatedly
 /// (`kafka::fences`): then another replica holds its ordinal, and the process stays up, not
 /// ready, until an operator gives each replica its own.
 pub async fn supervise(config: Config, infer_metrics: InferMetrics, health: Arc<InferHealth>, shutdown: CancellationToken) {
-    let mut fences = Fences::new(FENCE_WINDOW_SESSIONS * config.infer.session_timeout_ms);
+    let mut fences = Fences::for_session(config.infer.session_timeout_ms);
     while !shutdown.is_cancelled() {
         let result = match worker(&config, infer_metrics.clone(), health.clone()) {
             Ok(worker) => worker.run(shutdown.clone()).await,

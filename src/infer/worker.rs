@@ -350,7 +350,8 @@ impl InferWorker {
         tracing::warn!(error = %detail, dependency = err.label(), windows, "scoring batch failed; it will be retried");
     }
 
-    /// Stops for good: a second producer with this id would only fence the other back.
+    /// Ends this worker with its clients; the supervisor tells a stray fence from a second
+    /// replica on the ordinal (`kafka::fences`).
     fn fenced(&self, error: &str) -> InferError {
         let why = format!(
             "fenced ({error}): another infer client took transactional id {:?} or group instance id {:?}; if it repeats, two instances share an ordinal (infer.instance)",

@@ -37,10 +37,10 @@ impl IngestService {
         Ok(())
     }
 
-    /// Fatal consumer errors again and again: another ingest instance has this one's
-    /// `ingest.instance_id`. Readiness says so until shutdown; nothing more is consumed.
+    /// Fatal consumer errors again and again (`kafka::fences`): another ingest instance has this
+    /// one's `ingest.instance_id`. Readiness says so until shutdown; nothing more is consumed.
     pub(super) fn stop_fenced(&self, err: &rdkafka::error::KafkaError, fences: usize) {
-        let what = format!("the kafka consumer was fenced {fences} times in a row ({err}): two ingest instances share ingest.instance_id; give each its own");
+        let what = format!("the kafka consumer failed for good {fences} times within ten session timeouts ({err}): two ingest instances share ingest.instance_id; give each its own");
         tracing::error!(error = %err, fences, "ingest stopped: two instances share an instance id");
         *self.health.systemic.lock().unwrap_or_else(|p| p.into_inner()) = Some(what);
     }

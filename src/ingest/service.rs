@@ -31,8 +31,6 @@ use crate::store::{DeadLetter, EquipmentCatalogue, StorageEngine, Store, StoreEr
 use crate::window::WindowSpec;
 
 const SEEK_RETRY: Duration = Duration::from_millis(50);
-/// How many session timeouts back fatal consumer errors count (`kafka::fences`).
-const FENCE_WINDOW_SESSIONS: u32 = 10;
 
 /// What the health endpoint reports about ingest.
 #[derive(Default)]
@@ -107,7 +105,7 @@ impl IngestService {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let consumer = consumer::create(&self.kafka, &self.config, &self.topic, self.metrics.clone(), events_tx.clone())?;
-        let mut fences = Fences::new(FENCE_WINDOW_SESSIONS * self.config.session_timeout_ms);
+        let mut fences = Fences::for_session(self.config.session_timeout_ms);
         let mut state = Loop {
             consumer,
             partitions: HashMap::new(),

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 /// Fences tolerated within the window before the instance is taken to be a duplicate.
 pub const FENCES_BEFORE_STOP: usize = 3;
+/// The window, in session timeouts: two replicas on one ordinal fence each other about once per
+/// restart pause and group join, well within it.
+const WINDOW_SESSIONS: u32 = 10;
 
 #[derive(Debug)]
 pub struct Fences {
@@ -22,10 +25,14 @@ pub struct Fences {
 }
 
 impl Fences {
-    /// `window`: how far back fences count. Two replicas on one ordinal fence each other about
-    /// once per restart pause plus group join, so a few session timeouts catch them.
+    /// `window`: how far back fences count.
     pub fn new(window: Duration) -> Self {
         Fences { window, times: VecDeque::new() }
+    }
+
+    /// The window for a group member with this session timeout.
+    pub fn for_session(session_timeout: Duration) -> Self {
+        Fences::new(WINDOW_SESSIONS * session_timeout)
     }
 
     /// Records a fence at `now`; true when it is the [`FENCES_BEFORE_STOP`]th within the window,
