@@ -161,6 +161,9 @@ pub enum ModelAction {
         seed: u64,
         #[arg(long, default_value_t = 60)]
         epochs: usize,
+        /// The features the networks read.
+        #[arg(long, value_enum, default_value_t = crate::model::FeatureLayout::NEWEST)]
+        features: crate::model::FeatureLayout,
     },
     /// Per-target accuracy and confusion matrices on a directory in the UCI layout, beside the
     /// MLP baseline.
@@ -193,6 +196,9 @@ pub enum ModelAction {
         /// Probability that a training example loses a sensor (the shipped recipe: 0.05).
         #[arg(long, requires = "cross_validate")]
         sensor_dropout: Option<f64>,
+        /// The features the networks read.
+        #[arg(long, value_enum, default_value_t = crate::model::FeatureLayout::NEWEST, requires = "cross_validate")]
+        features: crate::model::FeatureLayout,
         /// Runs trained at once, one core each.
         #[arg(long, default_value_t = 1, requires = "cross_validate")]
         jobs: usize,

@@ -26,13 +26,14 @@ pub async fn rescore(config: &Config, from: Option<DateTime<Utc>>, to: Option<Da
 
 pub fn model(action: ModelAction) -> anyhow::Result<i32> {
     match action {
-        ModelAction::Train { data, version, out, seed, epochs } => {
+        ModelAction::Train { data, version, out, seed, epochs, features } => {
             let out = out.unwrap_or_else(|| Path::new("models").join(&version));
-            let report = train::train_and_save(&data, &out, &version, seed, epochs)?;
+            let config = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
+            let report = train::train_and_save(&data, &out, &version, &config)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        ModelAction::Eval { data, cross_validate: true, untouched, runs, folds, seed, epochs, sensor_dropout, jobs, format, .. } => {
-            let mut recipe = crate::model::TrainConfig::new(seed, epochs);
+        ModelAction::Eval { data, cross_validate: true, untouched, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {
+            let mut recipe = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
             if let Some(p) = sensor_dropout {
                 anyhow::ensure!((0.0..1.0).contains(&p), "--sensor-dropout must be in [0, 1)");
                 recipe.sensor_dropout = p;

@@ -21,20 +21,84 @@ const SUMMARY: [&str; 14] = [
     "max_fall",
 ];
 
-/// Features computed from the values (the model adds a present/missing flag after them).
-pub const RAW_FEATURES: usize = SUMMARY.len() + BINS;
-/// Inputs per sensor node: the normalised raw features plus the present flag.
+/// The rig's load profile changes every 10 s (a sixth of the cycle), just before each sixth
+/// ends. The step features describe each sixth apart: its settled level, how far its first
+/// seconds sit from that level (the pressure still building or relaxing, which is where the
+/// accumulator's pre-charge shows), and the 1 s mean of each switch against its neighbours.
+pub const STEPS: usize = 6;
+/// Features that describe the steps: a level and an early offset per step, a spike per switch.
+const STEP_FEATURES: usize = 2 * STEPS + (STEPS - 1);
+/// The step features are computed on this many equal slices of relative time (1 s of a 60 s
+/// window), so a window sent with more or fewer samples gives nearly the same features.
+const GRID: usize = 60;
+
+/// Features computed from the values (the model adds a present/missing flag after them): every
+/// layout's, the newest layout's being a superset of the older ones.
+pub const RAW_FEATURES: usize = SUMMARY.len() + BINS + STEP_FEATURES;
+/// Inputs per sensor node of the newest layout: its raw features plus the present flag.
 pub const NODE_FEATURES: usize = RAW_FEATURES + 1;
 /// Values beyond this many standard deviations are clipped, so one wild reading cannot
 /// saturate every layer of the network.
 const CLIP: f64 = 8.0;
 
-/// The feature names, as stored in the manifest.
+/// Which of the raw features a model reads: a prefix of [`raw_features`]' output, named in its
+/// manifest's `feature_names`, so an artifact trained before a layout was added still scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureLayout {
+    /// Summary statistics and 12 bin means (the layout of `uci-rig-v1`).
+    Summary,
+    /// `Summary` plus the shape of each 10 s load step (`step{k}_level`, `step{k}_early`,
+    /// `switch{k}_spike`).
+    Steps,
+}
+
+impl FeatureLayout {
+    /// What training uses unless told otherwise.
+    pub const NEWEST: FeatureLayout = FeatureLayout::Steps;
+
+    /// Manifests made before the layout was recorded used `Summary`.
+    pub fn legacy() -> FeatureLayout {
+        FeatureLayout::Summary
+    }
+
+    /// Raw features per sensor.
+    pub fn raw(self) -> usize {
+        match self {
+            FeatureLayout::Summary => SUMMARY.len() + BINS,
+            FeatureLayout::Steps => RAW_FEATURES,
+        }
+    }
+
+    /// Inputs per sensor node: the raw features plus the present flag.
+    pub fn node(self) -> usize {
+        self.raw() + 1
+    }
+
+    /// The feature names, as stored in the manifest.
+    pub fn names(self) -> Vec<String> {
+        let mut names: Vec<String> = SUMMARY.iter().map(|s| (*s).to_string()).collect();
+        names.extend((0..BINS).map(|b| format!("bin{b:02}")));
+        if self == FeatureLayout::Steps {
+            for k in 0..STEPS {
+                names.push(format!("step{k}_level"));
+                names.push(format!("step{k}_early"));
+            }
+            names.extend((0..STEPS - 1).map(|k| format!("switch{k}_spike")));
+        }
+        names.push("present".into());
+        names
+    }
+
+    /// The layout whose names a manifest lists, if this build knows it.
+    pub fn of_names(names: &[String]) -> Option<FeatureLayout> {
+        [FeatureLayout::Summary, FeatureLayout::Steps].into_iter().find(|layout| layout.names() == names)
+    }
+}
+
+/// The newest layout's feature names.
 pub fn feature_names() -> Vec<String> {
-    let mut names: Vec<String> = SUMMARY.iter().map(|s| (*s).to_string()).collect();
-    names.extend((0..BINS).map(|b| format!("bin{b:02}")));
-    names.push("present".into());
-    names
+    FeatureLayout::NEWEST.names()
 }
 
 /// Raw features of one sensor's values in time order; `None` when no finite value is left.
@@ -96,8 +160,37 @@ pub fn raw_features(values: &[f64]) -> Option<[f64; RAW_FEATURES]> {
         fall,
     ];
     out[..SUMMARY.len()].copy_from_slice(&summary);
-    out[SUMMARY.len()..].copy_from_slice(&bins);
+    out[SUMMARY.len()..SUMMARY.len() + BINS].copy_from_slice(&bins);
+    out[SUMMARY.len() + BINS..].copy_from_slice(&step_features(&v));
     Some(out)
+}
+
+/// The shape of each load step on the 1 s grid: per step (slices `10k..10k+9` of 60) its
+/// settled level (mean of its last four seconds before the switch second) and its early offset
+/// (mean of its first three seconds minus that level); per switch (second `10k+9`), its value
+/// minus the mean of the seconds either side.
+fn step_features(v: &[f64]) -> [f64; STEP_FEATURES] {
+    let regridded;
+    let g: &[f64] = if v.len() == GRID {
+        v
+    } else {
+        regridded = bin_means(v, GRID);
+        &regridded
+    };
+    let span = GRID / STEPS;
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    let mut out = [0.0; STEP_FEATURES];
+    for k in 0..STEPS {
+        let step = &g[k * span..(k + 1) * span - 1];
+        let level = mean(&step[step.len() - 4..]);
+        out[2 * k] = level;
+        out[2 * k + 1] = mean(&step[..3]) - level;
+    }
+    for k in 0..STEPS - 1 {
+        let at = (k + 1) * span - 1;
+        out[2 * STEPS + k] = g[at] - 0.5 * (g[at - 1] + g[at + 1]);
+    }
+    out
 }
 
 /// Means of `k` equal slices of relative time; a slice with no sample (fewer samples than
@@ -139,16 +232,18 @@ pub struct Normalisation {
 }
 
 impl Normalisation {
-    /// Statistics over the rows where the sensor was present. `rows[r][s]` is sensor `s` of row `r`.
-    pub fn fit<'a>(rows: impl Iterator<Item = &'a Vec<Option<[f64; RAW_FEATURES]>>>, sensors: usize) -> Self {
-        let mut sum = vec![vec![0.0; RAW_FEATURES]; sensors];
-        let mut sq = vec![vec![0.0; RAW_FEATURES]; sensors];
+    /// Statistics of `layout`'s features over the rows where the sensor was present.
+    /// `rows[r][s]` is sensor `s` of row `r`.
+    pub fn fit<'a>(rows: impl Iterator<Item = &'a Vec<Option<[f64; RAW_FEATURES]>>>, sensors: usize, layout: FeatureLayout) -> Self {
+        let width = layout.raw();
+        let mut sum = vec![vec![0.0; width]; sensors];
+        let mut sq = vec![vec![0.0; width]; sensors];
         let mut count = vec![0.0; sensors];
         for row in rows {
             for (s, f) in row.iter().enumerate() {
                 if let Some(f) = f {
                     count[s] += 1.0;
-                    for (j, x) in f.iter().enumerate() {
+                    for (j, x) in f[..width].iter().enumerate() {
                         sum[s][j] += x;
                         sq[s][j] += x * x;
                     }
@@ -159,7 +254,7 @@ impl Normalisation {
         let mut std = sq.clone();
         for s in 0..sensors {
             let c = f64::max(count[s], 1.0);
-            for j in 0..RAW_FEATURES {
+            for j in 0..width {
                 mean[s][j] = sum[s][j] / c;
                 let var = (sq[s][j] / c - mean[s][j] * mean[s][j]).max(0.0);
                 // A constant feature (e.g. a virtual sensor's min) would divide by zero.
@@ -169,18 +264,20 @@ impl Normalisation {
         Normalisation { mean, std }
     }
 
-    /// Normalised node inputs of one window, `[sensor][NODE_FEATURES]` flattened: a missing
-    /// sensor gets zeros (its training mean) and a present flag of 0.
+    /// Normalised node inputs of one window, `[sensor][feature]` flattened, as many features
+    /// per sensor as were fitted (the layout's) plus the present flag: a missing sensor gets
+    /// zeros (its training mean) and a present flag of 0.
     pub fn apply(&self, row: &[Option<[f64; RAW_FEATURES]>], out: &mut Vec<f32>) {
         for (s, f) in row.iter().enumerate() {
+            let width = self.mean[s].len();
             match f {
                 Some(f) => {
-                    for ((x, mean), std) in f.iter().zip(&self.mean[s]).zip(&self.std[s]) {
+                    for ((x, mean), std) in f[..width].iter().zip(&self.mean[s]).zip(&self.std[s]) {
                         out.push(((x - mean) / std).clamp(-CLIP, CLIP) as f32);
                     }
                     out.push(1.0);
                 }
-                None => out.extend(std::iter::repeat_n(0.0f32, NODE_FEATURES)),
+                None => out.extend(std::iter::repeat_n(0.0f32, width + 1)),
             }
         }
     }
@@ -209,5 +306,49 @@ mod tests {
         assert!(one.iter().all(|x| x.is_finite()));
         assert_eq!(one[SUMMARY.len() + BINS - 1], 5.0);
         assert_eq!(feature_names().len(), NODE_FEATURES);
+    }
+
+    #[test]
+    fn every_layout_is_known_by_its_names_and_older_ones_are_prefixes() {
+        let newest = FeatureLayout::NEWEST.names();
+        for layout in [FeatureLayout::Summary, FeatureLayout::Steps] {
+            let names = layout.names();
+            assert_eq!(names.len(), layout.node());
+            assert_eq!(FeatureLayout::of_names(&names), Some(layout));
+            assert_eq!(names[..layout.raw()], newest[..layout.raw()], "{layout:?} reads a prefix of the raw features");
+        }
+        assert_eq!(FeatureLayout::of_names(&["mean".into(), "present".into()]), None);
+    }
+
+    #[test]
+    fn step_features_see_each_load_step_and_switch() {
+        // A 60 s cycle of six 10 s steps at levels 10, 20, ..., 60: each step's first second
+        // still 3 below its level, and each switch second 7 above its neighbours' mean.
+        let signal: Vec<f64> = (0..60)
+            .map(|i| {
+                let (k, at) = (i / 10, i % 10);
+                let level = 10.0 * (k + 1) as f64;
+                match at {
+                    0 => level - 3.0,
+                    9 if k < 5 => (level + level - 3.0 + 10.0) / 2.0 + 7.0,
+                    _ => level,
+                }
+            })
+            .collect();
+        let f = raw_features(&signal).unwrap();
+        let steps = &f[SUMMARY.len() + BINS..];
+        for k in 0..STEPS {
+            assert!((steps[2 * k] - 10.0 * (k + 1) as f64).abs() < 1e-9, "step {k} level {}", steps[2 * k]);
+            assert!((steps[2 * k + 1] + 1.0).abs() < 1e-9, "step {k} early offset {}", steps[2 * k + 1]);
+        }
+        for k in 0..STEPS - 1 {
+            assert!((steps[2 * STEPS + k] - 7.0).abs() < 1e-9, "switch {k} spike {}", steps[2 * STEPS + k]);
+        }
+        // The same cycle at 10 Hz gives the same step features.
+        let fast: Vec<f64> = signal.iter().flat_map(|x| std::iter::repeat_n(*x, 10)).collect();
+        let f10 = raw_features(&fast).unwrap();
+        for j in SUMMARY.len() + BINS..RAW_FEATURES {
+            assert!((f[j] - f10[j]).abs() < 1e-9, "feature {j}: {} vs {}", f[j], f10[j]);
+        }
     }
 }

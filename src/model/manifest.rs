@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::features::Normalisation;
+use super::features::{FeatureLayout, Normalisation};
 use super::sampling::InputSampling;
 use crate::domain::Severity;
 use super::graph::{Arch, GraphSpec};
@@ -134,6 +134,9 @@ pub struct TrainConfig {
     pub mlp_hidden: usize,
     /// Use at most this many rows of the data (from the start); for quick tests.
     pub max_rows: Option<usize>,
+    /// The features the networks read (manifests made before it was recorded: `summary`).
+    #[serde(default = "FeatureLayout::legacy")]
+    pub features: FeatureLayout,
 }
 
 impl TrainConfig {
@@ -152,6 +155,7 @@ impl TrainConfig {
             readout: true,
             mlp_hidden: 64,
             max_rows: None,
+            features: FeatureLayout::NEWEST,
         }
     }
 }

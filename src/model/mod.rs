@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 pub use artifact::{ARTIFACT_FORMAT, read_manifest};
 pub use conditions::ConditionCatalogue;
-pub use features::{NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
+pub use features::{FeatureLayout, NODE_FEATURES, Normalisation, RAW_FEATURES, feature_names, raw_features};
 pub use graph::{Arch, Edge, GraphSpec, RELATIONS, edges};
 pub use manifest::{Accuracies, ConditionSpec, Manifest, TargetSpec, TrainConfig, TrainingData, Validation};
 pub use occlusion::Drivers;
@@ -39,7 +39,6 @@ pub use subset::{CONFIDENCE, Kinds, SensorKind, SubsetMap, Unmapped};
 pub use weights::{Weight, Weights};
 
 use fast::{FastGnn, FastMlp};
-use features::NODE_FEATURES as F;
 
 /// The shipped artifact, relative to the repository root.
 pub const DEFAULT_MODEL_DIR: &str = "models/uci-rig-v1";
@@ -76,6 +75,8 @@ pub struct RigModel {
     kinds: Option<Kinds>,
     /// Per target, each sensor's share of its evidence (`subset.rs`).
     evidence: Vec<Vec<f64>>,
+    /// The features the manifest names.
+    layout: FeatureLayout,
 }
 
 impl RigModel {
@@ -93,8 +94,10 @@ impl RigModel {
         let targets: Vec<String> = manifest.targets.iter().map(|t| t.component.clone()).collect();
         let s = spec.sensors.len();
         let norm = &manifest.normalisation;
-        if manifest.arch.features != F || norm.mean.len() != s || norm.std.len() != s || norm.mean.iter().chain(&norm.std).any(|r| r.len() != features::RAW_FEATURES) {
-            return Err(ModelError::Artifact("feature layout does not match this build".into()));
+        let layout = FeatureLayout::of_names(&manifest.feature_names)
+            .ok_or_else(|| ModelError::Artifact("feature_names are not a feature layout this build computes".into()))?;
+        if manifest.arch.features != layout.node() || norm.mean.len() != s || norm.std.len() != s || norm.mean.iter().chain(&norm.std).any(|r| r.len() != layout.raw()) {
+            return Err(ModelError::Artifact(format!("arch.features or normalisation do not match the {layout:?} feature layout its feature_names name")));
         }
         for target in &manifest.targets {
             target.check_conditions().map_err(ModelError::Artifact)?;
@@ -105,11 +108,21 @@ impl RigModel {
         let mlp = FastMlp::load(&weights, s, &manifest.arch)?;
         let kinds = subset::kinds_of(&manifest)?;
         let evidence = subset::evidence(&manifest)?;
-        Ok(RigModel { manifest, weights, gnn, mlp, kinds, evidence })
+        Ok(RigModel { manifest, weights, gnn, mlp, kinds, evidence, layout })
     }
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The features the networks read.
+    pub fn feature_layout(&self) -> FeatureLayout {
+        self.layout
+    }
+
+    /// Inputs per sensor node.
+    pub fn node_features(&self) -> usize {
+        self.layout.node()
     }
 
     pub fn weights(&self) -> &Weights {
@@ -197,7 +210,7 @@ impl RigModel {
     pub fn inputs(&self, window: &HashMap<String, Vec<f64>>) -> Vec<f32> {
         let spec = &self.manifest.graph;
         let raw: Vec<_> = spec.sensors.iter().map(|(id, _)| window.get(id).and_then(|v| features::raw_features(v))).collect();
-        let mut flat = Vec::with_capacity(raw.len() * F);
+        let mut flat = Vec::with_capacity(raw.len() * self.node_features());
         self.manifest.normalisation.apply(&raw, &mut flat);
         flat
     }

@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::features::NODE_FEATURES as F;
 use super::{ComponentScore, Network, RigModel};
 use crate::domain::Driver;
 
@@ -41,9 +40,10 @@ impl RigModel {
         let probs = self.forward(&x, network);
         let full = self.log_odds(&self.logits(&x, network));
         let sensors = &self.manifest.graph.sensors;
+        let width = self.node_features();
         let mut effects: Vec<Vec<Driver>> = vec![Vec::with_capacity(sensors.len()); full.len()];
         for (s, (sensor, _)) in sensors.iter().enumerate() {
-            let node = s * F..(s + 1) * F;
+            let node = s * width..(s + 1) * width;
             // Already missing: leaving it out changes nothing.
             if x[node.end - 1] == 0.0 {
                 continue;

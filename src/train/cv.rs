@@ -131,7 +131,7 @@ impl CvReport {
 impl fmt::Display for CvReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.split)?;
-        writeln!(f, "recipe: seed {} + run, {} epochs, sensor dropout {}", self.recipe.seed, self.recipe.epochs, self.recipe.sensor_dropout)?;
+        writeln!(f, "recipe: seed {} + run, {} epochs, sensor dropout {}, {:?} features", self.recipe.seed, self.recipe.epochs, self.recipe.sensor_dropout, self.recipe.features)?;
         let table = |f: &mut fmt::Formatter<'_>, title: &str, runs: &[RunEval]| -> fmt::Result {
             if runs.is_empty() {
                 return Ok(());

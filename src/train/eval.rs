@@ -169,7 +169,7 @@ fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Re
     let networks = Networks::of(&model)?;
     let manifest = model.manifest();
     let cycles = rig::load(data_dir)?;
-    let data = prepare(&cycles, &manifest.normalisation, &manifest.targets)?;
+    let data = prepare(&cycles, &manifest.normalisation, &manifest.targets, model.feature_layout())?;
     let rows: Vec<u32> = if validation_only {
         data::validation_rows(&cycles).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i as u32).collect()
     } else {

@@ -19,8 +19,8 @@ use super::data;
 use super::nets::{Gnn, Mlp, Net, Networks};
 use super::params::{Params, Rng, to_weights};
 use crate::model::{
-    ARTIFACT_FORMAT, Accuracies, Arch, GraphSpec, Manifest, NODE_FEATURES, Normalisation, RigModel, TargetSpec, TrainConfig, TrainingData,
-    Validation, feature_names,
+    ARTIFACT_FORMAT, Accuracies, Arch, FeatureLayout, GraphSpec, Manifest, Normalisation, RigModel, TargetSpec, TrainConfig, TrainingData,
+    Validation,
 };
 use crate::rig;
 
@@ -49,16 +49,16 @@ impl fmt::Display for TrainReport {
 
 /// Inputs and labels as tensors.
 pub(super) struct Prepared {
-    /// `[rows, sensors, NODE_FEATURES]`.
+    /// `[rows, sensors, layout.node()]`.
     pub x: Tensor,
     /// Per target, `[rows]` class indices.
     pub y: Vec<Vec<u32>>,
 }
 
-pub(super) fn prepare(cycles: &[rig::Cycle], norm: &Normalisation, targets: &[TargetSpec]) -> Result<Prepared, TrainError> {
+pub(super) fn prepare(cycles: &[rig::Cycle], norm: &Normalisation, targets: &[TargetSpec], layout: FeatureLayout) -> Result<Prepared, TrainError> {
     let raw = data::cycle_features(cycles);
     let sensors = raw.first().map_or(0, Vec::len);
-    let mut flat = Vec::with_capacity(raw.len() * sensors * NODE_FEATURES);
+    let mut flat = Vec::with_capacity(raw.len() * sensors * layout.node());
     for row in &raw {
         norm.apply(row, &mut flat);
     }
@@ -68,7 +68,7 @@ pub(super) fn prepare(cycles: &[rig::Cycle], norm: &Normalisation, targets: &[Ta
             y[t].push(label);
         }
     }
-    Ok(Prepared { x: Tensor::from_vec(flat, (raw.len(), sensors, NODE_FEATURES), &Device::Cpu)?, y })
+    Ok(Prepared { x: Tensor::from_vec(flat, (raw.len(), sensors, layout.node()), &Device::Cpu)?, y })
 }
 
 /// Trains both networks on `data_dir` and returns the model named `version` (not yet saved) and
@@ -110,7 +110,7 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
         component_ids: spec.components.clone(),
         graph: spec.clone(),
         kinds: Some(crate::model::Kinds::of(&topology)),
-        feature_names: feature_names(),
+        feature_names: config.features.names(),
         normalisation: norm,
         targets,
         score: "1 - P(nominal class) of the component's head (nominal: cooler 100 %, valve 100 %, pump leakage 0, accumulator 130 bar)".into(),
@@ -148,10 +148,10 @@ pub(super) struct Fitted {
 /// only those rows, so whatever is evaluated on the others is unseen in every respect.
 pub(super) fn fit_on(cycles: &[rig::Cycle], train_rows: &[u32], spec: &GraphSpec, targets: &[TargetSpec], config: &TrainConfig) -> Result<Fitted, TrainError> {
     let raw = data::cycle_features(cycles);
-    let norm = Normalisation::fit(train_rows.iter().map(|r| &raw[*r as usize]), spec.sensors.len());
-    let prepared = prepare(cycles, &norm, targets)?;
+    let norm = Normalisation::fit(train_rows.iter().map(|r| &raw[*r as usize]), spec.sensors.len(), config.features);
+    let prepared = prepare(cycles, &norm, targets, config.features)?;
     let arch = Arch {
-        features: NODE_FEATURES,
+        features: config.features.node(),
         hidden: config.hidden,
         layers: config.layers,
         head_hidden: config.head_hidden,

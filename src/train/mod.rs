@@ -45,8 +45,8 @@ pub enum TrainError {
 
 /// Trains on `data_dir` with the shipped configuration and writes the artifact, named
 /// `version`, to `out_dir`.
-pub fn train_and_save(data_dir: &Path, out_dir: &Path, version: &str, seed: u64, epochs: usize) -> Result<TrainReport, TrainError> {
-    let (model, report) = train(data_dir, version, &TrainConfig::new(seed, epochs))?;
+pub fn train_and_save(data_dir: &Path, out_dir: &Path, version: &str, config: &TrainConfig) -> Result<TrainReport, TrainError> {
+    let (model, report) = train(data_dir, version, config)?;
     model.save(out_dir)?;
     Ok(report)
 }

@@ -19,7 +19,7 @@ use candle_core::{D, Device, IndexOp, Tensor};
 
 use super::TrainError;
 use super::params::{Head, Linear, Params, Rng, from_weights, get, normal, zeros};
-use crate::model::{Arch, GraphSpec, NODE_FEATURES, Network, RELATIONS, RigModel, edges};
+use crate::model::{Arch, GraphSpec, Network, RELATIONS, RigModel, edges};
 
 /// Graph constants derived from a `GraphSpec`.
 #[derive(Debug, Clone)]
@@ -238,7 +238,7 @@ impl Networks {
 
     /// Class probabilities per target for one window (as `RigModel::probabilities`), through candle.
     pub fn probabilities(&self, model: &RigModel, window: &HashMap<String, Vec<f64>>, network: Network) -> Result<Vec<Vec<f32>>, TrainError> {
-        let x = Tensor::from_vec(model.inputs(window), (1, model.manifest().graph.sensors.len(), NODE_FEATURES), &Device::Cpu)?;
+        let x = Tensor::from_vec(model.inputs(window), (1, model.manifest().graph.sensors.len(), model.node_features()), &Device::Cpu)?;
         self.get(network).forward(&x)?.iter().map(|logits| Ok(candle_nn::ops::softmax_last_dim(logits)?.flatten_all()?.to_vec1::<f32>()?)).collect()
     }
 
