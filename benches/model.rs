@@ -92,6 +92,23 @@ fn candle_percentiles(model: &RigModel, windows: &[HashMap<String, Vec<f64>>]) {
     println!("Gnn through candle: p50 {:.1} µs (RAYON_NUM_THREADS {:?})", times[n / 2], std::env::var("RAYON_NUM_THREADS").ok());
 }
 
+/// What the shipped feature layout costs against `uci-rig-v1` (the summary layout: no step
+/// features, 27 inputs a node instead of 44), measured in this run beside it.
+fn layout_cost(model: &RigModel, windows: &[Window], plain: f64, explained: f64) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let old = RigModel::load(&root.join("models/uci-rig-v1")).expect("uci-rig-v1");
+    println!("uci-rig-v1 ({:?} features, {} inputs a node) in the same run:", old.feature_layout(), old.node_features());
+    let old_plain = percentiles(&old, windows, Network::Gnn, false);
+    let old_explained = percentiles(&old, windows, Network::Gnn, true);
+    println!(
+        "{:?} features ({} inputs a node) cost {:.2}× plain and {:.2}× with drivers at p50",
+        model.feature_layout(),
+        model.node_features(),
+        plain / old_plain,
+        explained / old_explained
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let (model, windows, native) = setup();
     // `cargo test --all-targets` runs this file once in a debug build without `--bench`:
@@ -101,6 +118,7 @@ fn bench(c: &mut Criterion) {
         percentiles(&model, &windows, Network::Mlp, false);
         let explained = percentiles(&model, &windows, Network::Gnn, true);
         println!("drivers cost {:.1}× plain GNN scoring at p50", explained / plain);
+        layout_cost(&model, &windows, plain, explained);
         candle_percentiles(&model, &windows);
         rate_percentiles(&model, &windows, &native);
     }

@@ -119,7 +119,8 @@ async fn subsets_of_the_rig_are_scored_by_the_model_with_their_confidence_and_an
     ingest.await.unwrap();
 }
 
-/// Accuracy of the shipped GNN and MLP on the validation cycles of the full UCI data (`UCI_DATA`, by
+/// Accuracy of the shipped GNN and MLP on the cycles it was trained without (its manifest's
+/// `held_out`: the untouched blocks) of the full UCI data (`UCI_DATA`, by
 /// default `../shared/data/uci-hydraulic` beside the repository) for each subset, with each
 /// component's confidence (the README's table):
 /// `cargo test --test model_subset -- accuracy --include-ignored --nocapture`.
@@ -129,7 +130,8 @@ fn accuracy_of_each_subset_on_the_uci_validation_cycles() {
     let model = RigModel::load(&repo(manifold::model::DEFAULT_MODEL_DIR)).unwrap();
     let data = std::env::var("UCI_DATA").map_or_else(|_| repo("../shared/data/uci-hydraulic"), Into::into);
     let cycles = rig::load(&data).unwrap();
-    let validation: Vec<&Cycle> = cycles.iter().zip(manifold::train::validation_rows(&cycles)).filter(|(_, v)| *v).map(|(c, _)| c).collect();
+    let held_out = manifold::train::BlockSplit::held_out_rows(&cycles, model.manifest().training_data.held_out);
+    let validation: Vec<&Cycle> = held_out.iter().map(|r| &cycles[*r as usize]).collect();
     let mut all = vec![("the whole rig", rig::rig_topology())];
     all.extend(subsets());
     println!("{} validation cycles of {}", validation.len(), cycles.len());

@@ -151,7 +151,7 @@ pub enum ModelAction {
         #[arg(long)]
         data: PathBuf,
         /// The model version, written into the manifest (and reported with every score).
-        #[arg(long, default_value = "uci-rig-v1")]
+        #[arg(long, default_value = "uci-rig-v2")]
         version: String,
         /// Where to write the artifact; default: models/<version>.
         #[arg(long)]
@@ -164,6 +164,13 @@ pub enum ModelAction {
         /// The features the networks read.
         #[arg(long, value_enum, default_value_t = crate::model::FeatureLayout::NEWEST)]
         features: crate::model::FeatureLayout,
+        /// First cross-validate the recipe (5 seeds on the block folds and the untouched split,
+        /// as `model eval --cross-validate --untouched`) and keep the figures in the manifest.
+        #[arg(long)]
+        cross_validate: bool,
+        /// With --cross-validate: runs trained at once, one core each.
+        #[arg(long, default_value_t = 1, requires = "cross_validate")]
+        jobs: usize,
     },
     /// Per-target accuracy and confusion matrices on a directory in the UCI layout, beside the
     /// MLP baseline.
@@ -172,7 +179,8 @@ pub enum ModelAction {
         data: PathBuf,
         #[arg(long, default_value = crate::model::DEFAULT_MODEL_DIR)]
         model: PathBuf,
-        /// Only the held-out rows (the last fifth of each block of identical conditions).
+        /// Only the rows the model was trained without, as its manifest records them (the
+        /// untouched blocks; for models before it, the last fifth of each block).
         #[arg(long)]
         held_out: bool,
         /// Instead of the saved model, judge its recipe: retrain on whole blocks of identical

@@ -26,10 +26,10 @@ pub async fn rescore(config: &Config, from: Option<DateTime<Utc>>, to: Option<Da
 
 pub fn model(action: ModelAction) -> anyhow::Result<i32> {
     match action {
-        ModelAction::Train { data, version, out, seed, epochs, features } => {
+        ModelAction::Train { data, version, out, seed, epochs, features, cross_validate, jobs } => {
             let out = out.unwrap_or_else(|| Path::new("models").join(&version));
             let config = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
-            let report = train::train_and_save(&data, &out, &version, &config)?;
+            let report = train::train_and_save(&data, &out, &version, &config, cross_validate.then_some(jobs))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         ModelAction::Eval { data, cross_validate: true, untouched, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {

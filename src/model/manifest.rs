@@ -23,6 +23,22 @@ pub struct TrainingData {
     pub train_rows: usize,
     pub validation_rows: usize,
     pub split: String,
+    /// Which rows `validation` was measured on (manifests made before it was recorded: the last
+    /// fifth of each block).
+    #[serde(default)]
+    pub held_out: HeldOut,
+}
+
+/// The rows a model was trained without, on which its manifest's `validation` was measured.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldOut {
+    /// The last fifth of each block of identical conditions (`train::validation_rows`): each
+    /// has a training neighbour of its own block a minute away.
+    #[default]
+    LastFifthOfEachBlock,
+    /// The untouched test split of whole blocks (`train::BlockSplit`), trained on the folds.
+    UntouchedBlocks,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,6 +82,11 @@ pub struct Manifest {
     pub training_data: TrainingData,
     pub validation: Validation,
     pub training_seconds: f64,
+    /// The recipe's cross-validation, when training ran it (`model train --cross-validate`):
+    /// mean ± sd over seeds on the block folds and on the untouched split, and with each
+    /// sensor missing in turn (`train::CvReport::summary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<serde_json::Value>,
 }
 
 /// A labelled component and its classes, as in `profile.txt`.

@@ -95,8 +95,8 @@ pub fn spread(runs: &[RunEval], pick: impl Fn(&RunEval) -> Option<&Accuracies>) 
 
 impl CvReport {
     /// `{"cross_validation": {"gnn": {component: {mean, sd}}, "mlp": …}, "untouched": …,
-    /// "missing": {sensor: {"gnn": …, "mlp": …}}, "runs": […]}`.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// "missing": {sensor: {"gnn": …, "mlp": …}}, "missing_untouched": …}`: what a manifest keeps.
+    pub fn summary(&self) -> serde_json::Value {
         let nets = |runs: &[RunEval]| {
             serde_json::json!({
                 "runs": runs.len(),
@@ -105,15 +105,6 @@ impl CvReport {
                 "ensemble": spread(runs, |r| Some(&r.ensemble)),
             })
         };
-        let sensors: Vec<&String> = self.cross_validation.first().map(|r| r.missing.keys().collect()).unwrap_or_default();
-        let missing: serde_json::Map<String, serde_json::Value> = sensors
-            .into_iter()
-            .map(|s| {
-                let gnn = spread(&self.cross_validation, |r| r.missing.get(s).map(|m| &m.0));
-                let mlp = spread(&self.cross_validation, |r| r.missing.get(s).map(|m| &m.1));
-                (s.clone(), serde_json::json!({ "gnn": gnn, "mlp": mlp }))
-            })
-            .collect();
         serde_json::json!({
             "recipe": self.recipe,
             "split": self.split,
@@ -122,10 +113,30 @@ impl CvReport {
             "fold_rows": self.fold_rows,
             "cross_validation": nets(&self.cross_validation),
             "untouched": nets(&self.untouched),
-            "missing": missing,
-            "runs": { "cross_validation": self.cross_validation, "untouched": self.untouched },
+            "missing": missing_spreads(&self.cross_validation),
+            "missing_untouched": missing_spreads(&self.untouched),
         })
     }
+
+    /// [`CvReport::summary`] with every run's figures under `"runs"`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut json = self.summary();
+        json["runs"] = serde_json::json!({ "cross_validation": self.cross_validation, "untouched": self.untouched });
+        json
+    }
+}
+
+/// Per sensor left out, the spread of each network's accuracies over `runs`.
+fn missing_spreads(runs: &[RunEval]) -> serde_json::Map<String, serde_json::Value> {
+    let sensors: Vec<&String> = runs.first().map(|r| r.missing.keys().collect()).unwrap_or_default();
+    sensors
+        .into_iter()
+        .map(|s| {
+            let gnn = spread(runs, |r| r.missing.get(s).map(|m| &m.0));
+            let mlp = spread(runs, |r| r.missing.get(s).map(|m| &m.1));
+            (s.clone(), serde_json::json!({ "gnn": gnn, "mlp": mlp }))
+        })
+        .collect()
 }
 
 impl fmt::Display for CvReport {
@@ -145,25 +156,31 @@ impl fmt::Display for CvReport {
         };
         table(f, "cross-validation", &self.cross_validation)?;
         table(f, "untouched test split", &self.untouched)?;
-        let Some(first) = self.cross_validation.first() else { return Ok(()) };
-        writeln!(f, "\none sensor missing from every window (cross-validation, GNN / MLP mean):")?;
-        let components: Vec<&String> = first.gnn.keys().collect();
-        write!(f, "  {:<6}", "sensor")?;
+        missing_table(f, "cross-validation", &self.cross_validation)?;
+        missing_table(f, "untouched test split", &self.untouched)
+    }
+}
+
+/// Per sensor left out of every window, each component's mean accuracy over `runs`.
+fn missing_table(f: &mut fmt::Formatter<'_>, title: &str, runs: &[RunEval]) -> fmt::Result {
+    let Some(first) = runs.first() else { return Ok(()) };
+    writeln!(f, "\none sensor missing from every window ({title}, GNN / MLP mean):")?;
+    let components: Vec<&String> = first.gnn.keys().collect();
+    write!(f, "  {:<6}", "sensor")?;
+    for c in &components {
+        write!(f, " {c:>17}")?;
+    }
+    writeln!(f)?;
+    for sensor in first.missing.keys() {
+        write!(f, "  {sensor:<6}")?;
+        let gnn = spread(runs, |r| r.missing.get(sensor).map(|m| &m.0));
+        let mlp = spread(runs, |r| r.missing.get(sensor).map(|m| &m.1));
         for c in &components {
-            write!(f, " {c:>17}")?;
+            write!(f, "    {:6.2} / {:6.2}", 100.0 * gnn[*c].mean, 100.0 * mlp[*c].mean)?;
         }
         writeln!(f)?;
-        for sensor in first.missing.keys() {
-            write!(f, "  {sensor:<6}")?;
-            let gnn = spread(&self.cross_validation, |r| r.missing.get(sensor).map(|m| &m.0));
-            let mlp = spread(&self.cross_validation, |r| r.missing.get(sensor).map(|m| &m.1));
-            for c in &components {
-                write!(f, "    {:6.2} / {:6.2}", 100.0 * gnn[*c].mean, 100.0 * mlp[*c].mean)?;
-            }
-            writeln!(f)?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Cross-validates the recipe on the data in `data_dir` (and, if asked, scores it on the

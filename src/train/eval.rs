@@ -9,8 +9,8 @@ use candle_core::{D, Device, Tensor};
 use serde::Serialize;
 
 use super::TrainError;
-use super::data;
 use super::fit::{Prepared, prepare};
+use super::split::BlockSplit;
 use super::nets::{Net, Networks};
 use crate::model::{Accuracies, Network, RigModel, TargetSpec};
 use crate::rig;
@@ -36,7 +36,7 @@ pub struct TargetEval {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EvalReport {
     pub model_version: String,
-    /// Which rows: "all" or "validation".
+    /// Which rows: "all", or "validation" (those the model was trained without).
     pub rows: String,
     pub cycles: usize,
     pub targets: Vec<TargetEval>,
@@ -171,7 +171,7 @@ fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Re
     let cycles = rig::load(data_dir)?;
     let data = prepare(&cycles, &manifest.normalisation, &manifest.targets, model.feature_layout())?;
     let rows: Vec<u32> = if validation_only {
-        data::validation_rows(&cycles).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i as u32).collect()
+        BlockSplit::held_out_rows(&cycles, manifest.training_data.held_out)
     } else {
         (0..cycles.len() as u32).collect()
     };

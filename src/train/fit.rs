@@ -18,8 +18,9 @@ use super::TrainError;
 use super::data;
 use super::nets::{Gnn, Mlp, Net, Networks};
 use super::params::{Params, Rng, to_weights};
+use super::split::{BlockSplit, FOLDS, TEST_EVERY};
 use crate::model::{
-    ARTIFACT_FORMAT, Accuracies, Arch, FeatureLayout, GraphSpec, Manifest, Normalisation, RigModel, TargetSpec, TrainConfig, TrainingData,
+    ARTIFACT_FORMAT, Accuracies, Arch, FeatureLayout, GraphSpec, HeldOut, Manifest, Normalisation, RigModel, TargetSpec, TrainConfig, TrainingData,
     Validation,
 };
 use crate::rig;
@@ -93,9 +94,13 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
     let topology = rig::rig_topology();
     let spec = GraphSpec::from_topology(&topology);
     let targets = data::rig_targets();
-    let is_val = data::validation_rows(&cycles);
-    let train_rows: Vec<u32> = (0..cycles.len() as u32).filter(|i| !is_val[*i as usize]).collect();
-    let val_rows: Vec<u32> = (0..cycles.len() as u32).filter(|i| is_val[*i as usize]).collect();
+    // Trained on every fold of the block split, validated on its untouched blocks: the same
+    // model as `cross_validate`'s untouched run of this seed.
+    let split = BlockSplit::new(&cycles, FOLDS);
+    let (train_rows, val_rows) = (split.all_folds(), split.test.clone());
+    if train_rows.is_empty() || val_rows.is_empty() {
+        return Err(TrainError::Data(format!("{} blocks are too few to hold some out", split.blocks)));
+    }
     let Fitted { params, networks, norm, prepared, arch } = fit_on(&cycles, &train_rows, &spec, &targets, config)?;
     let (gnn, mlp) = super::eval::split_accuracies(&networks, &targets, &prepared, &val_rows)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -122,10 +127,14 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
             rows: cycles.len(),
             train_rows: train_rows.len(),
             validation_rows: val_rows.len(),
-            split: "per run of identical (cooler, valve, pump, accumulator) labels: last fifth (rounded) validates, the rest trains".into(),
+            split: format!(
+                "whole blocks of identical (cooler, valve, pump, accumulator) labels: about 1 row in {TEST_EVERY}, in whole blocks spread over the file, is the untouched test split that validates; the rest trains"
+            ),
+            held_out: HeldOut::UntouchedBlocks,
         },
         validation: Validation { gnn: gnn.clone(), mlp: mlp.clone() },
         training_seconds: seconds,
+        evaluation: None,
     };
     let model = RigModel::new(manifest, to_weights(&params)?)?;
     networks.check_agreement(&model, &HashMap::new())?;

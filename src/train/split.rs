@@ -11,10 +11,14 @@
 //! the cross-validation folds in time order, each to the fold with the fewest rows so far, so
 //! every fold spans the whole run, has every condition and about the same number of rows.
 
+use crate::model::HeldOut;
 use crate::rig::Cycle;
 
 /// About one row in this many, in whole blocks spread over the file, is the untouched test split.
 pub const TEST_EVERY: usize = 7;
+
+/// Cross-validation folds unless told otherwise; `model train` trains on all of them.
+pub const FOLDS: usize = 5;
 
 /// The block of every row: consecutive rows with identical (cooler, valve, pump, accumulator)
 /// labels are one block. Blocks are numbered from 0 in row order.
@@ -75,6 +79,14 @@ impl BlockSplit {
             }
         }
         split
+    }
+
+    /// The rows a model was validated on, as its manifest records them.
+    pub fn held_out_rows(cycles: &[Cycle], held_out: HeldOut) -> Vec<u32> {
+        match held_out {
+            HeldOut::UntouchedBlocks => BlockSplit::new(cycles, FOLDS).test,
+            HeldOut::LastFifthOfEachBlock => super::data::validation_rows(cycles).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i as u32).collect(),
+        }
     }
 
     /// Every row of the cross-validation folds: what a final recipe trains on before it meets
