@@ -30,6 +30,7 @@ use crate::config::{InferConfig, KafkaConfig};
 use crate::domain::AlertEventKind;
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
+use crate::kafka::repeats::Repeats;
 use crate::kafka::transactional::TxProducer;
 use crate::store::Store;
 use crate::telemetry::traces;
@@ -130,6 +131,7 @@ impl InferWorker {
         let mut breaker = Breaker::new(BREAKER_RUN, self.config.unready_after_ms);
         tracing::info!(topic = %self.input_topic, transactional_id = %self.config.transactional_id(), "infer started");
         let wait = self.config.batch_wait_ms;
+        let mut repeats = Repeats::default();
         while !shutdown.is_cancelled() {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -141,7 +143,7 @@ impl InferWorker {
                     vec![(message, generation)]
                 }
                 Err(err) => {
-                    self.consumer_error(&consumer, err)?;
+                    self.consumer_error(&consumer, err, &mut repeats)?;
                     continue;
                 }
             };
@@ -152,7 +154,7 @@ impl InferWorker {
                         let generation = signal.generation(message.topic(), message.partition());
                         batch.push((message, generation));
                     }
-                    Ok(Err(err)) => self.consumer_error(&consumer, err)?,
+                    Ok(Err(err)) => self.consumer_error(&consumer, err, &mut repeats)?,
                     Err(_) => break,
                 }
             }
@@ -364,8 +366,9 @@ impl InferWorker {
     }
 
     /// A consumer error between batches: fatal ones end the worker (a new consumer is made),
-    /// unless another consumer took this one's group instance id.
-    fn consumer_error(&self, consumer: &InferConsumer, err: rdkafka::error::KafkaError) -> Result<(), InferError> {
+    /// unless another consumer took this one's group instance id; others are logged, a burst of
+    /// one kind once per period.
+    fn consumer_error(&self, consumer: &InferConsumer, err: rdkafka::error::KafkaError, repeats: &mut Repeats) -> Result<(), InferError> {
         if crate::kafka::is_fatal(&err) || matches!(err, rdkafka::error::KafkaError::MessageConsumptionFatal(_)) {
             if let Some(why) = fence_reason(Some(&err), consumer.client().fatal_error()) {
                 return Err(self.fenced(&why));
@@ -375,7 +378,7 @@ impl InferWorker {
         if let Some(why) = fence_reason(Some(&err), None) {
             return Err(self.fenced(&why));
         }
-        tracing::warn!(error = %err, "kafka consumer error");
+        repeats.warn(&err);
         Ok(())
     }
 }

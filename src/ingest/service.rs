@@ -27,6 +27,7 @@ use crate::domain::{DomainError, Validator, Verdict, text};
 use crate::failure::{Breaker, FailureKind};
 use crate::kafka::KafkaError;
 use crate::kafka::fences::Fences;
+use crate::kafka::repeats::Repeats;
 use crate::store::{DeadLetter, EquipmentCatalogue, StorageEngine, Store, StoreError};
 use crate::window::WindowSpec;
 
@@ -106,6 +107,7 @@ impl IngestService {
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let consumer = consumer::create(&self.kafka, &self.config, &self.topic, self.metrics.clone(), events_tx.clone())?;
         let mut fences = Fences::for_session(self.config.session_timeout_ms);
+        let mut repeats = Repeats::default();
         let mut state = Loop {
             consumer,
             partitions: HashMap::new(),
@@ -168,7 +170,7 @@ impl IngestService {
                         self.replace_consumer(&mut state, &events_tx).await?;
                     }
                     // Broker trouble: librdkafka reconnects by itself; keep polling.
-                    Err(err) => tracing::warn!(error = %err, "kafka consumer error"),
+                    Err(err) => repeats.warn(&err),
                 },
             }
         }

@@ -4,6 +4,7 @@ pub mod fences;
 pub mod groups;
 pub mod lag;
 pub mod recorder;
+pub mod repeats;
 pub mod topics;
 pub mod transactional;
 
