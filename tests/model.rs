@@ -179,6 +179,7 @@ fn the_shipped_model_meets_its_floors_on_the_untouched_blocks() {
     println!("{report}");
     let model = shipped();
     assert_eq!(report.cycles, model.manifest().training_data.validation_rows, "the rows it was trained without");
+    assert_eq!(report.rows, "untouched blocks");
     // A little below what training measured on these rows (see the manifest's `validation`).
     for (target, floor) in [("cooler", 0.99), ("valve", 0.99), ("pump", 0.97), ("accumulator", 0.88)] {
         let acc = report.accuracy(target).unwrap();
@@ -217,6 +218,7 @@ fn an_artifact_of_the_summary_layout_still_scores_as_its_manifest_says() {
     let Some(data) = full_data() else { return };
     let report = train::evaluate_split(&dir, &data).unwrap();
     assert_eq!(report.cycles, 409);
+    assert_eq!(report.rows, "last fifth of each block");
     for t in &report.targets {
         assert!((m.manifest().validation.gnn[&t.component] - t.gnn.accuracy).abs() < 1e-9, "{}", t.component);
     }

@@ -12,7 +12,7 @@ use super::TrainError;
 use super::fit::{Prepared, prepare};
 use super::split::BlockSplit;
 use super::nets::{Net, Networks};
-use crate::model::{Accuracies, Network, RigModel, TargetSpec};
+use crate::model::{Accuracies, HeldOut, Network, RigModel, TargetSpec};
 use crate::rig;
 
 /// Rows per forward pass: bounds memory without costing speed.
@@ -36,7 +36,8 @@ pub struct TargetEval {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EvalReport {
     pub model_version: String,
-    /// Which rows: "all", or "validation" (those the model was trained without).
+    /// Which rows: "all", or those the model was trained without: "untouched blocks" or (models
+    /// before the block split) "last fifth of each block".
     pub rows: String,
     pub cycles: usize,
     pub targets: Vec<TargetEval>,
@@ -175,7 +176,12 @@ fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Re
     } else {
         (0..cycles.len() as u32).collect()
     };
-    report(&networks, &manifest.targets, &data, &rows, &manifest.version, if validation_only { "validation" } else { "all" })
+    let which = match (validation_only, manifest.training_data.held_out) {
+        (false, _) => "all",
+        (true, HeldOut::UntouchedBlocks) => "untouched blocks",
+        (true, HeldOut::LastFifthOfEachBlock) => "last fifth of each block",
+    };
+    report(&networks, &manifest.targets, &data, &rows, &manifest.version, which)
 }
 
 /// Evaluates the model in `model_dir` on every row of `data_dir` (e.g. held-out data).
