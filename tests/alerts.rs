@@ -100,6 +100,49 @@ async fn published(p: &TestPipeline, want: usize) -> Vec<(String, String, String
         .collect()
 }
 
+/// Scores without a class severity are judged by the thresholds of their component's kind, which
+/// infer takes from the topology it loaded with the windows: a valve at 0.95 (critical by the
+/// default thresholds) is ok under the valve's own, and only 0.995 opens an alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_is_judged_by_the_thresholds_of_its_kind_in_its_systems_topology() {
+    let (url, valve) = gnn_double().await;
+    let p = TestPipeline::new(&[
+        ("GNN_SERVICE_URL", &url),
+        ("MANIFOLD__ALERTS__CONSECUTIVE_WINDOWS", "2"),
+        ("MANIFOLD__ALERTS__THRESHOLDS__VALVE__WARNING", "0.96"),
+        ("MANIFOLD__ALERTS__THRESHOLDS__VALVE__CRITICAL", "0.99"),
+    ])
+    .await;
+    let app = spawn_app_with(p.config.clone(), p.db_url.clone()).await;
+    let (owner, _) = app.register(&format!("{}-k@example.com", p.prefix)).await;
+    let system = format!("{}-press", p.prefix);
+    app.create_rig(&owner, &system).await;
+    let stop = CancellationToken::new();
+    let infer = tokio::spawn(manifold::startup::run(manifold::startup::ProcessSet::Infer, p.config.clone(), Metrics::new(), stop.clone()));
+    let windows = Windows::new(&p);
+    let t0 = (chrono::Utc::now().timestamp_micros() / MIN - 60) * MIN;
+    let at = |k: i64| t0 + k * MIN;
+    let timeout = Duration::from_secs(60);
+    for (k, score) in [(0, 0.95), (1, 0.95), (2, 0.95)] {
+        valve.lock().unwrap().insert(rfc3339(at(k)), score);
+        windows.send(&system, at(k), 0).await;
+    }
+    // Derived through window 2 (scores are stored before their alerts are derived, so waiting
+    // for the scores alone would not do).
+    let derived = format!("SELECT count(*) FROM alert_cursors WHERE component_id = 'valve' AND (cursor->>'last_start')::timestamptz = '{}'", rfc3339(at(2)));
+    p.wait_for(&derived, 1, timeout).await;
+    assert_eq!(p.query_i64("SELECT count(*) FROM alerts").await, 0, "0.95 is below the valve's own warning threshold");
+    assert_eq!(p.query_i64("SELECT count(*) FROM alert_cursors WHERE component_id = 'valve' AND cursor->>'state' = 'ok'").await, 1, "the valve is ok");
+    for k in [3, 4] {
+        valve.lock().unwrap().insert(rfc3339(at(k)), 0.995);
+        windows.send(&system, at(k), 0).await;
+    }
+    p.wait_for("SELECT count(*) FROM alerts WHERE status = 'open' AND level = 'critical' AND component_id = 'valve'", 1, timeout).await;
+    assert_eq!(p.query_i64("SELECT count(*) FROM alerts").await, 1);
+    stop.cancel();
+    infer.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agreeing_windows_open_one_alert_recovery_clears_it_revisions_revise_or_withdraw_it_and_an_ack_survives() {
     let (url, valve) = gnn_double().await;

@@ -22,7 +22,9 @@ pub struct AlertsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreThresholds {
+    #[serde(deserialize_with = "super::units::number")]
     pub warning: f64,
+    #[serde(deserialize_with = "super::units::number")]
     pub critical: f64,
 }
 

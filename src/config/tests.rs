@@ -363,6 +363,11 @@ fn alert_settings_are_checked_at_load_naming_the_key() {
     let config = Config::load(&Sources { file: Some(file.path().to_owned()) }, &env(&[])).unwrap();
     assert_eq!(config.alerts.level_of_score(Some("valve"), 0.6), crate::domain::AlertLevel::Warning, "a kind's own thresholds");
     assert_eq!(config.alerts.level_of_score(Some("pump"), 0.6), crate::domain::AlertLevel::Ok, "the default for the others");
+    // A kind the defaults do not name, from the environment alone.
+    let config = load(&[("MANIFOLD__ALERTS__THRESHOLDS__VALVE__WARNING", "0.5"), ("MANIFOLD__ALERTS__THRESHOLDS__VALVE__CRITICAL", "0.8")]).unwrap();
+    assert_eq!(config.alerts.level_of_score(Some("valve"), 0.6), crate::domain::AlertLevel::Warning, "a kind's thresholds set by variables");
+    let err = load(&[("MANIFOLD__ALERTS__THRESHOLDS__VALVE__WARNING", "high"), ("MANIFOLD__ALERTS__THRESHOLDS__VALVE__CRITICAL", "0.8")]).unwrap_err();
+    assert!(err.to_string().contains("alerts.thresholds.valve.warning"), "{err}");
     let file = file_with("[alerts]\nconsecutive_window = 2\n");
     assert!(Config::load(&Sources { file: Some(file.path().to_owned()) }, &env(&[])).is_err(), "unknown keys are refused");
 }

@@ -35,3 +35,19 @@ pub fn hours<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
 pub fn hours_u32<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
     u32::deserialize(de).map(|hours| Duration::from_secs(u64::from(hours) * SECONDS_PER_HOUR))
 }
+
+/// `#[serde(deserialize_with = "units::number")]` for a decimal key that may be set from the
+/// environment under a name the defaults do not have (`MANIFOLD__ALERTS__THRESHOLDS__VALVE__WARNING=0.8`):
+/// such text is not typed by a default, so it arrives as a string and is read as a number here.
+pub fn number<'de, D: Deserializer<'de>>(de: D) -> Result<f64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrText {
+        Number(f64),
+        Text(String),
+    }
+    match NumberOrText::deserialize(de)? {
+        NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(text) => text.trim().parse().map_err(|_| D::Error::custom(format!("expected a number, got {text:?}"))),
+    }
+}

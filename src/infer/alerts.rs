@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use apache_avro::types::Value;
 use chrono::{DateTime, Duration, Utc};
 
+use super::batch::ComponentKinds;
 use super::error::InferError;
 use super::scorer::{ScoreError, Scored};
 use crate::codec::RecordEncoder;
@@ -68,7 +69,9 @@ impl AlertDeriver {
 
     /// Derives the alerts of every system the batch scored and returns the events caused by
     /// the batch's windows (those made now and those made by an earlier, aborted attempt).
-    pub async fn events(&self, store: &Store, scored: &[&Scored]) -> Result<Vec<StoredAlertEvent>, InferError> {
+    /// `kinds`: each system's component kinds, as the batch loaded them (a system without a
+    /// topology has none: its levels come from the default thresholds).
+    pub async fn events(&self, store: &Store, scored: &[&Scored], kinds: &ComponentKinds) -> Result<Vec<StoredAlertEvent>, InferError> {
         // Per system: its oldest scored window and its newest revision scored (the cause).
         let mut systems: BTreeMap<&str, (DateTime<Utc>, WindowRevision)> = BTreeMap::new();
         for s in scored {
@@ -77,15 +80,6 @@ impl AlertDeriver {
             entry.0 = entry.0.min(w.window_start);
             entry.1 = entry.1.max((w.window_start, w.revision));
         }
-        let ids: Vec<&str> = systems.keys().copied().collect();
-        let info = store.systems_info(&ids).await.map_err(ScoreError::from)?;
-        let kinds: HashMap<&str, HashMap<String, String>> = ids
-            .iter()
-            .map(|system| {
-                let of = info.get(*system).and_then(|i| i.topology.as_ref());
-                (*system, of.map(|t| t.components.iter().map(|c| (c.id.as_str().to_owned(), c.kind.clone())).collect()).unwrap_or_default())
-            })
-            .collect();
         let none = HashMap::new();
         let level_of = |system: &str, version: &str, component: &str, class: Option<&str>, score: f64| {
             self.level(kinds.get(system).unwrap_or(&none), version, component, class, score)

@@ -25,6 +25,9 @@ pub struct Outcome {
     pub failed: Vec<WindowFailure>,
     /// The kinds of the alert events published with the scores (for the metric).
     pub alert_events: Vec<crate::domain::AlertEventKind>,
+    /// Per system loaded, the kind of each of its components, as loaded with its windows: what
+    /// alert derivation reads, so it does not ask the database again.
+    pub component_kinds: ComponentKinds,
     pub steps: BatchSteps,
 }
 
@@ -87,6 +90,12 @@ impl InferWorker {
         outcome.steps.load = lap(&mut step);
         let mut scored: Vec<(&Event, Scored)> = Vec::with_capacity(loaded.len());
         for (event, values, info) in loaded {
+            if let Some(topology) = info.as_ref().and_then(|i| i.topology.as_ref()) {
+                outcome
+                    .component_kinds
+                    .entry(event.event.system_id.clone())
+                    .or_insert_with(|| topology.components.iter().map(|c| (c.id.as_str().to_owned(), c.kind.clone())).collect());
+            }
             let started = Instant::now();
             match self.scorer.score(&event.event, &values, info.as_ref()).await {
                 Ok(answer) => {
@@ -189,6 +198,9 @@ impl InferWorker {
 }
 
 type Loaded<'e> = (&'e Event, HashMap<String, Vec<f64>>, Option<SystemInfo>);
+
+/// System id → component id → the component's kind.
+pub type ComponentKinds = HashMap<String, HashMap<String, String>>;
 
 /// The reason a scoring error sets its one window aside, or `None` when it is not the window's
 /// fault (the batch is then retried or reported).

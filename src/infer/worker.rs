@@ -263,7 +263,7 @@ impl InferWorker {
         // Alerts after the scores they come from are stored, before the transaction: their
         // events are kept by cause, so an abort below loses none (the retry publishes them).
         let scored: Vec<&Scored> = outcome.scored.iter().map(|(s, _)| s).collect();
-        let events = self.alerts.events(&self.store, &scored).await?;
+        let events = self.alerts.events(&self.store, &scored, &outcome.component_kinds).await?;
         let mut alert_payloads = Vec::with_capacity(events.len());
         for event in &events {
             let payload = self.alerts.encoder.encode(alerts::to_avro(event)).await.map_err(|e| match e {
