@@ -25,7 +25,6 @@ use crate::domain::alerts::{self, Alert, AlertEvent, AlertEventKind, Cursor, Win
 use crate::domain::AlertLevel;
 
 const HORIZON: &str = include_str!("../sql/alerts_horizon.sql");
-const SCORES: &str = include_str!("../sql/alerts_scores.sql");
 const CURRENT: &str = include_str!("../sql/alerts_current.sql");
 const VERSIONS: &str = include_str!("../sql/alerts_versions.sql");
 const VERSIONS_CAS: &str = include_str!("../sql/alerts_versions_cas.sql");
@@ -117,23 +116,6 @@ struct Derived {
     cursors: Vec<(String, Cursor)>,
 }
 
-/// The latest-revision level of each component in each window of a system from `from` on.
-async fn levels_since(
-    tx: &deadpool_postgres::Transaction<'_>,
-    system_id: &str,
-    from: DateTime<Utc>,
-    level_of: &AlertLevelOf<'_>,
-) -> Result<BTreeMap<String, Vec<WindowLevel>>, StoreError> {
-    let mut levels: BTreeMap<String, Vec<WindowLevel>> = BTreeMap::new();
-    for row in tx.query(SCORES, &[&system_id, &from]).await.map_err(q("read scores for alerts"))? {
-        let component: String = row.get(0);
-        let (version, class): (String, Option<String>) = (row.get(3), row.get(4));
-        let level = level_of(system_id, &version, &component, class.as_deref(), f64::from(row.get::<_, f32>(5)));
-        levels.entry(component).or_default().push(WindowLevel { window_start: row.get(1), window_end: row.get(2), level });
-    }
-    Ok(levels)
-}
-
 /// The levels since each system's own start (`since`), for many systems in one query.
 async fn levels_since_each(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -179,7 +161,7 @@ async fn derive_again(
 ) -> Result<Derived, StoreError> {
     let from: DateTime<Utc> =
         tx.query_one(HORIZON, &[&system_id, &since]).await.map_err(q("find the alert horizon"))?.get::<_, Option<DateTime<Utc>>>(0).unwrap_or(since);
-    let levels = levels_since(tx, system_id, from, level_of).await?;
+    let levels = levels_since_each(tx, &[(system_id, from)], level_of).await?.remove(system_id).unwrap_or_default();
     let (after, cursors) = derive_all(system_id, &levels, &BTreeMap::new(), consecutive);
     let before: Vec<Alert> = tx
         .query(CURRENT, &[&system_id, &from])
