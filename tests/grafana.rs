@@ -175,6 +175,10 @@ fn every_promql_expression_parses_and_reads_only_registered_metrics() {
         "manifold_http_requests_total",
         "manifold_http_request_duration_seconds_bucket",
         "manifold_http_errors_total",
+        "manifold_maintenance_actions_total",
+        "manifold_maintenance_runs_total",
+        "manifold_ingest_consumer_replaced_total",
+        "manifold_infer_fenced_total",
     ] {
         assert!(read.contains(metric), "no Pipeline panel reads {metric}");
     }
