@@ -283,6 +283,7 @@ fn cross_validation_scores_held_out_blocks_alike_whatever_runs_beside_it() {
     }
     let text = alone.to_string();
     assert!(text.contains("untouched test split (2 runs") && text.contains("PS3"), "{text}");
+    assert!(text.contains("seed 12   fold 1") && text.contains("seed 11   test"), "each run apart: {text}");
 }
 
 #[test]

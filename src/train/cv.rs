@@ -152,6 +152,16 @@ impl fmt::Display for CvReport {
             for (component, g) in &gnn {
                 writeln!(f, "  {component:<12} GNN {g}   MLP {}   both {}", mlp[component], both[component])?;
             }
+            // Each run apart: a spread can hide one fold that fails while the others do well.
+            writeln!(f, "  per run, GNN / MLP:")?;
+            for run in runs {
+                let part = run.fold.map_or_else(|| "test".to_owned(), |k| format!("fold {k}"));
+                write!(f, "    seed {:<4} {part:<7} {:>4} rows", run.seed, run.rows)?;
+                for (component, g) in &run.gnn {
+                    write!(f, "   {component} {:5.1} / {:5.1}", 100.0 * g, 100.0 * run.mlp.get(component).copied().unwrap_or(f64::NAN))?;
+                }
+                writeln!(f)?;
+            }
             Ok(())
         };
         table(f, "cross-validation", &self.cross_validation)?;
