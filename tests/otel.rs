@@ -63,7 +63,7 @@ impl Drop for Process {
 }
 
 async fn pipeline() -> TestPipeline {
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v2");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
     // Windows close by watermark only: an idle close between two batches of one window would
     // announce it before its second chunk.
     TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "600"), ("MANIFOLD__INFER__MODEL_DIR", model)]).await

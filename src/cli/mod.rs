@@ -151,7 +151,7 @@ pub enum ModelAction {
         #[arg(long)]
         data: PathBuf,
         /// The model version, written into the manifest (and reported with every score).
-        #[arg(long, default_value = "uci-rig-v2")]
+        #[arg(long, default_value = "uci-rig-v3")]
         version: String,
         /// Where to write the artifact; default: models/<version>.
         #[arg(long)]
@@ -164,13 +164,19 @@ pub enum ModelAction {
         /// The features the networks read.
         #[arg(long, value_enum, default_value_t = crate::model::FeatureLayout::NEWEST)]
         features: crate::model::FeatureLayout,
-        /// First cross-validate the recipe (5 seeds on the block folds and the untouched split,
-        /// as `model eval --cross-validate --untouched`) and keep the figures in the manifest.
-        #[arg(long)]
+        /// First judge the recipe (5 seeds on the block folds, the untouched split and later
+        /// cycles, as `model eval --cross-validate --untouched --later-cycles`) and keep the
+        /// figures in the manifest. Required with `--held-out nothing`: an artifact trained on
+        /// every row has no figures of its own.
+        #[arg(long, required_if_eq("held_out", "nothing"))]
         cross_validate: bool,
         /// With --cross-validate: runs trained at once, one core each.
         #[arg(long, default_value_t = 1, requires = "cross_validate")]
         jobs: usize,
+        /// The rows trained without, on which the manifest's `validation` is measured. The
+        /// shipped artifact holds out nothing (models/README.md).
+        #[arg(long, value_enum, default_value_t = HeldOutArg::UntouchedBlocks)]
+        held_out: HeldOutArg,
     },
     /// Per-target accuracy and confusion matrices on a directory in the UCI layout, beside the
     /// MLP baseline.
@@ -192,6 +198,11 @@ pub enum ModelAction {
         /// test split (about one row in seven, in whole blocks). For a final recipe, not for choosing one.
         #[arg(long, requires = "cross_validate")]
         untouched: bool,
+        /// With --cross-validate: also train each seed on the first four fifths of every block
+        /// and score the last fifth (new cycles of conditions it has seen). It trains on the
+        /// untouched blocks' first cycles: for a final recipe, not for choosing one.
+        #[arg(long, requires = "cross_validate")]
+        later_cycles: bool,
         #[arg(long, default_value_t = 5, requires = "cross_validate")]
         runs: usize,
         #[arg(long, default_value_t = 5, requires = "cross_validate")]
@@ -283,6 +294,24 @@ pub enum DlqAction {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `model train --held-out`: which rows the artifact is trained without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HeldOutArg {
+    /// The untouched test split of whole blocks, about one row in seven.
+    UntouchedBlocks,
+    /// None: every row trains, for an artifact whose recipe has been judged already.
+    Nothing,
+}
+
+impl From<HeldOutArg> for crate::model::HeldOut {
+    fn from(arg: HeldOutArg) -> Self {
+        match arg {
+            HeldOutArg::UntouchedBlocks => crate::model::HeldOut::UntouchedBlocks,
+            HeldOutArg::Nothing => crate::model::HeldOut::Nothing,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

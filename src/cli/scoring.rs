@@ -26,20 +26,20 @@ pub async fn rescore(config: &Config, from: Option<DateTime<Utc>>, to: Option<Da
 
 pub fn model(action: ModelAction) -> anyhow::Result<i32> {
     match action {
-        ModelAction::Train { data, version, out, seed, epochs, features, cross_validate, jobs } => {
+        ModelAction::Train { data, version, out, seed, epochs, features, cross_validate, jobs, held_out } => {
             let out = out.unwrap_or_else(|| Path::new("models").join(&version));
             let config = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
-            let report = train::train_and_save(&data, &out, &version, &config, cross_validate.then_some(jobs))?;
+            let report = train::train_and_save(&data, &out, &version, &config, held_out.into(), cross_validate.then_some(jobs))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        ModelAction::Eval { data, cross_validate: true, untouched, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {
+        ModelAction::Eval { data, cross_validate: true, untouched, later_cycles, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {
             let mut recipe = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
             if let Some(p) = sensor_dropout {
                 anyhow::ensure!((0.0..1.0).contains(&p), "--sensor-dropout must be in [0, 1)");
                 recipe.sensor_dropout = p;
             }
             anyhow::ensure!(runs >= 1, "--runs must be at least 1");
-            let report = train::cross_validate(&data, &train::CvSettings { recipe, runs, folds, untouched, jobs })?;
+            let report = train::cross_validate(&data, &train::CvSettings { recipe, runs, folds, untouched, later_cycles, jobs })?;
             match format {
                 Format::Text => print!("{report}"),
                 Format::Json => println!("{}", report.to_json()),

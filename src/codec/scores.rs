@@ -149,7 +149,7 @@ mod tests {
             window_start: 0,
             window_end: 60_000_000,
             revision: 0,
-            model_version: "uci-rig-v2".into(),
+            model_version: "uci-rig-v3".into(),
             overall_score: 0.9,
             components: vec![score],
             drivers: BTreeMap::from([("cooler".to_owned(), vec![Driver { sensor_id: "CE".into(), effect: 0.5 }])]),

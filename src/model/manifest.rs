@@ -39,6 +39,9 @@ pub enum HeldOut {
     LastFifthOfEachBlock,
     /// The untouched test split of whole blocks (`train::BlockSplit`), trained on the folds.
     UntouchedBlocks,
+    /// None: trained on every row, as a final artifact is once its recipe has been judged.
+    /// `validation` is empty; the recipe's figures are in `evaluation`.
+    Nothing,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,11 +83,12 @@ pub struct Manifest {
     pub arch: Arch,
     pub hyper_parameters: TrainConfig,
     pub training_data: TrainingData,
+    /// Accuracies on the rows `training_data.held_out` names; empty when it names none.
     pub validation: Validation,
     pub training_seconds: f64,
     /// The recipe's cross-validation, when training ran it (`model train --cross-validate`):
-    /// mean ± sd over seeds on the block folds and on the untouched split, and with each
-    /// sensor missing in turn (`train::CvReport::summary`).
+    /// mean ± sd over seeds on the block folds, on the untouched split and on later cycles,
+    /// and with each sensor missing in turn (`train::CvReport::summary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<serde_json::Value>,
 }

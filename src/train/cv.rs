@@ -4,8 +4,11 @@
 //! that fold, so five runs cover five folds with five seeds and the spread holds both the seed's
 //! and the data's share. With `--untouched`, each seed also trains on all folds and is scored on
 //! the test split (`split::BlockSplit`): that figure is for a recipe that is final, not for
-//! choosing one. Every run is also scored with each sensor missing from every window, as scoring
-//! sees a sensor that never reported.
+//! choosing one. With `--later-cycles`, each seed also trains on the first four fifths of every
+//! block and is scored on the last fifth: new cycles of conditions the model has seen, as a rig
+//! in service meets them, and the case of an artifact trained on every row. Every run is also
+//! scored with each sensor missing from every window, as scoring sees a sensor that never
+//! reported.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +34,8 @@ pub struct CvSettings {
     pub runs: usize,
     pub folds: usize,
     pub untouched: bool,
+    /// Also train each seed on the first four fifths of every block and score the last fifth.
+    pub later_cycles: bool,
     /// Runs trained at once, each on one thread (a run is deterministic whatever this is).
     pub jobs: usize,
 }
@@ -38,7 +43,7 @@ pub struct CvSettings {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunEval {
     pub seed: u64,
-    /// The fold scored; None for a run scored on the test split.
+    /// The fold scored; None for a run scored on the test split or on later cycles.
     pub fold: Option<usize>,
     pub rows: usize,
     pub gnn: Accuracies,
@@ -58,6 +63,17 @@ pub struct CvReport {
     pub fold_rows: Vec<usize>,
     pub cross_validation: Vec<RunEval>,
     pub untouched: Vec<RunEval>,
+    /// Rows in the last fifth of each block, which the `later_cycles` runs score.
+    pub later_rows: usize,
+    pub later_cycles: Vec<RunEval>,
+}
+
+/// What a run trains on and scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Judge {
+    Fold(usize),
+    Untouched,
+    LaterCycles,
 }
 
 /// Mean and sample standard deviation.
@@ -113,15 +129,18 @@ impl CvReport {
             "fold_rows": self.fold_rows,
             "cross_validation": nets(&self.cross_validation),
             "untouched": nets(&self.untouched),
+            "later_rows": self.later_rows,
+            "later_cycles": nets(&self.later_cycles),
             "missing": missing_spreads(&self.cross_validation),
             "missing_untouched": missing_spreads(&self.untouched),
+            "missing_later_cycles": missing_spreads(&self.later_cycles),
         })
     }
 
     /// [`CvReport::summary`] with every run's figures under `"runs"`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = self.summary();
-        json["runs"] = serde_json::json!({ "cross_validation": self.cross_validation, "untouched": self.untouched });
+        json["runs"] = serde_json::json!({ "cross_validation": self.cross_validation, "untouched": self.untouched, "later_cycles": self.later_cycles });
         json
     }
 }
@@ -143,7 +162,8 @@ impl fmt::Display for CvReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.split)?;
         writeln!(f, "recipe: seed {} + run, {} epochs, sensor dropout {}, {:?} features", self.recipe.seed, self.recipe.epochs, self.recipe.sensor_dropout, self.recipe.features)?;
-        let table = |f: &mut fmt::Formatter<'_>, title: &str, runs: &[RunEval]| -> fmt::Result {
+        // `unfolded` names, in the per-run lines, the rows a run without a fold scored.
+        let table = |f: &mut fmt::Formatter<'_>, title: &str, unfolded: &str, runs: &[RunEval]| -> fmt::Result {
             if runs.is_empty() {
                 return Ok(());
             }
@@ -155,7 +175,7 @@ impl fmt::Display for CvReport {
             // Each run apart: a spread can hide one fold that fails while the others do well.
             writeln!(f, "  per run, GNN / MLP:")?;
             for run in runs {
-                let part = run.fold.map_or_else(|| "test".to_owned(), |k| format!("fold {k}"));
+                let part = run.fold.map_or_else(|| unfolded.to_owned(), |k| format!("fold {k}"));
                 write!(f, "    seed {:<4} {part:<7} {:>4} rows", run.seed, run.rows)?;
                 for (component, g) in &run.gnn {
                     write!(f, "   {component} {:5.1} / {:5.1}", 100.0 * g, 100.0 * run.mlp.get(component).copied().unwrap_or(f64::NAN))?;
@@ -164,10 +184,12 @@ impl fmt::Display for CvReport {
             }
             Ok(())
         };
-        table(f, "cross-validation", &self.cross_validation)?;
-        table(f, "untouched test split", &self.untouched)?;
+        table(f, "cross-validation", "", &self.cross_validation)?;
+        table(f, "untouched test split", "test", &self.untouched)?;
+        table(f, "later cycles: the last fifth of each block, trained on the rest", "later", &self.later_cycles)?;
         missing_table(f, "cross-validation", &self.cross_validation)?;
-        missing_table(f, "untouched test split", &self.untouched)
+        missing_table(f, "untouched test split", &self.untouched)?;
+        missing_table(f, "later cycles", &self.later_cycles)
     }
 }
 
@@ -202,9 +224,14 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         return Err(TrainError::Data(format!("{} blocks are too few for {} folds and a test split", split.blocks, settings.folds)));
     }
     let spec = GraphSpec::from_topology(&rig::rig_topology());
-    let mut plan: Vec<(u64, Option<usize>)> = (0..settings.runs).map(|i| (settings.recipe.seed + i as u64, Some(i % split.folds.len()))).collect();
+    let later = data::validation_rows(&cycles);
+    let seeds = || (0..settings.runs).map(|i| settings.recipe.seed + i as u64);
+    let mut plan: Vec<(u64, Judge)> = seeds().enumerate().map(|(i, seed)| (seed, Judge::Fold(i % split.folds.len()))).collect();
     if settings.untouched {
-        plan.extend((0..settings.runs).map(|i| (settings.recipe.seed + i as u64, None)));
+        plan.extend(seeds().map(|seed| (seed, Judge::Untouched)));
+    }
+    if settings.later_cycles {
+        plan.extend(seeds().map(|seed| (seed, Judge::LaterCycles)));
     }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<RunEval, TrainError>>>> = Mutex::new(plan.iter().map(|_| None).collect());
@@ -214,8 +241,8 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| TrainError::Data(format!("thread pool: {e}")))?;
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(seed, fold)) = plan.get(i) else { return Ok(()) };
-            let outcome = pool.install(|| one_run(&cycles, &split, &spec, &settings.recipe, seed, fold));
+            let Some(&(seed, judge)) = plan.get(i) else { return Ok(()) };
+            let outcome = pool.install(|| one_run(&cycles, &split, &later, &spec, &settings.recipe, seed, judge));
             results.lock().map_err(|_| TrainError::Data("a training run panicked".into()))?[i] = Some(outcome);
         }
     };
@@ -223,12 +250,15 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         let workers: Vec<_> = (0..settings.jobs.clamp(1, plan.len().max(1))).map(|_| scope.spawn(work)).collect();
         workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(TrainError::Data("a training run panicked".into()))))
     })?;
-    let mut cross_validation = Vec::new();
-    let mut untouched = Vec::new();
+    let (mut cross_validation, mut untouched, mut later_cycles) = (Vec::new(), Vec::new(), Vec::new());
     let results = results.into_inner().map_err(|_| TrainError::Data("a training run panicked".into()))?;
-    for outcome in results.into_iter().flatten() {
-        let run = outcome?;
-        if run.fold.is_some() { cross_validation.push(run) } else { untouched.push(run) }
+    for (outcome, (_, judge)) in results.into_iter().zip(&plan) {
+        let run = outcome.ok_or_else(|| TrainError::Data("a training run did not finish".into()))??;
+        match judge {
+            Judge::Fold(_) => cross_validation.push(run),
+            Judge::Untouched => untouched.push(run),
+            Judge::LaterCycles => later_cycles.push(run),
+        }
     }
     Ok(CvReport {
         recipe: settings.recipe.clone(),
@@ -241,13 +271,17 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         fold_rows: split.folds.iter().map(Vec::len).collect(),
         cross_validation,
         untouched,
+        later_rows: later.iter().filter(|v| **v).count(),
+        later_cycles,
     })
 }
 
-fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, spec: &GraphSpec, recipe: &TrainConfig, seed: u64, fold: Option<usize>) -> Result<RunEval, TrainError> {
-    let (train_rows, scored_rows) = match fold {
-        Some(k) => (split.training_for(k), split.folds[k].clone()),
-        None => (split.all_folds(), split.test.clone()),
+fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, later: &[bool], spec: &GraphSpec, recipe: &TrainConfig, seed: u64, judge: Judge) -> Result<RunEval, TrainError> {
+    let rows_where = |want: bool| (0..later.len() as u32).filter(|r| later[*r as usize] == want).collect::<Vec<u32>>();
+    let (train_rows, scored_rows, fold) = match judge {
+        Judge::Fold(k) => (split.training_for(k), split.folds[k].clone(), Some(k)),
+        Judge::Untouched => (split.all_folds(), split.test.clone(), None),
+        Judge::LaterCycles => (rows_where(false), rows_where(true), None),
     };
     let targets = data::rig_targets();
     let config = TrainConfig { seed, ..recipe.clone() };

@@ -18,7 +18,7 @@ use super::TrainError;
 use super::data;
 use super::nets::{Gnn, Mlp, Net, Networks};
 use super::params::{Params, Rng, to_weights};
-use super::split::{BlockSplit, FOLDS, TEST_EVERY};
+use super::split::{BlockSplit, TEST_EVERY};
 use crate::model::{
     ARTIFACT_FORMAT, Accuracies, Arch, FeatureLayout, GraphSpec, HeldOut, Manifest, Normalisation, RigModel, TargetSpec, TrainConfig, TrainingData,
     Validation,
@@ -72,14 +72,14 @@ pub(super) fn prepare(cycles: &[rig::Cycle], norm: &Normalisation, targets: &[Ta
     Ok(Prepared { x: Tensor::from_vec(flat, (raw.len(), sensors, layout.node()), &Device::Cpu)?, y })
 }
 
-/// Trains both networks on `data_dir` and returns the model named `version` (not yet saved) and
-/// its report.
-pub fn train(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(RigModel, TrainReport), TrainError> {
+/// Trains both networks on `data_dir` without the rows `held_out` names and returns the model
+/// named `version` (not yet saved) and its report, validated on those rows.
+pub fn train(data_dir: &Path, version: &str, config: &TrainConfig, held_out: HeldOut) -> Result<(RigModel, TrainReport), TrainError> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().map_err(|e| TrainError::Data(format!("thread pool: {e}")))?;
-    pool.install(|| train_here(data_dir, version, config))
+    pool.install(|| train_here(data_dir, version, config, held_out))
 }
 
-fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(RigModel, TrainReport), TrainError> {
+fn train_here(data_dir: &Path, version: &str, config: &TrainConfig, held_out: HeldOut) -> Result<(RigModel, TrainReport), TrainError> {
     let started = Instant::now();
     let mut cycles = rig::load(data_dir)?;
     if let Some(max) = config.max_rows {
@@ -94,15 +94,19 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
     let topology = rig::rig_topology();
     let spec = GraphSpec::from_topology(&topology);
     let targets = data::rig_targets();
-    // Trained on every fold of the block split, validated on its untouched blocks: the same
-    // model as `cross_validate`'s untouched run of this seed.
-    let split = BlockSplit::new(&cycles, FOLDS);
-    let (train_rows, val_rows) = (split.all_folds(), split.test.clone());
-    if train_rows.is_empty() || val_rows.is_empty() {
-        return Err(TrainError::Data(format!("{} blocks are too few to hold some out", split.blocks)));
+    // Held out the untouched blocks, this is the same model as `cross_validate`'s untouched run
+    // of this seed; held out nothing, it is that recipe trained on every row.
+    let val_rows = BlockSplit::held_out_rows(&cycles, held_out);
+    let train_rows: Vec<u32> = {
+        let held: std::collections::BTreeSet<u32> = val_rows.iter().copied().collect();
+        (0..cycles.len() as u32).filter(|r| !held.contains(r)).collect()
+    };
+    if train_rows.is_empty() || (val_rows.is_empty() && held_out != HeldOut::Nothing) {
+        return Err(TrainError::Data(format!("{} rows are too few to hold some out", cycles.len())));
     }
     let Fitted { params, networks, norm, prepared, arch } = fit_on(&cycles, &train_rows, &spec, &targets, config)?;
-    let (gnn, mlp) = super::eval::split_accuracies(&networks, &targets, &prepared, &val_rows)?;
+    // Nothing held out, nothing measured: empty, rather than accuracies of 0 over no rows.
+    let (gnn, mlp) = if val_rows.is_empty() { Default::default() } else { super::eval::split_accuracies(&networks, &targets, &prepared, &val_rows)? };
     let seconds = started.elapsed().as_secs_f64();
     let manifest = Manifest {
         format: ARTIFACT_FORMAT.into(),
@@ -127,10 +131,8 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
             rows: cycles.len(),
             train_rows: train_rows.len(),
             validation_rows: val_rows.len(),
-            split: format!(
-                "whole blocks of identical (cooler, valve, pump, accumulator) labels: about 1 row in {TEST_EVERY}, in whole blocks spread over the file, is the untouched test split that validates; the rest trains"
-            ),
-            held_out: HeldOut::UntouchedBlocks,
+            split: split_text(held_out),
+            held_out,
         },
         validation: Validation { gnn: gnn.clone(), mlp: mlp.clone() },
         training_seconds: seconds,
@@ -140,6 +142,17 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig) -> Result<(R
     networks.check_agreement(&model, &HashMap::new())?;
     let report = TrainReport { seed: config.seed, epochs: config.epochs, train_rows: train_rows.len(), validation_rows: val_rows.len(), seconds, data_sha256: sha, gnn, mlp };
     Ok((model, report))
+}
+
+/// How a manifest describes the rows it trained on.
+fn split_text(held_out: HeldOut) -> String {
+    match held_out {
+        HeldOut::UntouchedBlocks => format!(
+            "whole blocks of identical (cooler, valve, pump, accumulator) labels: about 1 row in {TEST_EVERY}, in whole blocks spread over the file, is the untouched test split that validates; the rest trains"
+        ),
+        HeldOut::LastFifthOfEachBlock => "per run of identical (cooler, valve, pump, accumulator) labels: last fifth (rounded) validates, the rest trains".into(),
+        HeldOut::Nothing => "every row trains; nothing validates. The recipe was judged on held-out rows before (`evaluation`)".into(),
+    }
 }
 
 /// Both networks fitted on some rows, with what scoring and evaluation need beside them.

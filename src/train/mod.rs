@@ -24,7 +24,7 @@ pub use eval::{EvalReport, NetEval, TargetEval, evaluate, evaluate_split};
 pub use fit::{TrainReport, train};
 pub use nets::Networks;
 
-use crate::model::{ModelError, Network, RigModel, TrainConfig};
+use crate::model::{HeldOut, ModelError, Network, RigModel, TrainConfig};
 use crate::rig::DatasetError;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,21 +43,33 @@ pub enum TrainError {
     ForwardPassesDiffer { network: Network, diff: f32 },
 }
 
-/// Trains on `data_dir` with `config` and writes the artifact, named `version`, to `out_dir`.
-/// With `cross_validation_jobs`, the recipe is first cross-validated (5 seeds from
-/// `config.seed`, block folds and the untouched split, on that many cores) and the summary goes
-/// into the manifest's `evaluation`.
-pub fn train_and_save(data_dir: &Path, out_dir: &Path, version: &str, config: &TrainConfig, cross_validation_jobs: Option<usize>) -> Result<TrainReport, TrainError> {
+/// Trains on `data_dir` with `config`, without the rows `held_out` names, and writes the
+/// artifact, named `version`, to `out_dir`. With `cross_validation_jobs`, the recipe is first
+/// judged (5 seeds from `config.seed`: block folds, the untouched split and later cycles, on
+/// that many cores) and the summary goes into the manifest's `evaluation`.
+pub fn train_and_save(
+    data_dir: &Path,
+    out_dir: &Path,
+    version: &str,
+    config: &TrainConfig,
+    held_out: HeldOut,
+    cross_validation_jobs: Option<usize>,
+) -> Result<TrainReport, TrainError> {
     let evaluation = match cross_validation_jobs {
-        Some(jobs) => Some(cross_validate(data_dir, &CvSettings { recipe: config.clone(), runs: split::FOLDS, folds: split::FOLDS, untouched: true, jobs })?),
+        Some(jobs) => Some(cross_validate(
+            data_dir,
+            &CvSettings { recipe: config.clone(), runs: split::FOLDS, folds: split::FOLDS, untouched: true, later_cycles: true, jobs },
+        )?),
         None => None,
     };
-    let (model, report) = train(data_dir, version, config)?;
+    let (model, report) = train(data_dir, version, config, held_out)?;
     let model = match evaluation {
         Some(cv) => {
-            // The untouched run of this seed trained on the same rows as the artifact: the same
-            // weights, so the same figures, or the evaluation is not of this artifact.
-            if cv.untouched.iter().find(|run| run.seed == config.seed).is_none_or(|run| run.gnn != report.gnn || run.mlp != report.mlp) {
+            // Held out the untouched blocks, the artifact and the untouched run of this seed
+            // trained on the same rows: the same weights, so the same figures, or the
+            // evaluation is not of this artifact's recipe.
+            let same_run = cv.untouched.iter().find(|run| run.seed == config.seed).is_some_and(|run| run.gnn == report.gnn && run.mlp == report.mlp);
+            if held_out == HeldOut::UntouchedBlocks && !same_run {
                 return Err(TrainError::Data("the cross-validation's untouched run of this seed differs from the trained artifact".into()));
             }
             let mut manifest = model.manifest().clone();

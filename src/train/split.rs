@@ -84,6 +84,7 @@ impl BlockSplit {
     /// The rows a model was validated on, as its manifest records them.
     pub fn held_out_rows(cycles: &[Cycle], held_out: HeldOut) -> Vec<u32> {
         match held_out {
+            HeldOut::Nothing => Vec::new(),
             HeldOut::UntouchedBlocks => BlockSplit::new(cycles, FOLDS).test,
             HeldOut::LastFifthOfEachBlock => super::data::validation_rows(cycles).iter().enumerate().filter(|(_, v)| **v).map(|(i, _)| i as u32).collect(),
         }

@@ -195,7 +195,7 @@ impl Chaos {
     /// A private pipeline (database, topics, groups) with the chaos timeouts and `extra`
     /// overrides, and its rigs registered before any process starts.
     pub async fn new(scenario: &'static str, extra: &[(&str, &str)]) -> Chaos {
-        let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v2");
+        let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
         let mut env: Vec<(&str, &str)> = CHAOS_ENV.to_vec();
         env.push(("MANIFOLD__INFER__MODEL_DIR", model));
         env.extend_from_slice(extra);
