@@ -24,7 +24,7 @@ use super::data;
 use super::eval::{ensemble_accuracies, split_accuracies};
 use super::fit::{Prepared, fit_on};
 use super::split::{BlockSplit, TEST_EVERY};
-use crate::model::{Accuracies, GraphSpec, TrainConfig};
+use crate::model::{Accuracies, GraphSpec, HeldOut, TrainConfig};
 use crate::rig;
 
 #[derive(Debug, Clone)]
@@ -224,7 +224,7 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         return Err(TrainError::Data(format!("{} blocks are too few for {} folds and a test split", split.blocks, settings.folds)));
     }
     let spec = GraphSpec::from_topology(&rig::rig_topology());
-    let later = data::validation_rows(&cycles);
+    let later = BlockSplit::held_out_rows(&cycles, HeldOut::LastFifthOfEachBlock);
     let seeds = || (0..settings.runs).map(|i| settings.recipe.seed + i as u64);
     let mut plan: Vec<(u64, Judge)> = seeds().enumerate().map(|(i, seed)| (seed, Judge::Fold(i % split.folds.len()))).collect();
     if settings.untouched {
@@ -271,17 +271,16 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         fold_rows: split.folds.iter().map(Vec::len).collect(),
         cross_validation,
         untouched,
-        later_rows: later.iter().filter(|v| **v).count(),
+        later_rows: later.len(),
         later_cycles,
     })
 }
 
-fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, later: &[bool], spec: &GraphSpec, recipe: &TrainConfig, seed: u64, judge: Judge) -> Result<RunEval, TrainError> {
-    let rows_where = |want: bool| (0..later.len() as u32).filter(|r| later[*r as usize] == want).collect::<Vec<u32>>();
+fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, later: &[u32], spec: &GraphSpec, recipe: &TrainConfig, seed: u64, judge: Judge) -> Result<RunEval, TrainError> {
     let (train_rows, scored_rows, fold) = match judge {
         Judge::Fold(k) => (split.training_for(k), split.folds[k].clone(), Some(k)),
         Judge::Untouched => (split.all_folds(), split.test.clone(), None),
-        Judge::LaterCycles => (rows_where(false), rows_where(true), None),
+        Judge::LaterCycles => (BlockSplit::rows_without(cycles, later), later.to_vec(), None),
     };
     let targets = data::rig_targets();
     let config = TrainConfig { seed, ..recipe.clone() };

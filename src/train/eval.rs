@@ -169,24 +169,23 @@ fn evaluate_rows(model_dir: &Path, data_dir: &Path, validation_only: bool) -> Re
     let model = RigModel::load(model_dir)?;
     let networks = Networks::of(&model)?;
     let manifest = model.manifest();
-    let cycles = rig::load(data_dir)?;
-    let data = prepare(&cycles, &manifest.normalisation, &manifest.targets, model.feature_layout())?;
-    if validation_only && manifest.training_data.held_out == HeldOut::Nothing {
-        return Err(TrainError::Data(format!(
-            "{} was trained on every row, so none is held out: its recipe's figures are in the manifest's evaluation (model eval --cross-validate judges the recipe again)",
-            manifest.version
-        )));
-    }
-    let rows: Vec<u32> = if validation_only {
-        BlockSplit::held_out_rows(&cycles, manifest.training_data.held_out)
-    } else {
-        (0..cycles.len() as u32).collect()
-    };
     let which = match (validation_only, manifest.training_data.held_out) {
         (false, _) => "all",
         (true, HeldOut::UntouchedBlocks) => "untouched blocks",
         (true, HeldOut::LastFifthOfEachBlock) => "last fifth of each block",
-        (true, HeldOut::Nothing) => "none",
+        (true, HeldOut::Nothing) => {
+            return Err(TrainError::Data(format!(
+                "{} was trained on every row, so none is held out: its recipe's figures are in the manifest's evaluation (model eval --cross-validate judges the recipe again)",
+                manifest.version
+            )));
+        }
+    };
+    let cycles = rig::load(data_dir)?;
+    let data = prepare(&cycles, &manifest.normalisation, &manifest.targets, model.feature_layout())?;
+    let rows: Vec<u32> = if validation_only {
+        BlockSplit::held_out_rows(&cycles, manifest.training_data.held_out)
+    } else {
+        (0..cycles.len() as u32).collect()
     };
     report(&networks, &manifest.targets, &data, &rows, &manifest.version, which)
 }

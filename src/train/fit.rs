@@ -97,10 +97,7 @@ fn train_here(data_dir: &Path, version: &str, config: &TrainConfig, held_out: He
     // Held out the untouched blocks, this is the same model as `cross_validate`'s untouched run
     // of this seed; held out nothing, it is that recipe trained on every row.
     let val_rows = BlockSplit::held_out_rows(&cycles, held_out);
-    let train_rows: Vec<u32> = {
-        let held: std::collections::BTreeSet<u32> = val_rows.iter().copied().collect();
-        (0..cycles.len() as u32).filter(|r| !held.contains(r)).collect()
-    };
+    let train_rows = BlockSplit::rows_without(&cycles, &val_rows);
     if train_rows.is_empty() || (val_rows.is_empty() && held_out != HeldOut::Nothing) {
         return Err(TrainError::Data(format!("{} rows are too few to hold some out", cycles.len())));
     }

@@ -90,6 +90,15 @@ impl BlockSplit {
         }
     }
 
+    /// Every row of `cycles` but `held`, in order: what a model held out `held` trains on.
+    pub fn rows_without(cycles: &[Cycle], held: &[u32]) -> Vec<u32> {
+        let mut keep = vec![true; cycles.len()];
+        for r in held {
+            keep[*r as usize] = false;
+        }
+        (0..cycles.len() as u32).filter(|r| keep[*r as usize]).collect()
+    }
+
     /// Every row of the cross-validation folds: what a final recipe trains on before it meets
     /// the test split.
     pub fn all_folds(&self) -> Vec<u32> {
