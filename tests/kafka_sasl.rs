@@ -246,6 +246,28 @@ async fn refused_registry_credentials_are_named_and_never_make_a_message_a_dead_
     }
 }
 
+/// A registry that answers 500 for a moment (Apicurio while its PostgreSQL restarts) is a
+/// transient failure: the encoder and the decoder say so, never refuse the message, and ask
+/// again on the next call. The client library files a 500 as permanent and caches it per
+/// subject and schema id, which once left infer unable to publish a score until restarted.
+#[tokio::test]
+async fn a_registry_server_error_is_retried_not_cached_and_never_makes_a_message_a_dead_letter() {
+    let proxy = proxy().await;
+    let config = load(&registry_env(&proxy, &stack_ca(), &BASIC));
+    let encoder = RecordEncoder::for_batches(&config.schema_registry, &config.topics.batches.name).unwrap();
+    proxy.fail_next(1);
+    let failed = encoder.encode_batch(&sample_batch()).await.expect_err("the registry failed");
+    assert!(matches!(failed, CodecError::Unavailable(ref m) if m.contains("500")), "{failed}");
+    let bytes = encoder.encode_batch(&sample_batch()).await.expect("asked again once the registry answers");
+
+    let decoder = BatchDecoder::new(&config.schema_registry, BatchLimits { max_readings: 1000 }).unwrap();
+    proxy.fail_next(1);
+    let failed = decoder.decode_raw(Some(&bytes)).await.expect_err("the registry failed");
+    assert!(matches!(failed, CodecError::Unavailable(ref m) if m.contains("500")), "a retry, not a dead letter: {failed}");
+    let decoded = decoder.decode_raw(Some(&bytes)).await.expect("asked again once the registry answers");
+    assert_eq!(decoded.batch_id.as_deref(), Some("b-1"));
+}
+
 /// A piece of the pipeline with both dependencies secured: the simulator encodes rig batches
 /// (schemas registered through the proxy) and produces them over SASL_SSL; they come back over
 /// SASL_SSL and decode with the writer schema fetched through the proxy.

@@ -7,6 +7,7 @@ use schema_registry_converter::error::SRCError;
 
 use super::CodecError;
 use crate::config::{RegistryAuth, SchemaRegistryConfig};
+use crate::failure::{FailureKind, classify_http_status};
 
 /// An HTTP client builder with the registry's timeout and extra CA.
 pub fn http_client_builder(config: &SchemaRegistryConfig) -> Result<reqwest::ClientBuilder, CodecError> {
@@ -44,6 +45,18 @@ pub fn authorize(request: reqwest::RequestBuilder, config: &SchemaRegistryConfig
         RegistryAuth::Basic { username, password } => request.basic_auth(username, Some(password)),
         RegistryAuth::Bearer { token } => request.bearer_auth(token),
     }
+}
+
+/// The status of a failed registry call, from the client's message ("… failed with status 500").
+pub fn http_status(err: &SRCError) -> Option<u16> {
+    let status = |text: &str| text.split("with status ").nth(1)?.get(..3)?.parse().ok();
+    status(&err.error).or_else(|| err.cause.as_deref().and_then(status))
+}
+
+/// The registry may answer next time. The client library calls only 502 and 503 retriable and
+/// files any other status as permanent, a 500 from a registry whose storage restarts too.
+pub(super) fn transient(err: &SRCError) -> bool {
+    err.retriable || http_status(err).is_some_and(|status| classify_http_status(status) == FailureKind::Transient)
 }
 
 /// The registry refused the credentials (HTTP 401) or their rights (403): no message is at

@@ -18,7 +18,7 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 
 pub use avro::{batch_from_value, batch_to_value};
-pub use client::{authorize, http_client_builder, registry_settings};
+pub use client::{authorize, http_client_builder, http_status, registry_settings};
 
 use crate::config::SchemaRegistryConfig;
 use crate::domain::{BatchLimits, DomainError, RawBatch, RejectKind, SensorBatch};
@@ -60,7 +60,19 @@ impl BatchDecoder {
         match bytes.first() {
             None => Err(malformed("the message has no value").into()),
             Some(0) => {
-                let decoded = self.avro.decode(Some(bytes)).await.map_err(registry_error)?;
+                let decoded = match self.avro.decode(Some(bytes)).await {
+                    Ok(decoded) => decoded,
+                    Err(err) => {
+                        let err = registry_error(err);
+                        // The client caches every failure it does not call retriable. Only a
+                        // message's own fault may stay cached, or one bad minute of the
+                        // registry would refuse this schema id until a restart.
+                        if !matches!(err, CodecError::Rejected(_)) {
+                            self.avro.remove_errors_from_cache();
+                        }
+                        return Err(err);
+                    }
+                };
                 Ok(batch_from_value(decoded.value)?)
             }
             Some(_) => decode_json(bytes),
@@ -99,7 +111,7 @@ fn malformed(message: &str) -> DomainError {
 }
 
 fn registry_error(err: SRCError) -> CodecError {
-    if err.retriable {
+    if client::transient(&err) {
         return CodecError::Unavailable(client::describe(&err));
     }
     if let Some(refused) = client::refused_credentials(&err) {
@@ -138,7 +150,10 @@ impl RecordEncoder {
 
     pub async fn encode(&self, value: Value) -> Result<Vec<u8>, CodecError> {
         self.avro.encode_value(value, &self.strategy).await.map_err(|e| {
-            if e.retriable {
+            // The client caches the subject's failure unless it calls it retriable; the next
+            // call must ask the registry again, whatever went wrong (a 500, credentials fixed).
+            self.avro.remove_errors_from_cache();
+            if client::transient(&e) {
                 CodecError::Unavailable(client::describe(&e))
             } else {
                 client::refused_credentials(&e).unwrap_or(CodecError::Encode(e.error))

@@ -93,21 +93,11 @@ pub fn decode_failure(err: &SRCError) -> (FailureKind, FailReason) {
     if err.retriable {
         return (FailureKind::Transient, FailReason::Undecodable);
     }
-    let text = match &err.cause {
-        Some(cause) => format!("{} {cause}", err.error),
-        None => err.error.clone(),
-    };
-    match http_status(&text) {
+    match crate::codec::http_status(err) {
         Some(404) => (FailureKind::DataPermanent, FailReason::UnknownSchema),
         Some(status) => (failure::classify_http_status(status), FailReason::Undecodable),
         None => (FailureKind::DataPermanent, FailReason::Undecodable),
     }
-}
-
-/// The status of a failed registry call, from the client's message ("… failed with status 404").
-fn http_status(text: &str) -> Option<u16> {
-    let rest = text.split("with status ").nth(1)?;
-    rest.get(..3)?.parse().ok()
 }
 
 /// Reads an event and checks that it describes a window manifold could have announced; when

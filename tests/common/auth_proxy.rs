@@ -3,6 +3,8 @@
 //! for a secured registry (Confluent Cloud, Apicurio behind a gateway). It serves HTTPS with the
 //! stack's server certificate (signed by the stack's CA) and forwards only requests carrying the
 //! expected basic credentials or bearer token; anything else gets 401 and is not forwarded.
+//! It can also answer the next requests with a server error, as a registry does while its
+//! storage restarts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,9 +25,15 @@ pub struct AuthProxy {
     pub url: String,
     forwarded: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    failing: Arc<AtomicUsize>,
 }
 
 impl AuthProxy {
+    /// The next `n` requests with valid credentials get HTTP 500 and are not forwarded.
+    pub fn fail_next(&self, n: usize) {
+        self.failing.store(n, Ordering::SeqCst);
+    }
+
     /// Requests that carried valid credentials and went to the registry.
     pub fn forwarded(&self) -> usize {
         self.forwarded.load(Ordering::SeqCst)
@@ -43,6 +51,7 @@ struct Shared {
     http: reqwest::Client,
     forwarded: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    failing: Arc<AtomicUsize>,
 }
 
 /// Starts the proxy for the registry at `upstream` (e.g. `http://127.0.0.1:58080/apis/ccompat/v7`),
@@ -62,8 +71,14 @@ pub async fn start(upstream: &str, tls_dir: &std::path::Path) -> AuthProxy {
         http: reqwest::Client::new(),
         forwarded: Arc::default(),
         refused: Arc::default(),
+        failing: Arc::default(),
     };
-    let proxy = AuthProxy { url: format!("https://127.0.0.1:{port}{}", parsed.path().trim_end_matches('/')), forwarded: shared.forwarded.clone(), refused: shared.refused.clone() };
+    let proxy = AuthProxy {
+        url: format!("https://127.0.0.1:{port}{}", parsed.path().trim_end_matches('/')),
+        forwarded: shared.forwarded.clone(),
+        refused: shared.refused.clone(),
+        failing: shared.failing.clone(),
+    };
     let app = axum::Router::new().fallback(forward).with_state(shared);
     tokio::spawn(async move { axum::serve(TlsListener { tcp: listener, acceptor }, app).await.unwrap() });
     proxy
@@ -79,6 +94,11 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
     if !authorized(request.headers()) {
         shared.refused.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Basic realm=\"registry\", Bearer")], "{\"error_code\":401,\"message\":\"Unauthorized\"}").into_response();
+    }
+    if shared.failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        // What Apicurio answered while its PostgreSQL restarted.
+        let body = "{\"error_code\":500,\"message\":\"FATAL: terminating connection due to administrator command\"}";
+        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     let (parts, body) = request.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, 16 << 20).await {
