@@ -292,7 +292,7 @@ fn cross_validation_scores_held_out_blocks_alike_whatever_runs_beside_it() {
         let mut recipe = TrainConfig::new(11, 1);
         recipe.hidden = 16;
         recipe.mlp_hidden = 16;
-        train::CvSettings { recipe, runs: 2, folds: 5, untouched: true, later_cycles: true, jobs }
+        train::CvSettings { recipe, runs: 2, folds: 5, untouched: true, later_cycles: true, later_cycles_of_folds: true, jobs }
     };
     let alone = train::cross_validate(&data, &settings(1)).unwrap();
     let beside = train::cross_validate(&data, &settings(2)).unwrap();
@@ -308,8 +308,18 @@ fn cross_validation_scores_held_out_blocks_alike_whatever_runs_beside_it() {
     let later = train::validation_rows(&rig::load(&data).unwrap()).iter().filter(|v| **v).count();
     assert_eq!(alone.later_rows, later);
     assert!(alone.later_cycles.iter().all(|r| r.rows == later));
+    // Within the fold blocks: the same rows less the test split's, and none of its rows trained.
+    let test_blocks_later = {
+        let all = rig::load(&data).unwrap();
+        let held = train::validation_rows(&all);
+        let split = train::BlockSplit::new(&all, 5);
+        split.test.iter().filter(|r| held[**r as usize]).count()
+    };
+    assert!(test_blocks_later > 0);
+    assert_eq!(alone.later_fold_rows, later - test_blocks_later);
+    assert_eq!(alone.later_cycles_of_folds.iter().map(|r| (r.seed, r.rows)).collect::<Vec<_>>(), [(11, alone.later_fold_rows), (12, alone.later_fold_rows)]);
     let sensors: Vec<&str> = rig::RIG_SENSORS.iter().map(|s| s.id).collect();
-    for run in alone.cross_validation.iter().chain(&alone.untouched).chain(&alone.later_cycles) {
+    for run in alone.cross_validation.iter().chain(&alone.untouched).chain(&alone.later_cycles).chain(&alone.later_cycles_of_folds) {
         assert_eq!(run.missing.keys().map(String::as_str).collect::<Vec<_>>().len(), sensors.len(), "every sensor missing in turn");
         for (gnn, mlp) in run.missing.values() {
             assert_eq!(gnn.len(), 4);
@@ -318,7 +328,7 @@ fn cross_validation_scores_held_out_blocks_alike_whatever_runs_beside_it() {
     }
     let json = alone.to_json();
     for component in ["cooler", "valve", "pump", "accumulator"] {
-        for part in ["cross_validation", "untouched", "later_cycles"] {
+        for part in ["cross_validation", "untouched", "later_cycles", "later_cycles_of_folds"] {
             let mean = json[part]["gnn"][component]["mean"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&mean), "{part} {component}: {mean}");
             assert!(json[part]["mlp"][component]["sd"].as_f64().unwrap() >= 0.0);

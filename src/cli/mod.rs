@@ -203,6 +203,11 @@ pub enum ModelAction {
         /// untouched blocks' first cycles: for a final recipe, not for choosing one.
         #[arg(long, requires = "cross_validate")]
         later_cycles: bool,
+        /// With --cross-validate: the same within the fold blocks only (first four fifths of
+        /// each train, the last fifth is scored), so no row of the test split is trained on or
+        /// scored: a judge a recipe may be chosen on.
+        #[arg(long, requires = "cross_validate")]
+        later_cycles_of_folds: bool,
         #[arg(long, default_value_t = 5, requires = "cross_validate")]
         runs: usize,
         #[arg(long, default_value_t = 5, requires = "cross_validate")]

@@ -32,14 +32,14 @@ pub fn model(action: ModelAction) -> anyhow::Result<i32> {
             let report = train::train_and_save(&data, &out, &version, &config, held_out.into(), cross_validate.then_some(jobs))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        ModelAction::Eval { data, cross_validate: true, untouched, later_cycles, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {
+        ModelAction::Eval { data, cross_validate: true, untouched, later_cycles, later_cycles_of_folds, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {
             let mut recipe = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
             if let Some(p) = sensor_dropout {
                 anyhow::ensure!((0.0..1.0).contains(&p), "--sensor-dropout must be in [0, 1)");
                 recipe.sensor_dropout = p;
             }
             anyhow::ensure!(runs >= 1, "--runs must be at least 1");
-            let report = train::cross_validate(&data, &train::CvSettings { recipe, runs, folds, untouched, later_cycles, jobs })?;
+            let report = train::cross_validate(&data, &train::CvSettings { recipe, runs, folds, untouched, later_cycles, later_cycles_of_folds, jobs })?;
             match format {
                 Format::Text => print!("{report}"),
                 Format::Json => println!("{}", report.to_json()),

@@ -6,7 +6,9 @@
 //! the test split (`split::BlockSplit`): that figure is for a recipe that is final, not for
 //! choosing one. With `--later-cycles`, each seed also trains on the first four fifths of every
 //! block and is scored on the last fifth: new cycles of conditions the model has seen, as a rig
-//! in service meets them, and the case of an artifact trained on every row. Every run is also
+//! in service meets them, and the case of an artifact trained on every row. That judge trains on
+//! the test split's first cycles; `--later-cycles-of-folds` asks the same question of the fold
+//! blocks alone, so a recipe may be chosen on it. Every run is also
 //! scored with each sensor missing from every window, as scoring sees a sensor that never
 //! reported.
 
@@ -36,6 +38,8 @@ pub struct CvSettings {
     pub untouched: bool,
     /// Also train each seed on the first four fifths of every block and score the last fifth.
     pub later_cycles: bool,
+    /// The same within the fold blocks only: never a row of the test split.
+    pub later_cycles_of_folds: bool,
     /// Runs trained at once, each on one thread (a run is deterministic whatever this is).
     pub jobs: usize,
 }
@@ -66,6 +70,9 @@ pub struct CvReport {
     /// Rows in the last fifth of each block, which the `later_cycles` runs score.
     pub later_rows: usize,
     pub later_cycles: Vec<RunEval>,
+    /// Rows in the last fifth of each fold block, which the `later_cycles_of_folds` runs score.
+    pub later_fold_rows: usize,
+    pub later_cycles_of_folds: Vec<RunEval>,
 }
 
 /// What a run trains on and scores.
@@ -74,6 +81,7 @@ enum Judge {
     Fold(usize),
     Untouched,
     LaterCycles,
+    LaterCyclesOfFolds,
 }
 
 /// Mean and sample standard deviation.
@@ -134,13 +142,21 @@ impl CvReport {
             "missing": missing_spreads(&self.cross_validation),
             "missing_untouched": missing_spreads(&self.untouched),
             "missing_later_cycles": missing_spreads(&self.later_cycles),
+            "later_fold_rows": self.later_fold_rows,
+            "later_cycles_of_folds": nets(&self.later_cycles_of_folds),
+            "missing_later_cycles_of_folds": missing_spreads(&self.later_cycles_of_folds),
         })
     }
 
     /// [`CvReport::summary`] with every run's figures under `"runs"`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut json = self.summary();
-        json["runs"] = serde_json::json!({ "cross_validation": self.cross_validation, "untouched": self.untouched, "later_cycles": self.later_cycles });
+        json["runs"] = serde_json::json!({
+            "cross_validation": self.cross_validation,
+            "untouched": self.untouched,
+            "later_cycles": self.later_cycles,
+            "later_cycles_of_folds": self.later_cycles_of_folds,
+        });
         json
     }
 }
@@ -187,9 +203,11 @@ impl fmt::Display for CvReport {
         table(f, "cross-validation", "", &self.cross_validation)?;
         table(f, "untouched test split", "test", &self.untouched)?;
         table(f, "later cycles: the last fifth of each block, trained on the rest", "later", &self.later_cycles)?;
+        table(f, "later cycles of the fold blocks (no test row trained or scored)", "later", &self.later_cycles_of_folds)?;
         missing_table(f, "cross-validation", &self.cross_validation)?;
         missing_table(f, "untouched test split", &self.untouched)?;
-        missing_table(f, "later cycles", &self.later_cycles)
+        missing_table(f, "later cycles", &self.later_cycles)?;
+        missing_table(f, "later cycles of the fold blocks", &self.later_cycles_of_folds)
     }
 }
 
@@ -225,6 +243,8 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
     }
     let spec = GraphSpec::from_topology(&rig::rig_topology());
     let later = BlockSplit::held_out_rows(&cycles, HeldOut::LastFifthOfEachBlock);
+    // Both sorted: the later rows of the fold blocks are those not in the test split.
+    let later_of_folds: Vec<u32> = later.iter().copied().filter(|r| split.test.binary_search(r).is_err()).collect();
     let seeds = || (0..settings.runs).map(|i| settings.recipe.seed + i as u64);
     let mut plan: Vec<(u64, Judge)> = seeds().enumerate().map(|(i, seed)| (seed, Judge::Fold(i % split.folds.len()))).collect();
     if settings.untouched {
@@ -232,6 +252,9 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
     }
     if settings.later_cycles {
         plan.extend(seeds().map(|seed| (seed, Judge::LaterCycles)));
+    }
+    if settings.later_cycles_of_folds {
+        plan.extend(seeds().map(|seed| (seed, Judge::LaterCyclesOfFolds)));
     }
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<RunEval, TrainError>>>> = Mutex::new(plan.iter().map(|_| None).collect());
@@ -242,7 +265,7 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&(seed, judge)) = plan.get(i) else { return Ok(()) };
-            let outcome = pool.install(|| one_run(&cycles, &split, &later, &spec, &settings.recipe, seed, judge));
+            let outcome = pool.install(|| one_run(&cycles, &split, (&later, &later_of_folds), &spec, &settings.recipe, seed, judge));
             results.lock().map_err(|_| TrainError::Data("a training run panicked".into()))?[i] = Some(outcome);
         }
     };
@@ -250,7 +273,7 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         let workers: Vec<_> = (0..settings.jobs.clamp(1, plan.len().max(1))).map(|_| scope.spawn(work)).collect();
         workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(TrainError::Data("a training run panicked".into()))))
     })?;
-    let (mut cross_validation, mut untouched, mut later_cycles) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cross_validation, mut untouched, mut later_cycles, mut later_cycles_of_folds) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let results = results.into_inner().map_err(|_| TrainError::Data("a training run panicked".into()))?;
     for (outcome, (_, judge)) in results.into_iter().zip(&plan) {
         let run = outcome.ok_or_else(|| TrainError::Data("a training run did not finish".into()))??;
@@ -258,6 +281,7 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
             Judge::Fold(_) => cross_validation.push(run),
             Judge::Untouched => untouched.push(run),
             Judge::LaterCycles => later_cycles.push(run),
+            Judge::LaterCyclesOfFolds => later_cycles_of_folds.push(run),
         }
     }
     Ok(CvReport {
@@ -273,15 +297,14 @@ pub fn cross_validate(data_dir: &Path, settings: &CvSettings) -> Result<CvReport
         untouched,
         later_rows: later.len(),
         later_cycles,
+        later_fold_rows: later_of_folds.len(),
+        later_cycles_of_folds,
     })
 }
 
-fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, later: &[u32], spec: &GraphSpec, recipe: &TrainConfig, seed: u64, judge: Judge) -> Result<RunEval, TrainError> {
-    let (train_rows, scored_rows, fold) = match judge {
-        Judge::Fold(k) => (split.training_for(k), split.folds[k].clone(), Some(k)),
-        Judge::Untouched => (split.all_folds(), split.test.clone(), None),
-        Judge::LaterCycles => (BlockSplit::rows_without(cycles, later), later.to_vec(), None),
-    };
+/// `later`: the last fifth of every block, and of the fold blocks only.
+fn one_run(cycles: &[rig::Cycle], split: &BlockSplit, later: (&[u32], &[u32]), spec: &GraphSpec, recipe: &TrainConfig, seed: u64, judge: Judge) -> Result<RunEval, TrainError> {
+    let (train_rows, scored_rows, fold) = rows_of(cycles, split, later, judge);
     let targets = data::rig_targets();
     let config = TrainConfig { seed, ..recipe.clone() };
     let fitted = fit_on(cycles, &train_rows, spec, &targets, &config)?;
@@ -302,4 +325,45 @@ fn without_sensor(data: &Prepared, s: usize) -> Result<Prepared, TrainError> {
     let keep: Vec<f32> = (0..sensors).map(|i| if i == s { 0.0 } else { 1.0 }).collect();
     let mask = Tensor::from_vec(keep, (1, sensors, 1), &Device::Cpu)?;
     Ok(Prepared { x: data.x.broadcast_mul(&mask)?, y: data.y.clone() })
+}
+
+/// The rows a run of `judge` trains on and scores, and the fold it scores.
+fn rows_of(cycles: &[rig::Cycle], split: &BlockSplit, (later, later_of_folds): (&[u32], &[u32]), judge: Judge) -> (Vec<u32>, Vec<u32>, Option<usize>) {
+    match judge {
+        Judge::Fold(k) => (split.training_for(k), split.folds[k].clone(), Some(k)),
+        Judge::Untouched => (split.all_folds(), split.test.clone(), None),
+        Judge::LaterCycles => (BlockSplit::rows_without(cycles, later), later.to_vec(), None),
+        Judge::LaterCyclesOfFolds => {
+            let mut held: Vec<u32> = later_of_folds.iter().chain(&split.test).copied().collect();
+            held.sort_unstable();
+            (BlockSplit::rows_without(cycles, &held), later_of_folds.to_vec(), None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn later_cycles_of_the_folds_never_train_on_or_score_a_test_row() {
+        let cycles = rig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/uci-hydraulic")).expect("the UCI data beside the repository");
+        let split = BlockSplit::new(&cycles, 5);
+        let later = BlockSplit::held_out_rows(&cycles, HeldOut::LastFifthOfEachBlock);
+        let of_folds: Vec<u32> = later.iter().copied().filter(|r| split.test.binary_search(r).is_err()).collect();
+        let set = |rows: &[u32]| rows.iter().copied().collect::<BTreeSet<u32>>();
+        let test = set(&split.test);
+        let (train, scored, fold) = rows_of(&cycles, &split, (&later, &of_folds), Judge::LaterCyclesOfFolds);
+        assert_eq!(fold, None);
+        assert!(set(&train).is_disjoint(&test) && set(&scored).is_disjoint(&test), "no test row");
+        assert!(set(&train).is_disjoint(&set(&scored)), "no scored row trained on");
+        assert_eq!(train.len() + scored.len() + test.len(), cycles.len(), "every fold row trains or is scored");
+        // Every block judged has its earlier cycles in training.
+        let (train_all, scored_all, _) = rows_of(&cycles, &split, (&later, &of_folds), Judge::LaterCycles);
+        assert!(set(&scored_all).is_superset(&set(&scored)) && set(&train_all).is_superset(&set(&train)));
+        assert!(!set(&train_all).is_disjoint(&test), "the plain later-cycles judge does train on the test split's blocks");
+    }
 }

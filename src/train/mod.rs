@@ -58,7 +58,7 @@ pub fn train_and_save(
     let evaluation = match cross_validation_jobs {
         Some(jobs) => Some(cross_validate(
             data_dir,
-            &CvSettings { recipe: config.clone(), runs: split::FOLDS, folds: split::FOLDS, untouched: true, later_cycles: true, jobs },
+            &CvSettings { recipe: config.clone(), runs: split::FOLDS, folds: split::FOLDS, untouched: true, later_cycles: true, later_cycles_of_folds: false, jobs },
         )?),
         None => None,
     };
