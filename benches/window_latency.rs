@@ -68,9 +68,9 @@ fn window_batch(system: &str, id: &str, cycles: &[Cycle], start_us: i64, from: u
 
 /// Latencies in ms, sorted: window end → first score, and produce → readings visible.
 async fn measure(length_s: i64, count: usize) -> (Vec<f64>, Vec<f64>) {
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
+    let model = common::shipped_model_dir();
     let length = length_s.to_string();
-    let p = TestPipeline::new(&[("MANIFOLD__WINDOWS__LENGTH_SECONDS", &length), ("MANIFOLD__INFER__MODEL_DIR", model)]).await;
+    let p = TestPipeline::new(&[("MANIFOLD__WINDOWS__LENGTH_SECONDS", &length), ("MANIFOLD__INFER__MODEL_DIR", model.as_str())]).await;
     let prefix = p.rigs(1).await;
     let system = format!("{prefix}-0");
     let cycles = rig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap();

@@ -327,8 +327,8 @@ async fn alert_events_are_published_exactly_once_when_infer_is_killed_mid_stream
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_replay_scored_by_the_rig_model_opens_no_alert() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
-    let p = TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3"), ("MANIFOLD__INFER__MODEL_DIR", dir), ("MANIFOLD__ALERTS__CONSECUTIVE_WINDOWS", "2")]).await;
+    let dir = common::shipped_model_dir();
+    let p = TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "3"), ("MANIFOLD__INFER__MODEL_DIR", dir.as_str()), ("MANIFOLD__ALERTS__CONSECUTIVE_WINDOWS", "2")]).await;
     let prefix = p.rigs(1).await;
     let system = format!("{prefix}-0");
     let cycles = manifold::rig::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/uci-sample"))).unwrap();
@@ -345,7 +345,8 @@ async fn a_healthy_replay_scored_by_the_rig_model_opens_no_alert() {
         p.produce(&system, &encoder.encode_batch(&batch).await.unwrap()).await;
     }
     p.wait_for("SELECT count(DISTINCT window_start) FROM anomaly_scores", windows, Duration::from_secs(60)).await;
-    assert_eq!(p.query_i64("SELECT count(*) FROM anomaly_scores WHERE model_version <> 'uci-rig-v3'").await, 0, "the rig model scored");
+    let other = format!("SELECT count(*) FROM anomaly_scores WHERE model_version <> '{}'", common::shipped_model_version());
+    assert_eq!(p.query_i64(&other).await, 0, "the rig model scored");
     // Derived in the transaction that stored the last scores' events: by now, or never.
     p.wait_for("SELECT count(*) FROM alert_versions", 1, Duration::from_secs(10)).await;
     assert_eq!(p.query_i64("SELECT count(*) FROM alerts").await, 0, "a healthy replay opened an alert");

@@ -238,8 +238,8 @@ fn seq_scans_name_the_relations_a_plan_reads_sequentially() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sql_panel_answers_the_read_only_role_with_a_frame_and_no_sequential_scan_of_readings() {
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
-    let p = TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "2"), ("MANIFOLD__INFER__MODEL_DIR", model)]).await;
+    let model = common::shipped_model_dir();
+    let p = TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "2"), ("MANIFOLD__INFER__MODEL_DIR", model.as_str())]).await;
     let prefix = p.rigs(1).await;
     let system = format!("{prefix}-0");
 

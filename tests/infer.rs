@@ -26,7 +26,7 @@ fn find(cycles: &[Cycle], cooler: u8, valve: u8, pump: u8, accumulator: u8) -> C
 }
 
 fn model_dir() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3").to_owned()
+    common::shipped_model_dir()
 }
 
 async fn pipeline() -> TestPipeline {
@@ -72,7 +72,7 @@ async fn faulty_components_score_above_healthy_ones_once_per_window() {
     for m in &messages {
         let (faulty, _) = &cases[((m.window_start - t0) / MIN) as usize];
         assert_eq!(m.system_id, system);
-        assert_eq!(m.model_version, "uci-rig-v3");
+        assert_eq!(m.model_version, common::shipped_model_version());
         let scores: BTreeMap<&str, f64> = m.components.iter().map(|(c, s)| (c.as_str(), *s)).collect();
         let top = scores.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(c, _)| *c).unwrap();
         assert_eq!(top, *faulty, "the {faulty} fault scores highest: {scores:?}");

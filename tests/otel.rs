@@ -63,10 +63,10 @@ impl Drop for Process {
 }
 
 async fn pipeline() -> TestPipeline {
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
+    let model = common::shipped_model_dir();
     // Windows close by watermark only: an idle close between two batches of one window would
     // announce it before its second chunk.
-    TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "600"), ("MANIFOLD__INFER__MODEL_DIR", model)]).await
+    TestPipeline::new(&[("MANIFOLD__WINDOWS__IDLE_TIMEOUT_SECONDS", "600"), ("MANIFOLD__INFER__MODEL_DIR", model.as_str())]).await
 }
 
 fn cycles() -> Vec<Cycle> {

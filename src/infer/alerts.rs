@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn a_named_class_gives_its_severity_and_anything_else_the_thresholds_of_its_kind() {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3"));
+        let dir = &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(crate::model::DEFAULT_MODEL_DIR);
         let manifest = crate::model::read_manifest(dir).unwrap();
         let config = crate::config::Config::load(&Default::default(), &Default::default()).unwrap();
         let deriver = AlertDeriver {

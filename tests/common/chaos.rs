@@ -195,9 +195,9 @@ impl Chaos {
     /// A private pipeline (database, topics, groups) with the chaos timeouts and `extra`
     /// overrides, and its rigs registered before any process starts.
     pub async fn new(scenario: &'static str, extra: &[(&str, &str)]) -> Chaos {
-        let model = concat!(env!("CARGO_MANIFEST_DIR"), "/models/uci-rig-v3");
+        let model = super::shipped_model_dir();
         let mut env: Vec<(&str, &str)> = CHAOS_ENV.to_vec();
-        env.push(("MANIFOLD__INFER__MODEL_DIR", model));
+        env.push(("MANIFOLD__INFER__MODEL_DIR", model.as_str()));
         env.extend_from_slice(extra);
         let p = TestPipeline::new(&env).await;
         let sizes = Sizes::from_env();

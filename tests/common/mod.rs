@@ -64,6 +64,17 @@ pub async fn migrated_database() -> (String, tokio_postgres::Client) {
     (url, client)
 }
 
+/// The shipped model's directory, absolute, as `MANIFOLD__INFER__MODEL_DIR` takes it: one
+/// place names the shipped version, `manifold::model::DEFAULT_MODEL_DIR`.
+pub fn shipped_model_dir() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(manifold::model::DEFAULT_MODEL_DIR).to_string_lossy().into_owned()
+}
+
+/// The version the shipped model reports with every score, as its manifest names it.
+pub fn shipped_model_version() -> String {
+    manifold::model::read_manifest(std::path::Path::new(&shipped_model_dir())).expect("the shipped manifest reads").version
+}
+
 /// An address nothing listens on (port 1 is never in use here), for a dependency that is down.
 pub const UNREACHABLE: &str = "127.0.0.1:1";
 
