@@ -151,21 +151,22 @@ pub enum ModelAction {
         #[arg(long)]
         data: PathBuf,
         /// The model version, written into the manifest (and reported with every score).
-        #[arg(long, default_value = "uci-rig-v3")]
+        #[arg(long, default_value = "uci-rig-v4")]
         version: String,
         /// Where to write the artifact; default: models/<version>.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// The shipped artifact was trained with seed 42 and 60 epochs (the defaults).
+        /// The shipped artifact was trained with seed 42 and 120 epochs (the defaults).
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 120)]
         epochs: usize,
         /// The features the networks read.
         #[arg(long, value_enum, default_value_t = crate::model::FeatureLayout::NEWEST)]
         features: crate::model::FeatureLayout,
-        /// First judge the recipe (5 seeds on the block folds, the untouched split and later
-        /// cycles, as `model eval --cross-validate --untouched --later-cycles`) and keep the
+        /// First judge the recipe (5 seeds on the block folds, the untouched split, later cycles
+        /// and later cycles of the folds, as `model eval --cross-validate --untouched
+        /// --later-cycles --later-cycles-of-folds`) and keep the
         /// figures in the manifest. Required with `--held-out nothing`: an artifact trained on
         /// every row has no figures of its own.
         #[arg(long, required_if_eq("held_out", "nothing"))]
@@ -215,7 +216,7 @@ pub enum ModelAction {
         /// The first run's seed; run i uses seed + i.
         #[arg(long, default_value_t = 42, requires = "cross_validate")]
         seed: u64,
-        #[arg(long, default_value_t = 60, requires = "cross_validate")]
+        #[arg(long, default_value_t = 120, requires = "cross_validate")]
         epochs: usize,
         /// Probability that a training example loses a sensor (the shipped recipe: 0.05).
         #[arg(long, requires = "cross_validate")]

@@ -2,7 +2,7 @@
 //! over the rig's equipment graph (sensors and components as nodes), plus an MLP baseline over
 //! the same features that ships in the same artifact so the graph's worth stays measurable.
 //!
-//! * [`RigModel::load`] reads an artifact such as `models/uci-rig-v3/` (weights + manifest).
+//! * [`RigModel::load`] reads an artifact such as `models/uci-rig-v4/` (weights + manifest).
 //! * [`RigModel::score`] turns one window (sensor id → values in time order) into a score per
 //!   labelled component: cooler, valve, pump and accumulator. The score is
 //!   **1 − P(nominal class)**: the probability mass the head puts on any degraded condition
@@ -41,7 +41,7 @@ pub use weights::{Weight, Weights};
 use fast::{FastGnn, FastMlp};
 
 /// The shipped artifact, relative to the repository root.
-pub const DEFAULT_MODEL_DIR: &str = "models/uci-rig-v3";
+pub const DEFAULT_MODEL_DIR: &str = "models/uci-rig-v4";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

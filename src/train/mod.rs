@@ -45,8 +45,9 @@ pub enum TrainError {
 
 /// Trains on `data_dir` with `config`, without the rows `held_out` names, and writes the
 /// artifact, named `version`, to `out_dir`. With `cross_validation_jobs`, the recipe is first
-/// judged (5 seeds from `config.seed`: block folds, the untouched split and later cycles, on
-/// that many cores) and the summary goes into the manifest's `evaluation`.
+/// judged (5 seeds from `config.seed`: block folds, the untouched split, later cycles and
+/// later cycles of the folds, on that many cores) and the summary goes into the manifest's
+/// `evaluation`, the judges it was chosen on beside those it was judged on once.
 pub fn train_and_save(
     data_dir: &Path,
     out_dir: &Path,
@@ -58,7 +59,7 @@ pub fn train_and_save(
     let evaluation = match cross_validation_jobs {
         Some(jobs) => Some(cross_validate(
             data_dir,
-            &CvSettings { recipe: config.clone(), runs: split::FOLDS, folds: split::FOLDS, untouched: true, later_cycles: true, later_cycles_of_folds: false, jobs },
+            &CvSettings { recipe: config.clone(), runs: split::FOLDS, folds: split::FOLDS, untouched: true, later_cycles: true, later_cycles_of_folds: true, jobs },
         )?),
         None => None,
     };
