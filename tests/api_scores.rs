@@ -20,9 +20,9 @@ async fn write_scores(app: &App, system_id: &str, start: DateTime<Utc>, revision
     client
         .execute(
             "INSERT INTO anomaly_scores (system_id, component_id, window_start, window_end, revision, model_version, score, class, features)
-             SELECT $1, c, $2, $3, $4, 'uci-rig-v3', s, k, '{\"mean_PS1\": 120.5}'
+             SELECT $1, c, $2, $3, $4, $6, s, k, '{\"mean_PS1\": 120.5}'
              FROM unnest(ARRAY['pump', 'cooler'], ARRAY[$5::real, 0.05::real], ARRAY['1', '100']) AS t (c, s, k)",
-            &[&system_id, &start, &end, &revision, &pump],
+            &[&system_id, &start, &end, &revision, &pump, &common::shipped_model_version()],
         )
         .await
         .unwrap();
