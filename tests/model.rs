@@ -282,6 +282,24 @@ fn evaluate_renders_text_and_json() {
     assert!(report.accuracy("cooler").unwrap() > 0.9, "{text}");
 }
 
+/// `model eval --cross-validate`'s recipe knobs refuse a value no recipe can have, naming the
+/// flag, before any training starts.
+#[test]
+fn a_recipe_knob_out_of_range_is_refused_naming_its_flag() {
+    let data = repo(rig::SAMPLE_DATA);
+    for (flag, value) in [("--hidden", "0"), ("--weight-decay", "-1"), ("--weight-decay", "NaN"), ("--sensor-dropout", "1.5")] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["model", "eval", "--cross-validate", "--runs", "1", "--epochs", "1", "--data"])
+            .arg(&data)
+            .arg(format!("{flag}={value}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag}={value} was accepted");
+        assert!(stderr.contains(flag), "{flag}={value}: {stderr}");
+    }
+}
+
 /// The cross-validation of `model eval --cross-validate`: run i is seed + i on fold i, each
 /// run scores exactly its fold's (or the test split's) rows with every sensor missing in turn,
 /// and a run's figures do not depend on how many runs train beside it.

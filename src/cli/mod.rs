@@ -221,6 +221,12 @@ pub enum ModelAction {
         /// Probability that a training example loses a sensor (the shipped recipe: 0.05).
         #[arg(long, requires = "cross_validate")]
         sensor_dropout: Option<f64>,
+        /// Width of the GNN's node states and heads (the shipped recipe: 32).
+        #[arg(long, requires = "cross_validate")]
+        hidden: Option<usize>,
+        /// AdamW's weight decay for both networks (the shipped recipe: 0.01).
+        #[arg(long, requires = "cross_validate")]
+        weight_decay: Option<f64>,
         /// The features the networks read.
         #[arg(long, value_enum, default_value_t = crate::model::FeatureLayout::NEWEST, requires = "cross_validate")]
         features: crate::model::FeatureLayout,

@@ -32,11 +32,19 @@ pub fn model(action: ModelAction) -> anyhow::Result<i32> {
             let report = train::train_and_save(&data, &out, &version, &config, held_out.into(), cross_validate.then_some(jobs))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        ModelAction::Eval { data, cross_validate: true, untouched, later_cycles, later_cycles_of_folds, runs, folds, seed, epochs, sensor_dropout, features, jobs, format, .. } => {
+        ModelAction::Eval { data, cross_validate: true, untouched, later_cycles, later_cycles_of_folds, runs, folds, seed, epochs, sensor_dropout, hidden, weight_decay, features, jobs, format, .. } => {
             let mut recipe = crate::model::TrainConfig { features, ..crate::model::TrainConfig::new(seed, epochs) };
             if let Some(p) = sensor_dropout {
                 anyhow::ensure!((0.0..1.0).contains(&p), "--sensor-dropout must be in [0, 1)");
                 recipe.sensor_dropout = p;
+            }
+            if let Some(width) = hidden {
+                anyhow::ensure!(width >= 1, "--hidden must be at least 1");
+                (recipe.hidden, recipe.head_hidden) = (width, width);
+            }
+            if let Some(decay) = weight_decay {
+                anyhow::ensure!(decay.is_finite() && decay >= 0.0, "--weight-decay must be a finite number >= 0");
+                recipe.weight_decay = decay;
             }
             anyhow::ensure!(runs >= 1, "--runs must be at least 1");
             let report = train::cross_validate(&data, &train::CvSettings { recipe, runs, folds, untouched, later_cycles, later_cycles_of_folds, jobs })?;

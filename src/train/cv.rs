@@ -177,7 +177,12 @@ fn missing_spreads(runs: &[RunEval]) -> serde_json::Map<String, serde_json::Valu
 impl fmt::Display for CvReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.split)?;
-        writeln!(f, "recipe: seed {} + run, {} epochs, sensor dropout {}, {:?} features", self.recipe.seed, self.recipe.epochs, self.recipe.sensor_dropout, self.recipe.features)?;
+        let r = &self.recipe;
+        writeln!(
+            f,
+            "recipe: seed {} + run, {} epochs, sensor dropout {}, GNN width {}, weight decay {}, {:?} features",
+            r.seed, r.epochs, r.sensor_dropout, r.hidden, r.weight_decay, r.features
+        )?;
         // `unfolded` names, in the per-run lines, the rows a run without a fold scored.
         let table = |f: &mut fmt::Formatter<'_>, title: &str, unfolded: &str, runs: &[RunEval]| -> fmt::Result {
             if runs.is_empty() {
